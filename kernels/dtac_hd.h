@@ -1,0 +1,137 @@
+// dtac_hd.h: one source for host and device. Per-element functions are marked DTAC_HD and
+// compiled by the C compiler for the CPU loops and by nvcc for the CUDA kernels.
+#ifndef DTAC_KERNELS_HD_H_
+#define DTAC_KERNELS_HD_H_
+
+#include <math.h>
+
+#if defined(__CUDACC__)
+#define DTAC_HD __host__ __device__ static inline
+#else
+#define DTAC_HD static inline
+#endif
+
+// the physics real type: double, matching mjtNum
+typedef double dtac_real;
+
+// ---- 3-vectors -------------------------------------------------------------------------------------
+
+DTAC_HD double dtac_dot3(const double a[3], const double b[3]) {
+  return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+}
+
+DTAC_HD void dtac_cross3(double r[3], const double a[3], const double b[3]) {
+  double x = a[1] * b[2] - a[2] * b[1];
+  double y = a[2] * b[0] - a[0] * b[2];
+  double z = a[0] * b[1] - a[1] * b[0];
+  r[0] = x;
+  r[1] = y;
+  r[2] = z;
+}
+
+DTAC_HD double dtac_norm3(const double a[3]) { return sqrt(dtac_dot3(a, a)); }
+
+DTAC_HD void dtac_sub3(double r[3], const double a[3], const double b[3]) {
+  r[0] = a[0] - b[0];
+  r[1] = a[1] - b[1];
+  r[2] = a[2] - b[2];
+}
+
+DTAC_HD void dtac_addscl3(double r[3], const double a[3], const double b[3], double s) {
+  r[0] = a[0] + s * b[0];
+  r[1] = a[1] + s * b[1];
+  r[2] = a[2] + s * b[2];
+}
+
+// ---- 3x3 matrices, row-major (as MuJoCo) -------------------------------------------------------------
+
+// r = a * b
+DTAC_HD void dtac_mul33(double r[9], const double a[9], const double b[9]) {
+  double t[9];
+  for (int i = 0; i < 3; i++) {
+    for (int j = 0; j < 3; j++) {
+      t[3 * i + j] = a[3 * i] * b[j] + a[3 * i + 1] * b[3 + j] + a[3 * i + 2] * b[6 + j];
+    }
+  }
+  for (int k = 0; k < 9; k++) r[k] = t[k];
+}
+
+// r = a * b^T
+DTAC_HD void dtac_mul33T(double r[9], const double a[9], const double b[9]) {
+  double t[9];
+  for (int i = 0; i < 3; i++) {
+    for (int j = 0; j < 3; j++) {
+      t[3 * i + j] = a[3 * i] * b[3 * j] + a[3 * i + 1] * b[3 * j + 1] + a[3 * i + 2] * b[3 * j + 2];
+    }
+  }
+  for (int k = 0; k < 9; k++) r[k] = t[k];
+}
+
+// r = a^T * b
+DTAC_HD void dtac_mulT33(double r[9], const double a[9], const double b[9]) {
+  double t[9];
+  for (int i = 0; i < 3; i++) {
+    for (int j = 0; j < 3; j++) {
+      t[3 * i + j] = a[i] * b[j] + a[3 + i] * b[3 + j] + a[6 + i] * b[6 + j];
+    }
+  }
+  for (int k = 0; k < 9; k++) r[k] = t[k];
+}
+
+// r = m * v
+DTAC_HD void dtac_mulmv3(double r[3], const double m[9], const double v[3]) {
+  double x = m[0] * v[0] + m[1] * v[1] + m[2] * v[2];
+  double y = m[3] * v[0] + m[4] * v[1] + m[5] * v[2];
+  double z = m[6] * v[0] + m[7] * v[1] + m[8] * v[2];
+  r[0] = x;
+  r[1] = y;
+  r[2] = z;
+}
+
+// r = m^T * v
+DTAC_HD void dtac_mulmTv3(double r[3], const double m[9], const double v[3]) {
+  double x = m[0] * v[0] + m[3] * v[1] + m[6] * v[2];
+  double y = m[1] * v[0] + m[4] * v[1] + m[7] * v[2];
+  double z = m[2] * v[0] + m[5] * v[1] + m[8] * v[2];
+  r[0] = x;
+  r[1] = y;
+  r[2] = z;
+}
+
+DTAC_HD double dtac_det33(const double a[9]) {
+  return a[0] * (a[4] * a[8] - a[5] * a[7]) - a[1] * (a[3] * a[8] - a[5] * a[6]) +
+         a[2] * (a[3] * a[7] - a[4] * a[6]);
+}
+
+// cofactor matrix: cof(A) = det(A) A^{-T} = dJ/dA, defined for singular A too
+DTAC_HD void dtac_cof33(double c[9], const double a[9]) {
+  c[0] = a[4] * a[8] - a[5] * a[7];
+  c[1] = a[5] * a[6] - a[3] * a[8];
+  c[2] = a[3] * a[7] - a[4] * a[6];
+  c[3] = a[2] * a[7] - a[1] * a[8];
+  c[4] = a[0] * a[8] - a[2] * a[6];
+  c[5] = a[1] * a[6] - a[0] * a[7];
+  c[6] = a[1] * a[5] - a[2] * a[4];
+  c[7] = a[2] * a[3] - a[0] * a[5];
+  c[8] = a[0] * a[4] - a[1] * a[3];
+}
+
+// returns det; r = inverse (undefined if det == 0)
+DTAC_HD double dtac_inv33(double r[9], const double a[9]) {
+  double c[9];
+  dtac_cof33(c, a);
+  double det = a[0] * c[0] + a[1] * c[1] + a[2] * c[2];
+  double s = 1.0 / det;
+  for (int i = 0; i < 3; i++) {
+    for (int j = 0; j < 3; j++) r[3 * i + j] = s * c[3 * j + i];
+  }
+  return det;
+}
+
+DTAC_HD double dtac_ddot33(const double a[9], const double b[9]) {
+  double s = 0;
+  for (int k = 0; k < 9; k++) s += a[k] * b[k];
+  return s;
+}
+
+#endif  // DTAC_KERNELS_HD_H_

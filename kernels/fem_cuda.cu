@@ -1,0 +1,57 @@
+// fem_cuda.cu: CUDA launches over the per-element functions of fem.h (same source as the CPU
+// loops in fem_cpu.c). Compiled whenever nvcc exists; the elastomer plugin steps on the CPU in
+// this version, so these kernels are built and exported but not yet selected by `device`.
+#include <cuda_runtime.h>
+
+#include "fem.h"
+
+#define DTAC_EXPORT extern "C" __attribute__((visibility("default")))
+
+__global__ void dtac_fem_tet_forces_kernel(int ntet, const int* tet, const double* Dm_inv,
+                                           const double* vol, dtac_material mat, const double* x,
+                                           const double* v, double* tet_force, double* tet_J) {
+  int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= ntet) return;
+  const int* tv = tet + 4 * t;
+  tet_J[t] = dtac_tet_force(&mat, x + 3 * tv[0], x + 3 * tv[1], x + 3 * tv[2], x + 3 * tv[3],
+                            v + 3 * tv[0], v + 3 * tv[1], v + 3 * tv[2], v + 3 * tv[3],
+                            Dm_inv + 9 * t, vol[t], tet_force + 12 * t);
+}
+
+__global__ void dtac_fem_gather_kernel(int nnode, const int* node_tetadr, const int* node_tet,
+                                       const double* tet_force, double* force) {
+  int a = blockIdx.x * blockDim.x + threadIdx.x;
+  if (a >= nnode) return;
+  double f0 = 0, f1 = 0, f2 = 0;
+  for (int i = node_tetadr[a]; i < node_tetadr[a + 1]; i++) {
+    const double* tf = tet_force + 3 * node_tet[i];
+    f0 += tf[0];
+    f1 += tf[1];
+    f2 += tf[2];
+  }
+  force[3 * a] = f0;
+  force[3 * a + 1] = f1;
+  force[3 * a + 2] = f2;
+}
+
+// 1 if a CUDA device is usable in this process
+DTAC_EXPORT int dtac_cuda_available(void) {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+// element forces and gather on device arrays, on `stream`; returns a cudaError_t
+DTAC_EXPORT int dtac_fem_forces_cuda(int ntet, int nnode, const int* tet, const double* Dm_inv,
+                                     const double* vol, const dtac_material* mat,
+                                     const int* node_tetadr, const int* node_tet, const double* x,
+                                     const double* v, double* tet_force, double* tet_J,
+                                     double* force, cudaStream_t stream) {
+  const int bs = 128;
+  dtac_fem_tet_forces_kernel<<<(ntet + bs - 1) / bs, bs, 0, stream>>>(ntet, tet, Dm_inv, vol, *mat,
+                                                                     x, v, tet_force, tet_J);
+  cudaError_t err = cudaPeekAtLastError();
+  if (err != cudaSuccess) return (int)err;
+  dtac_fem_gather_kernel<<<(nnode + bs - 1) / bs, bs, 0, stream>>>(nnode, node_tetadr, node_tet,
+                                                                  tet_force, force);
+  return (int)cudaPeekAtLastError();
+}

@@ -1,0 +1,475 @@
+// elastomer.c: the difftac.elastomer plugin (PASSIVE). MuJoCo glue only: it builds the gel core
+// from the config, gathers the scene's geoms as colliders, steps the gel in `advance`, applies
+// the gel's forces to the bodies in `compute`, and draws the gel in `visualize`.
+#include "elastomer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- helpers ---------------------------------------------------------------------------------------
+
+static void instance_name(const mjModel* m, int instance, char* out, int len) {
+  const char* nm = m->names && m->name_pluginadr ? m->names + m->name_pluginadr[instance] : "";
+  if (nm && nm[0]) {
+    snprintf(out, len, "%s", nm);
+  } else {
+    snprintf(out, len, "#%d", instance);
+  }
+}
+
+dtac_elastomer* dtac_elastomer_get(const mjModel* m, const mjData* d, int instance) {
+  if (!m || !d || instance < 0 || instance >= m->nplugin) return NULL;
+  const mjpPlugin* p = mjp_getPluginAtSlot(m->plugin[instance]);
+  if (!p || strcmp(p->name, DTAC_ELASTOMER_NAME) != 0) return NULL;
+  return (dtac_elastomer*)d->plugin_data[instance];
+}
+
+static void site_frame(const mjData* d, int site, dtac_frame* f) {
+  memcpy(f->pos, d->site_xpos + 3 * site, sizeof(f->pos));
+  memcpy(f->mat, d->site_xmat + 9 * site, sizeof(f->mat));
+  memset(f->vel, 0, sizeof(f->vel));
+  memset(f->angvel, 0, sizeof(f->angvel));
+}
+
+void dtac_elastomer_ensure_placed(const mjModel* m, mjData* d, dtac_elastomer* e) {
+  mjtNum* state = d->plugin_state + m->plugin_stateadr[e->instance];
+  if (state[e->L.placed] != 0) return;
+  dtac_frame f;
+  site_frame(d, e->site, &f);
+  dtac_gel_state_rest(&e->model, &f, state);
+}
+
+// convex hull planes of a mesh from MuJoCo's convex graph:
+// [numvert, numface, vert_edgeadr(nv), vert_globalid(nv), edge_localid(nv + 3 nf), face(3 nf)]
+static int hull_planes(const mjModel* m, int mesh, double* planes) {
+  int adr = m->mesh_graphadr[mesh];
+  const float* vert = m->mesh_vert + 3 * m->mesh_vertadr[mesh];
+  int nv = m->mesh_vertnum[mesh];
+  const int* face;
+  int nface;
+  if (adr >= 0) {
+    const int* g = m->mesh_graph + adr;
+    int gnv = g[0];
+    nface = g[1];
+    face = g + 2 + gnv + gnv + (gnv + 3 * nface);
+  } else {
+    face = m->mesh_face + 3 * m->mesh_faceadr[mesh];
+    nface = m->mesh_facenum[mesh];
+  }
+  if (!planes) return nface;
+  double c[3] = {0, 0, 0};
+  for (int i = 0; i < nv; i++) {
+    for (int k = 0; k < 3; k++) c[k] += vert[3 * i + k] / nv;
+  }
+  int np = 0;
+  for (int f = 0; f < nface; f++) {
+    double a[3], b[3], q[3], n[3];
+    const float* v0 = vert + 3 * face[3 * f];
+    const float* v1 = vert + 3 * face[3 * f + 1];
+    const float* v2 = vert + 3 * face[3 * f + 2];
+    for (int k = 0; k < 3; k++) {
+      a[k] = v1[k] - v0[k];
+      b[k] = v2[k] - v0[k];
+      q[k] = v0[k];
+    }
+    dtac_cross3(n, a, b);
+    double len = dtac_norm3(n);
+    if (len < 1e-18) continue;
+    for (int k = 0; k < 3; k++) n[k] /= len;
+    double off = dtac_dot3(n, q);
+    // outward: the centroid lies inside
+    if (dtac_dot3(n, c) > off) {
+      for (int k = 0; k < 3; k++) n[k] = -n[k];
+      off = -off;
+    }
+    double* p = planes + 4 * np++;
+    p[0] = n[0];
+    p[1] = n[1];
+    p[2] = n[2];
+    p[3] = off;
+  }
+  return np;
+}
+
+// ---- callbacks ---------------------------------------------------------------------------------------
+
+static int check_version(char* err, int errlen) {
+  if (mj_version() != mjVERSION_HEADER) {
+    snprintf(err, errlen,
+             "libdifftac was built against MuJoCo headers %d but is loaded into MuJoCo %d; "
+             "rebuild difftac against this MuJoCo",
+             mjVERSION_HEADER, mj_version());
+    return 1;
+  }
+  return 0;
+}
+
+static int elastomer_nstate(const mjModel* m, int instance) {
+  char err[DTAC_ERRLEN], name[DTAC_NAMELEN];
+  dtac_elastomer_def def;
+  instance_name(m, instance, name, sizeof(name));
+  if (check_version(err, sizeof(err)) || dtac_elastomer_parse(m, instance, &def, err, sizeof(err))) {
+    mju_error("%s instance '%s': %s", DTAC_ELASTOMER_NAME, name, err);
+    return 0;
+  }
+  dtac_gel_model probe;
+  memset(&probe, 0, sizeof(probe));
+  dtac_gel_counts(&def.gel, probe.n, &probe.nnode, &probe.ntet, &probe.nsurf);
+  return dtac_gel_state_layout(&probe).size;
+}
+
+static void elastomer_free(dtac_elastomer* e) {
+  if (!e) return;
+  dtac_gel_model_free(&e->model);
+  dtac_gel_scratch_free(&e->scratch);
+  free(e->geom_ok);
+  free(e->geom_planeadr);
+  free(e->geom_nplane);
+  free(e->planes);
+  free(e->col);
+  free(e->col_ft);
+  free(e->jac);
+  free(e);
+}
+
+// builds the instance; on failure returns NULL with a message in err
+static dtac_elastomer* elastomer_make(const mjModel* m, int instance, char* err, int errlen) {
+  dtac_elastomer* e = (dtac_elastomer*)calloc(1, sizeof(dtac_elastomer));
+  if (!e) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  e->instance = instance;
+  instance_name(m, instance, e->name, sizeof(e->name));
+  if (check_version(err, errlen) || dtac_elastomer_parse(m, instance, &e->def, err, errlen)) {
+    elastomer_free(e);
+    return NULL;
+  }
+  e->site = mj_name2id(m, mjOBJ_SITE, e->def.site);
+  if (e->site < 0) {
+    snprintf(err, errlen, "key 'site' has value '%s': no site of that name in the model",
+             e->def.site);
+    elastomer_free(e);
+    return NULL;
+  }
+  e->body = m->site_bodyid[e->site];
+  if (dtac_gel_model_make(&e->model, &e->def.gel, 0, m->opt.timestep, err, errlen)) {
+    elastomer_free(e);
+    return NULL;
+  }
+  e->L = dtac_gel_state_layout(&e->model);
+  e->nsub = dtac_gel_substeps(&e->model, m->opt.timestep);
+
+  // which geoms may touch the gel: not its own body's, contype/conaffinity, supported shapes
+  e->ngeom = m->ngeom;
+  int ng = m->ngeom > 0 ? m->ngeom : 1;
+  e->geom_ok = (unsigned char*)calloc(ng, 1);
+  e->geom_planeadr = (int*)malloc(sizeof(int) * ng);
+  e->geom_nplane = (int*)calloc(ng, sizeof(int));
+  e->col = (dtac_collider*)malloc(sizeof(dtac_collider) * ng);
+  e->col_ft = (double*)malloc(sizeof(double) * 6 * ng);
+  e->jac = (mjtNum*)malloc(sizeof(mjtNum) * 6 * (m->nv > 0 ? m->nv : 1));
+  if (!e->geom_ok || !e->geom_planeadr || !e->geom_nplane || !e->col || !e->col_ft || !e->jac ||
+      dtac_gel_scratch_make(&e->scratch, &e->model, ng)) {
+    snprintf(err, errlen, "out of memory");
+    elastomer_free(e);
+    return NULL;
+  }
+  int nplane = 0;
+  for (int g = 0; g < m->ngeom; g++) {
+    e->geom_planeadr[g] = -1;
+    int type = m->geom_type[g];
+    int filt = (e->def.contype & m->geom_conaffinity[g]) || (m->geom_contype[g] & e->def.conaffinity);
+    e->geom_ok[g] = filt && m->geom_bodyid[g] != e->body && dtac_sdf_supported(type);
+    if (e->geom_ok[g] && type == mjGEOM_MESH) {
+      e->geom_planeadr[g] = nplane;
+      nplane += hull_planes(m, m->geom_dataid[g], NULL);
+    }
+  }
+  e->planes = (double*)malloc(sizeof(double) * 4 * (nplane > 0 ? nplane : 1));
+  if (!e->planes) {
+    snprintf(err, errlen, "out of memory");
+    elastomer_free(e);
+    return NULL;
+  }
+  for (int g = 0; g < m->ngeom; g++) {
+    if (e->geom_planeadr[g] >= 0) {
+      e->geom_nplane[g] = hull_planes(m, m->geom_dataid[g], e->planes + 4 * e->geom_planeadr[g]);
+    }
+  }
+  return e;
+}
+
+static int elastomer_init(const mjModel* m, mjData* d, int instance) {
+  char err[DTAC_ERRLEN];
+  dtac_elastomer* e = elastomer_make(m, instance, err, sizeof(err));
+  if (!e) {
+    char name[DTAC_NAMELEN];
+    instance_name(m, instance, name, sizeof(name));
+    mju_error("%s instance '%s': %s", DTAC_ELASTOMER_NAME, name, err);
+    return -1;
+  }
+  d->plugin_data[instance] = (uintptr_t)e;
+  return 0;
+}
+
+static void elastomer_destroy(mjData* d, int instance) {
+  elastomer_free((dtac_elastomer*)d->plugin_data[instance]);
+  d->plugin_data[instance] = 0;
+}
+
+static void elastomer_reset(const mjModel* m, mjtNum* plugin_state, void* plugin_data,
+                            int instance) {
+  dtac_elastomer* e = (dtac_elastomer*)plugin_data;
+  if (!plugin_state || !e) return;
+  // the rest shape is placed at the site by the first evaluation that has kinematics
+  memset(plugin_state, 0, sizeof(mjtNum) * e->L.size);
+  plugin_state[e->L.placed] = 0;
+  e->ncontact = 0;
+  memset(e->wrench, 0, sizeof(e->wrench));
+}
+
+static void elastomer_copy(mjData* dest, const mjModel* m, const mjData* src, int instance) {
+  // plugin_state is copied by MuJoCo; keep only the outputs of the last evaluation
+  dtac_elastomer* ed = (dtac_elastomer*)dest->plugin_data[instance];
+  const dtac_elastomer* es = (const dtac_elastomer*)src->plugin_data[instance];
+  if (!ed || !es) return;
+  memcpy(ed->wrench, es->wrench, sizeof(ed->wrench));
+  ed->ncontact = es->ncontact;
+  ed->nwarning = es->nwarning;
+  ed->min_J = es->min_J;
+}
+
+// candidate colliders near the gel; velocities from jac * qvel when use_jac, else from cvel
+static void gather_colliders(const mjModel* m, mjData* d, dtac_elastomer* e, int use_jac) {
+  const double* x = d->plugin_state + m->plugin_stateadr[e->instance] + e->L.x;
+  const double* v = d->plugin_state + m->plugin_stateadr[e->instance] + e->L.v;
+  double lo[3] = {INFINITY, INFINITY, INFINITY}, hi[3] = {-INFINITY, -INFINITY, -INFINITY};
+  double vmax = 0;
+  for (int a = 0; a < e->model.nnode; a++) {
+    for (int k = 0; k < 3; k++) {
+      lo[k] = fmin(lo[k], x[3 * a + k]);
+      hi[k] = fmax(hi[k], x[3 * a + k]);
+    }
+    vmax = fmax(vmax, dtac_dot3(v + 3 * a, v + 3 * a));
+  }
+  // margin: what the gel and a geom may cover within one step, and a tenth of the gel
+  const double* sz = e->def.gel.size;
+  double margin = sqrt(vmax) * m->opt.timestep + 0.1 * fmax(sz[0], fmax(sz[1], sz[2]));
+  e->ncol = 0;
+  for (int g = 0; g < m->ngeom; g++) {
+    if (!e->geom_ok[g]) continue;
+    const mjtNum* gp = d->geom_xpos + 3 * g;
+    const mjtNum* gm = d->geom_xmat + 9 * g;
+    int type = m->geom_type[g];
+    double rb = m->geom_rbound[g];
+    if (type == mjGEOM_PLANE) {
+      // the lowest AABB corner along the plane normal must come within margin
+      double nz[3] = {gm[2], gm[5], gm[8]}, dmin = INFINITY;
+      for (int c = 0; c < 8; c++) {
+        double p[3] = {(c & 1) ? hi[0] : lo[0], (c & 2) ? hi[1] : lo[1], (c & 4) ? hi[2] : lo[2]};
+        double r[3];
+        dtac_sub3(r, p, gp);
+        dmin = fmin(dmin, dtac_dot3(r, nz));
+      }
+      if (dmin > margin) continue;
+      rb = 0;
+    } else {
+      double d2 = 0;
+      for (int k = 0; k < 3; k++) {
+        double q = gp[k] < lo[k] ? lo[k] - gp[k] : (gp[k] > hi[k] ? gp[k] - hi[k] : 0);
+        d2 += q * q;
+      }
+      if (d2 > (rb + margin) * (rb + margin)) continue;
+      rb += margin;
+    }
+    dtac_collider* c = e->col + e->ncol++;
+    c->type = type;
+    c->geom = g;
+    c->body = m->geom_bodyid[g];
+    c->rbound = rb;
+    c->nplane = e->geom_nplane[g];
+    c->planes = e->geom_planeadr[g] >= 0 ? e->planes + 4 * e->geom_planeadr[g] : NULL;
+    memcpy(c->size, m->geom_size + 3 * g, sizeof(c->size));
+    memcpy(c->pos, gp, sizeof(c->pos));
+    memcpy(c->mat, gm, sizeof(c->mat));
+    c->mu = e->def.gel.friction;
+    if (use_jac && m->nv > 0) {
+      mjtNum* jp = e->jac;
+      mjtNum* jr = e->jac + 3 * m->nv;
+      mj_jac(m, d, jp, jr, gp, c->body);
+      mju_mulMatVec(c->vel, jp, d->qvel, 3, m->nv);
+      mju_mulMatVec(c->angvel, jr, d->qvel, 3, m->nv);
+    } else {
+      mjtNum res[6];
+      mj_objectVelocity(m, d, mjOBJ_GEOM, g, res, 0);
+      memcpy(c->angvel, res, sizeof(c->angvel));
+      memcpy(c->vel, res + 3, sizeof(c->vel));
+    }
+  }
+}
+
+// PASSIVE: forces of the gel on the bodies, from the current state (a pure function of it)
+static void elastomer_compute(const mjModel* m, mjData* d, int instance, int capability_bit) {
+  dtac_elastomer* e = (dtac_elastomer*)d->plugin_data[instance];
+  if (!e || !(capability_bit & mjPLUGIN_PASSIVE)) return;
+  dtac_elastomer_ensure_placed(m, d, e);
+  const double* state = d->plugin_state + m->plugin_stateadr[instance];
+  const double* x = state + e->L.x;
+  const double* v = state + e->L.v;
+  dtac_gel_model* gm = &e->model;
+
+  // back face: the elements pull on the nodes the site's body holds
+  e->min_J = dtac_gel_internal_force(gm, &e->scratch, x, v);
+  const mjtNum* sp = d->site_xpos + 3 * e->site;
+  mjtNum F[3] = {0, 0, 0}, T[3] = {0, 0, 0};
+  for (int i = 0; i < gm->nfixed; i++) {
+    int a = gm->fixed_id[i];
+    const double* f = e->scratch.force + 3 * a;
+    double r[3], t[3];
+    dtac_sub3(r, x + 3 * a, sp);
+    dtac_cross3(t, r, f);
+    for (int k = 0; k < 3; k++) {
+      F[k] += f[k];
+      T[k] += t[k];
+    }
+  }
+  if (e->body > 0) mj_applyFT(m, d, F, T, sp, e->body, d->qfrc_passive);
+
+  // contact: reactions on the touched bodies; the gel feels the opposite
+  gather_colliders(m, d, e, 0);
+  memset(e->col_ft, 0, sizeof(double) * 6 * e->ncol);
+  e->ncontact = dtac_gel_contact(gm, x, v, state + e->L.anchor, NULL, e->col, e->ncol, NULL,
+                                 e->col_ft);
+  memset(e->wrench, 0, sizeof(e->wrench));
+  for (int c = 0; c < e->ncol; c++) {
+    const double* ft = e->col_ft + 6 * c;
+    const dtac_collider* col = e->col + c;
+    if (col->body > 0) mj_applyFT(m, d, ft, ft + 3, col->pos, col->body, d->qfrc_passive);
+    // the gel's wrench about the site: minus the collider's, moved from its origin
+    double r[3], t[3];
+    dtac_sub3(r, col->pos, sp);
+    dtac_cross3(t, r, ft);
+    for (int k = 0; k < 3; k++) {
+      e->wrench[k] -= ft[k];
+      e->wrench[3 + k] -= ft[3 + k] + t[k];
+    }
+  }
+}
+
+// time integration of the gel over one MuJoCo step, after MuJoCo advanced qpos and qvel
+static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
+  dtac_elastomer* e = (dtac_elastomer*)d->plugin_data[instance];
+  if (!e) return;
+  dtac_elastomer_ensure_placed(m, d, e);
+  mjtNum* state = d->plugin_state + m->plugin_stateadr[instance];
+
+  // the site moves over the step with the velocity MuJoCo integrated qpos with
+  dtac_frame site;
+  site_frame(d, e->site, &site);
+  if (m->nv > 0) {
+    mj_jacSite(m, d, e->jac, e->jac + 3 * m->nv, e->site);
+    mju_mulMatVec(site.vel, e->jac, d->qvel, 3, m->nv);
+    mju_mulMatVec(site.angvel, e->jac + 3 * m->nv, d->qvel, 3, m->nv);
+  }
+  gather_colliders(m, d, e, 1);
+  double gravity[3] = {m->opt.gravity[0], m->opt.gravity[1], m->opt.gravity[2]};
+  if (m->opt.disableflags & mjDSBL_GRAVITY) gravity[0] = gravity[1] = gravity[2] = 0;
+
+  dtac_step_report rep;
+  dtac_gel_advance(&e->model, &e->scratch, state, &site, e->col, e->ncol, gravity,
+                   m->opt.timestep, e->nsub, &rep);
+  e->ncontact = rep.ncontact;
+  e->min_J = rep.min_J;
+
+  // a blown-up gel is reported and restarted from rest at the site's new pose
+  if (rep.nonfinite) {
+    e->nwarning++;
+    mju_warning("%s instance '%s': the gel state became non-finite at time %g; the gel was "
+                "reset to its rest shape (warning %d)",
+                DTAC_ELASTOMER_NAME, e->name, d->time, e->nwarning);
+    dtac_frame f;
+    dtac_frame_at(&site, m->opt.timestep, f.pos, f.mat);
+    dtac_gel_state_rest(&e->model, &f, state);
+  }
+}
+
+// draws the deformed gel surface (top face), coloured by indentation
+static void elastomer_visualize(const mjModel* m, mjData* d, const mjvOption* opt, mjvScene* scn,
+                                int instance) {
+  dtac_elastomer* e = (dtac_elastomer*)d->plugin_data[instance];
+  if (!e) return;
+  dtac_elastomer_ensure_placed(m, d, e);
+  const double* x = d->plugin_state + m->plugin_stateadr[instance] + e->L.x;
+  const dtac_gel_model* gm = &e->model;
+  const mjtNum* sp = d->site_xpos + 3 * e->site;
+  const mjtNum* sm = d->site_xmat + 9 * e->site;
+  double nz[3] = {sm[2], sm[5], sm[8]};
+  int nx = gm->n[0], ny = gm->n[1], nzc = gm->n[2];
+  double scale = 0.25 * gm->def.size[2];  // full red at a quarter of the thickness
+  for (int j = 0; j < ny; j++) {
+    for (int i = 0; i < nx; i++) {
+      int id[4];
+      for (int q = 0; q < 4; q++) {
+        id[q] = (i + (q & 1)) + (nx + 1) * ((j + (q >> 1)) + (ny + 1) * nzc);
+      }
+      static const int tri[2][3] = {{0, 1, 3}, {0, 3, 2}};
+      for (int t = 0; t < 2; t++) {
+        if (scn->ngeom >= scn->maxgeom) return;
+        const double* A = x + 3 * id[tri[t][0]];
+        const double* B = x + 3 * id[tri[t][1]];
+        const double* C = x + 3 * id[tri[t][2]];
+        // indentation: how far below the undeformed top face the triangle sits
+        double ind = 0;
+        for (int q = 0; q < 3; q++) {
+          const double* P = x + 3 * id[tri[t][q]];
+          double r[3];
+          dtac_sub3(r, P, sp);
+          ind += (gm->def.size[2] - dtac_dot3(r, nz)) / 3;
+        }
+        double s = fmin(1, fmax(0, ind / scale));
+        double e1[3], e2[3], n[3];
+        dtac_sub3(e1, B, A);
+        dtac_sub3(e2, C, A);
+        dtac_cross3(n, e1, e2);
+        double l1 = dtac_norm3(e1), l2 = dtac_norm3(e2), ln = dtac_norm3(n);
+        if (l1 <= 0 || l2 <= 0 || ln <= 0) continue;
+        mjtNum size[3] = {l1, l2, 0};
+        mjtNum mat[9];
+        for (int k = 0; k < 3; k++) {
+          mat[3 * k + 0] = e1[k] / l1;
+          mat[3 * k + 1] = e2[k] / l2;
+          mat[3 * k + 2] = n[k] / ln;
+        }
+        float rgba[4] = {(float)(0.55 + 0.45 * s), (float)(0.6 - 0.5 * s), (float)(0.7 - 0.6 * s),
+                         1.0f};
+        mjvGeom* g = scn->geoms + scn->ngeom;
+        mjv_initGeom(g, mjGEOM_TRIANGLE, size, A, mat, rgba);
+        g->category = mjCAT_DECOR;
+        g->objtype = mjOBJ_PLUGIN;
+        g->objid = instance;
+        scn->ngeom++;
+      }
+    }
+  }
+}
+
+void dtac_elastomer_register(void) {
+  mjpPlugin p;
+  mjp_defaultPlugin(&p);
+  p.name = DTAC_ELASTOMER_NAME;
+  p.capabilityflags = mjPLUGIN_PASSIVE;
+  p.nattribute = dtac_elastomer_nattribute;
+  p.attributes = dtac_elastomer_attributes;
+  p.nstate = elastomer_nstate;
+  p.init = elastomer_init;
+  p.destroy = elastomer_destroy;
+  p.reset = elastomer_reset;
+  p.copy = elastomer_copy;
+  p.compute = elastomer_compute;
+  p.advance = elastomer_advance;
+  p.visualize = elastomer_visualize;
+  mjp_registerPlugin(&p);
+}

@@ -1,0 +1,62 @@
+// elastomer.h: the difftac.elastomer plugin instance: MuJoCo glue around the gel core.
+#ifndef DTAC_PLUGIN_ELASTOMER_H_
+#define DTAC_PLUGIN_ELASTOMER_H_
+
+#include <mujoco/mujoco.h>
+
+#include "gel.h"
+
+#define DTAC_ELASTOMER_NAME "difftac.elastomer"
+#define DTAC_NAMELEN 128
+
+// per-instance settings that are MuJoCo-specific (the rest is dtac_gel_def)
+typedef struct dtac_elastomer_def_ {
+  dtac_gel_def gel;
+  char site[DTAC_NAMELEN];  // name of the site whose frame holds the back face
+  int contype;              // contact bits of the gel, MuJoCo semantics
+  int conaffinity;
+} dtac_elastomer_def;
+
+// plugin_data of one instance in one mjData: immutable model + scratch; no state here
+typedef struct dtac_elastomer_ {
+  char name[DTAC_NAMELEN];  // instance name, for messages
+  int instance;
+  int site, body;           // site id, its body id
+  dtac_elastomer_def def;
+  dtac_gel_model model;
+  dtac_gel_scratch scratch;
+  dtac_state_layout L;
+  int nsub;                 // substeps per MuJoCo step
+  // colliders
+  int ngeom;
+  unsigned char* geom_ok;   // geom may touch the gel (ngeom)
+  int* geom_planeadr;       // mesh geoms: first hull plane, -1 if none (ngeom)
+  int* geom_nplane;         // mesh geoms: hull plane count (ngeom)
+  double* planes;           // hull planes of all mesh geoms (nplane x 4)
+  dtac_collider* col;       // candidate colliders this step (ngeom)
+  int ncol;
+  double* col_ft;           // reaction wrench on each collider (ngeom x 6)
+  mjtNum* jac;              // Jacobian scratch (6 x nv)
+  // outputs
+  mjtNum wrench[6];         // contact force/torque on the gel (world; torque about the site)
+  int ncontact;
+  int nwarning;
+  double min_J;
+} dtac_elastomer;
+
+// config parsing (config.c): the only place the config keys are named
+extern const char* const dtac_elastomer_attributes[];
+extern const int dtac_elastomer_nattribute;
+// parses the config of `instance`; on error returns nonzero with a message in err
+int dtac_elastomer_parse(const mjModel* m, int instance, dtac_elastomer_def* def, char* err,
+                         int errlen);
+
+// the elastomer of a plugin instance in d, or NULL if the instance is not one
+dtac_elastomer* dtac_elastomer_get(const mjModel* m, const mjData* d, int instance);
+
+// places the rest shape at the site if the state was reset (needs kinematics)
+void dtac_elastomer_ensure_placed(const mjModel* m, mjData* d, dtac_elastomer* e);
+
+void dtac_elastomer_register(void);
+
+#endif  // DTAC_PLUGIN_ELASTOMER_H_

@@ -1,0 +1,6 @@
+// register.c: registers difftac's plugins when the library is loaded (mj_loadPluginLibrary).
+#include <mujoco/mujoco.h>
+
+#include "elastomer.h"
+
+mjPLUGIN_LIB_INIT(difftac) { dtac_elastomer_register(); }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Sets up everything difftac needs on a fresh Debian 12 machine (run as root or with sudo),
+# then configures and builds. Idempotent: a second run only rebuilds what changed.
+#   ./setup.sh            apt + venv + build (Release)
+#   DTAC_BUILD=build-asan CMAKE_ARGS="-DDTAC_SANITIZE=address" ./setup.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+MUJOCO_VERSION=4.0.0                 # the one pinned MuJoCo; python/pyproject.toml pins the same
+BUILD=${DTAC_BUILD:-build}
+
+need_apt=()
+for p in cmake g++ make pkg-config libglfw3-dev libcglm-dev libgtest-dev python3-venv python3-dev xvfb xauth; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "[setup] apt-get install ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv"
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import mujoco,sys; sys.exit(mujoco.__version__!='$MUJOCO_VERSION')" 2>/dev/null; then
+  echo "[setup] pip install mujoco==$MUJOCO_VERSION numpy gymnasium pytest"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q "mujoco==$MUJOCO_VERSION" numpy gymnasium pytest matplotlib
+fi
+
+MJ_PKG=$(.venv/bin/python -c "import mujoco,os;print(os.path.dirname(mujoco.__file__))")
+JOBS=${DTAC_JOBS:-$(nproc)}
+echo "[setup] configuring $BUILD against MuJoCo $MUJOCO_VERSION in $MJ_PKG"
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE:-Release} -DMUJOCO_PYPI_DIR="$MJ_PKG" ${CMAKE_ARGS:-} >/dev/null
+cmake --build "$BUILD" -j "$JOBS"
+echo "[setup] done: $BUILD/libdifftac.so"

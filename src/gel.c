@@ -1,0 +1,408 @@
+// gel.c: creation of a gel model from its definition: the tetrahedral mesh of the pad, rest
+// shapes, lumped masses, contact constants, and the stable explicit substep.
+#include "gel.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void dtac_gel_def_default(dtac_gel_def* def) {
+  memset(def, 0, sizeof(*def));
+  def->shape = DTAC_SHAPE_BOX;
+  // GelSight Mini gel pad
+  def->size[0] = 0.02075;
+  def->size[1] = 0.02525;
+  def->size[2] = 0.004;
+  def->resolution = 0.001;
+  def->young = 3e5;
+  def->poisson = 0.45;
+  def->density = 1000;
+  def->damping = 1e-5;
+  def->friction = 1.0;
+  def->contact_stiffness = -1;
+  def->contact_damping = 0.3;
+  def->friction_stiffness = -1;
+  def->contact_width = -1;
+}
+
+static int bad(char* err, size_t errlen, const char* key, double value, const char* range) {
+  snprintf(err, errlen, "key '%s' has value %g; valid range: %s", key, value, range);
+  return 1;
+}
+
+int dtac_gel_def_check(const dtac_gel_def* def, char* err, size_t errlen) {
+  for (int k = 0; k < 3; k++) {
+    if (!isfinite(def->size[k]) || def->size[k] <= 0) {
+      return bad(err, errlen, "size", def->size[k], "three finite extents > 0 (m)");
+    }
+  }
+  if (!isfinite(def->resolution) || def->resolution <= 0) {
+    return bad(err, errlen, "resolution", def->resolution, "finite > 0 (m)");
+  }
+  if (!isfinite(def->young) || def->young <= 0) {
+    return bad(err, errlen, "young", def->young, "finite > 0 (Pa)");
+  }
+  if (!isfinite(def->poisson) || def->poisson <= -1 || def->poisson >= 0.5) {
+    return bad(err, errlen, "poisson", def->poisson, "(-1, 0.5)");
+  }
+  if (!isfinite(def->density) || def->density <= 0) {
+    return bad(err, errlen, "density", def->density, "finite > 0 (kg/m^3)");
+  }
+  if (!isfinite(def->damping) || def->damping < 0) {
+    return bad(err, errlen, "damping", def->damping, "finite >= 0 (s)");
+  }
+  if (!isfinite(def->friction) || def->friction < 0) {
+    return bad(err, errlen, "friction", def->friction, "finite >= 0");
+  }
+  if (!isfinite(def->contact_stiffness) ||
+      (def->contact_stiffness <= 0 && def->contact_stiffness != -1)) {
+    return bad(err, errlen, "contact_stiffness", def->contact_stiffness,
+               "finite > 0 (Pa/m), or -1 for the default");
+  }
+  if (!isfinite(def->contact_damping) || def->contact_damping < 0) {
+    return bad(err, errlen, "contact_damping", def->contact_damping, "finite >= 0 (ratio)");
+  }
+  if (!isfinite(def->friction_stiffness) ||
+      (def->friction_stiffness <= 0 && def->friction_stiffness != -1)) {
+    return bad(err, errlen, "friction_stiffness", def->friction_stiffness,
+               "finite > 0 (Pa/m), or -1 for the default");
+  }
+  if (!isfinite(def->contact_width) || (def->contact_width <= 0 && def->contact_width != -1)) {
+    return bad(err, errlen, "contact_width", def->contact_width,
+               "finite > 0 (m), or -1 for the default");
+  }
+  // mesh size: computed in double so that absurd values cannot overflow
+  double nn = 1;
+  for (int k = 0; k < 3; k++) {
+    double c = fmax(1, round(def->size[k] / def->resolution));
+    nn *= c + 1;
+  }
+  if (nn > DTAC_MAX_NODES) {
+    snprintf(err, errlen,
+             "key 'resolution' has value %g: the mesh would have %.3g nodes, more than the "
+             "limit of %d; use a coarser resolution",
+             def->resolution, nn, DTAC_MAX_NODES);
+    return 1;
+  }
+  return 0;
+}
+
+void dtac_gel_counts(const dtac_gel_def* def, int n[3], int* nnode, int* ntet, int* nsurf) {
+  for (int k = 0; k < 3; k++) {
+    n[k] = (int)fmax(1, round(def->size[k] / def->resolution));
+  }
+  int layer = (n[0] + 1) * (n[1] + 1);
+  int inner = (n[0] - 1) * (n[1] - 1);
+  *nnode = layer * (n[2] + 1);
+  *ntet = 6 * n[0] * n[1] * n[2];
+  *nsurf = (n[2] - 1) * (layer - inner) + layer;
+}
+
+dtac_state_layout dtac_gel_state_layout(const dtac_gel_model* gm) {
+  dtac_state_layout L;
+  L.x = 0;
+  L.v = 3 * gm->nnode;
+  L.anchor = 6 * gm->nnode;
+  L.placed = 6 * gm->nnode + 4 * gm->nsurf;
+  L.size = L.placed + 1;
+  return L;
+}
+
+// ---- mesh ----------------------------------------------------------------------------------------
+
+static int node_id(const int n[3], int i, int j, int k) {
+  return i + (n[0] + 1) * (j + (n[1] + 1) * k);
+}
+
+// structured grid of the box, each cell split into the 6 tets of its Kuhn triangulation
+// (paths 000 -> 111 along the axes in each order), which is conforming across cells
+static void make_box_mesh(dtac_gel_model* gm) {
+  const int* n = gm->n;
+  const double* size = gm->def.size;
+  double h[3] = {size[0] / n[0], size[1] / n[1], size[2] / n[2]};
+  for (int k = 0; k <= n[2]; k++) {
+    for (int j = 0; j <= n[1]; j++) {
+      for (int i = 0; i <= n[0]; i++) {
+        double* X = gm->X + 3 * node_id(n, i, j, k);
+        X[0] = -0.5 * size[0] + i * h[0];
+        X[1] = -0.5 * size[1] + j * h[1];
+        X[2] = k * h[2];
+      }
+    }
+  }
+  static const int perm[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+  int t = 0;
+  for (int k = 0; k < n[2]; k++) {
+    for (int j = 0; j < n[1]; j++) {
+      for (int i = 0; i < n[0]; i++) {
+        for (int p = 0; p < 6; p++) {
+          int c[3] = {0, 0, 0};
+          int* tv = gm->tet + 4 * t;
+          tv[0] = node_id(n, i, j, k);
+          for (int s = 0; s < 3; s++) {
+            c[perm[p][s]] = 1;
+            tv[s + 1] = node_id(n, i + c[0], j + c[1], k + c[2]);
+          }
+          t++;
+        }
+      }
+    }
+  }
+}
+
+// contact nodes: every boundary node but the back face, with tributary areas (1/4 of each
+// boundary quad they bound)
+static void make_surface(dtac_gel_model* gm) {
+  const int* n = gm->n;
+  int* slot = (int*)malloc(sizeof(int) * gm->nnode);
+  for (int a = 0; a < gm->nnode; a++) slot[a] = -1;
+  int ns = 0;
+  for (int k = 1; k <= n[2]; k++) {
+    for (int j = 0; j <= n[1]; j++) {
+      for (int i = 0; i <= n[0]; i++) {
+        if (k == n[2] || i == 0 || i == n[0] || j == 0 || j == n[1]) {
+          int id = node_id(n, i, j, k);
+          slot[id] = ns;
+          gm->surf[ns] = id;
+          gm->surf_area[ns] = 0;
+          ns++;
+        }
+      }
+    }
+  }
+  double h[3] = {gm->def.size[0] / n[0], gm->def.size[1] / n[1], gm->def.size[2] / n[2]};
+  // faces: axis a at index 0 or n[a] (the back face z = 0 excluded)
+  for (int a = 0; a < 3; a++) {
+    int b = (a + 1) % 3, c = (a + 2) % 3;
+    for (int side = 0; side < 2; side++) {
+      if (a == 2 && side == 0) continue;
+      double quarter = 0.25 * h[b] * h[c];
+      for (int ib = 0; ib < n[b]; ib++) {
+        for (int ic = 0; ic < n[c]; ic++) {
+          for (int q = 0; q < 4; q++) {
+            int idx[3];
+            idx[a] = side ? n[a] : 0;
+            idx[b] = ib + (q & 1);
+            idx[c] = ic + (q >> 1);
+            int s = slot[node_id(n, idx[0], idx[1], idx[2])];
+            if (s >= 0) gm->surf_area[s] += quarter;
+          }
+        }
+      }
+    }
+  }
+  free(slot);
+}
+
+// node -> incident tets, for the gather that sums element forces without atomics
+static void make_incidence(dtac_gel_model* gm) {
+  int* cnt = gm->node_tetadr;
+  memset(cnt, 0, sizeof(int) * (gm->nnode + 1));
+  for (int t = 0; t < 4 * gm->ntet; t++) cnt[gm->tet[t] + 1]++;
+  for (int a = 0; a < gm->nnode; a++) cnt[a + 1] += cnt[a];
+  int* fill = (int*)malloc(sizeof(int) * gm->nnode);
+  memcpy(fill, cnt, sizeof(int) * gm->nnode);
+  for (int t = 0; t < 4 * gm->ntet; t++) gm->node_tet[fill[gm->tet[t]]++] = t;
+  free(fill);
+}
+
+// ---- stability ---------------------------------------------------------------------------------------
+
+// highest eigenvalue of M^{-1} K0 (K0: linear elasticity at rest, fixed nodes held) by power
+// iteration in the mass inner product; returns omega_max^2
+static double max_eig(const dtac_gel_model* gm) {
+  int nn = gm->nnode;
+  double* u = (double*)calloc(3 * nn, sizeof(double));
+  double* Ku = (double*)calloc(3 * nn, sizeof(double));
+  double* tf = (double*)malloc(sizeof(double) * 12 * gm->ntet);
+  dtac_material lin = gm->mat;
+  lin.beta = 1;
+  const double I[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+  unsigned long long seed = 12345;
+  for (int a = 0; a < 3 * nn; a++) {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    u[a] = gm->inv_mass[a / 3] > 0 ? (double)(seed >> 11) / 9007199254740992.0 - 0.5 : 0;
+  }
+  double lam = 0;
+  for (int it = 0; it < 200; it++) {
+    for (int t = 0; t < gm->ntet; t++) {
+      const int* tv = gm->tet + 4 * t;
+      double Fd[9], P[9];
+      dtac_tet_defgrad(u + 3 * tv[0], u + 3 * tv[1], u + 3 * tv[2], u + 3 * tv[3],
+                       gm->Dm_inv + 9 * t, Fd);
+      dtac_kv_stress(&lin, I, Fd, P);
+      dtac_tet_scatter_stress(P, gm->Dm_inv + 9 * t, gm->vol[t], tf + 12 * t);
+    }
+    memset(Ku, 0, sizeof(double) * 3 * nn);
+    for (int t = 0; t < gm->ntet; t++) {
+      for (int q = 0; q < 4; q++) {
+        int a = gm->tet[4 * t + q];
+        for (int c = 0; c < 3; c++) Ku[3 * a + c] -= tf[12 * t + 3 * q + c];
+      }
+    }
+    // Rayleigh quotient, then u <- M^{-1} K u normalised in the mass norm
+    double uKu = 0, uMu = 0;
+    for (int a = 0; a < 3 * nn; a++) {
+      double m = gm->inv_mass[a / 3] > 0 ? gm->mass[a / 3] : 0;
+      uKu += u[a] * Ku[a];
+      uMu += m * u[a] * u[a];
+    }
+    lam = uKu / uMu;
+    double nrm = 0;
+    for (int a = 0; a < 3 * nn; a++) {
+      u[a] = Ku[a] * gm->inv_mass[a / 3];
+      nrm += gm->mass[a / 3] * u[a] * u[a];
+    }
+    nrm = sqrt(nrm);
+    if (!(nrm > 0)) break;
+    for (int a = 0; a < 3 * nn; a++) u[a] /= nrm;
+  }
+  free(u);
+  free(Ku);
+  free(tf);
+  return lam;
+}
+
+int dtac_gel_substeps(const dtac_gel_model* gm, double timestep) {
+  double ns = ceil(timestep / gm->dt_stable);
+  return ns < 1 ? 1 : (int)ns;
+}
+
+// ---- creation ------------------------------------------------------------------------------------------
+
+int dtac_gel_model_make(dtac_gel_model* gm, const dtac_gel_def* def, int nofixed, double timestep,
+                        char* err, size_t errlen) {
+  memset(gm, 0, sizeof(*gm));
+  if (dtac_gel_def_check(def, err, errlen)) return 1;
+  gm->def = *def;
+  dtac_gel_counts(def, gm->n, &gm->nnode, &gm->ntet, &gm->nsurf);
+  int nn = gm->nnode, nt = gm->ntet, ns = gm->nsurf;
+  gm->X = (double*)malloc(sizeof(double) * 3 * nn);
+  gm->tet = (int*)malloc(sizeof(int) * 4 * nt);
+  gm->Dm_inv = (double*)malloc(sizeof(double) * 9 * nt);
+  gm->vol = (double*)malloc(sizeof(double) * nt);
+  gm->mass = (double*)calloc(nn, sizeof(double));
+  gm->inv_mass = (double*)calloc(nn, sizeof(double));
+  gm->fixed = (unsigned char*)calloc(nn, 1);
+  gm->fixed_id = (int*)malloc(sizeof(int) * nn);
+  gm->node_tetadr = (int*)malloc(sizeof(int) * (nn + 1));
+  gm->node_tet = (int*)malloc(sizeof(int) * 4 * nt);
+  gm->surf = (int*)malloc(sizeof(int) * ns);
+  gm->surf_area = (double*)malloc(sizeof(double) * ns);
+  gm->surf_param = (dtac_contact_node_param*)malloc(sizeof(dtac_contact_node_param) * ns);
+  if (!gm->X || !gm->tet || !gm->Dm_inv || !gm->vol || !gm->mass || !gm->inv_mass || !gm->fixed ||
+      !gm->fixed_id || !gm->node_tetadr || !gm->node_tet || !gm->surf || !gm->surf_area ||
+      !gm->surf_param) {
+    dtac_gel_model_free(gm);
+    snprintf(err, errlen, "out of memory for a mesh of %d nodes", nn);
+    return 1;
+  }
+  make_box_mesh(gm);
+  make_surface(gm);
+
+  // rest shapes and lumped masses from element volumes
+  for (int t = 0; t < nt; t++) {
+    const int* tv = gm->tet + 4 * t;
+    double v = dtac_tet_rest(gm->X + 3 * tv[0], gm->X + 3 * tv[1], gm->X + 3 * tv[2],
+                             gm->X + 3 * tv[3], gm->Dm_inv + 9 * t);
+    if (v < 0) {
+      // orient positively: swap two vertices
+      int tmp = gm->tet[4 * t + 2];
+      gm->tet[4 * t + 2] = gm->tet[4 * t + 3];
+      gm->tet[4 * t + 3] = tmp;
+      v = dtac_tet_rest(gm->X + 3 * tv[0], gm->X + 3 * tv[1], gm->X + 3 * tv[2],
+                        gm->X + 3 * tv[3], gm->Dm_inv + 9 * t);
+    }
+    gm->vol[t] = v;
+    for (int q = 0; q < 4; q++) gm->mass[tv[q]] += 0.25 * def->density * v;
+  }
+  make_incidence(gm);  // after orientation fixed the local vertex slots
+  for (int a = 0; a < nn; a++) {
+    gm->total_mass += gm->mass[a];
+    gm->fixed[a] = !nofixed && gm->X[3 * a + 2] == 0;
+    if (gm->fixed[a]) {
+      gm->fixed_id[gm->nfixed++] = a;
+    } else {
+      gm->inv_mass[a] = 1 / gm->mass[a];
+    }
+  }
+  dtac_material_set(&gm->mat, def->young, def->poisson, def->damping);
+
+  // contact constants, defaults derived from the material and the mesh
+  double h[3] = {def->size[0] / gm->n[0], def->size[1] / gm->n[1], def->size[2] / gm->n[2]};
+  double hmin = fmin(h[0], fmin(h[1], h[2]));
+  double kn = def->contact_stiffness > 0 ? def->contact_stiffness : 10 * def->young / hmin;
+  double kt = def->friction_stiffness > 0 ? def->friction_stiffness : kn;
+  double width = def->contact_width > 0 ? def->contact_width : 0.02 * hmin;
+  double wc2 = 0, cm = 0;
+  for (int s = 0; s < ns; s++) {
+    dtac_contact_node_param* p = gm->surf_param + s;
+    double m = gm->mass[gm->surf[s]];
+    p->kn = kn * gm->surf_area[s];
+    p->kt = kt * gm->surf_area[s];
+    p->cn = 2 * def->contact_damping * sqrt(p->kn * m);
+    p->width = width;
+    wc2 = fmax(wc2, fmax(p->kn, p->kt) / m);
+    cm = fmax(cm, p->cn / m);
+  }
+
+  // largest stable step of symplectic Euler for a damped oscillator:
+  // dt < (2/w)(sqrt(1+z^2) - z) with w^2 = wK^2 + wc^2, 2 z w = beta wK^2 + cn/m
+  double wk2 = max_eig(gm) * 1.05;
+  gm->omega_max = sqrt(wk2);
+  gm->omega_contact = sqrt(wc2);
+  double w = sqrt(wk2 + wc2);
+  double z = (def->damping * wk2 + cm) / (2 * w);
+  gm->dt_stable = 0.9 * (2 / w) * (sqrt(1 + z * z) - z);
+  if (timestep > 0 && dtac_gel_substeps(gm, timestep) > DTAC_MAX_SUBSTEPS) {
+    snprintf(err, errlen,
+             "the gel needs %d substeps per MuJoCo step (stable substep %.3g s for timestep "
+             "%g s), more than the limit of %d: use a coarser 'resolution' (now %g), a smaller "
+             "'damping' (now %g) or a smaller timestep",
+             dtac_gel_substeps(gm, timestep), gm->dt_stable, timestep, DTAC_MAX_SUBSTEPS,
+             def->resolution, def->damping);
+    dtac_gel_model_free(gm);
+    return 1;
+  }
+  return 0;
+}
+
+void dtac_gel_model_free(dtac_gel_model* gm) {
+  free(gm->X);
+  free(gm->tet);
+  free(gm->Dm_inv);
+  free(gm->vol);
+  free(gm->mass);
+  free(gm->inv_mass);
+  free(gm->fixed);
+  free(gm->fixed_id);
+  free(gm->node_tetadr);
+  free(gm->node_tet);
+  free(gm->surf);
+  free(gm->surf_area);
+  free(gm->surf_param);
+  memset(gm, 0, sizeof(*gm));
+}
+
+int dtac_gel_scratch_make(dtac_gel_scratch* s, const dtac_gel_model* gm, int maxcol) {
+  memset(s, 0, sizeof(*s));
+  s->tet_force = (double*)malloc(sizeof(double) * 12 * gm->ntet);
+  s->force = (double*)malloc(sizeof(double) * 3 * gm->nnode);
+  s->tet_J = (double*)malloc(sizeof(double) * gm->ntet);
+  s->maxcol = maxcol;
+  s->col_t = (dtac_collider*)malloc(sizeof(dtac_collider) * (maxcol > 0 ? maxcol : 1));
+  if (!s->tet_force || !s->force || !s->tet_J || !s->col_t) {
+    dtac_gel_scratch_free(s);
+    return 1;
+  }
+  return 0;
+}
+
+void dtac_gel_scratch_free(dtac_gel_scratch* s) {
+  free(s->tet_force);
+  free(s->force);
+  free(s->tet_J);
+  free(s->col_t);
+  memset(s, 0, sizeof(*s));
+}

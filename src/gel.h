@@ -1,0 +1,138 @@
+// gel.h: the library core's view of one elastomer: its definition (config with defaults), its
+// immutable model (mesh, material, contact constants, substep), and the scratch it steps with.
+// MuJoCo-free: the plugin layer turns mjModel/mjData into these and back.
+#ifndef DTAC_SRC_GEL_H_
+#define DTAC_SRC_GEL_H_
+
+#include <stddef.h>
+
+#include "contact.h"
+#include "fem.h"
+
+#define DTAC_MAX_NODES 2000000   // mesh size limit: a finer resolution is a load error
+#define DTAC_MAX_SUBSTEPS 20000  // substeps per MuJoCo step limit: more is a load error
+#define DTAC_ERRLEN 512
+
+typedef enum dtac_shape_ { DTAC_SHAPE_BOX = 0 } dtac_shape;
+
+// everything the user can set, with defaults (dtac_gel_def_default); negative = derived
+typedef struct dtac_gel_def_ {
+  dtac_shape shape;
+  double size[3];            // full extents x y z, m
+  double resolution;         // target element edge length, m
+  double young;              // Pa
+  double poisson;            // (-1, 0.5)
+  double density;            // kg/m^3
+  double damping;            // stiffness-proportional damping time, s (<0: derived)
+  double friction;           // Coulomb coefficient against every geom
+  double contact_stiffness;  // normal penalty per unit area, Pa/m (<0: derived)
+  double contact_damping;    // normal contact damping ratio, dimensionless
+  double friction_stiffness; // tangential stick stiffness per area, Pa/m (<0: = contact)
+  double contact_width;      // penetration over which the normal force ramps in, m (<0: derived)
+} dtac_gel_def;
+
+// immutable after creation
+typedef struct dtac_gel_model_ {
+  dtac_gel_def def;
+  int n[3];                  // cells along x y z
+  int nnode, ntet, nsurf, nfixed;
+  double* X;                 // rest positions in the gel frame (nnode x 3)
+  int* tet;                  // node ids of each tet (ntet x 4)
+  double* Dm_inv;            // rest shape inverse (ntet x 9)
+  double* vol;               // rest volume (ntet)
+  double* mass;              // lumped mass (nnode)
+  double* inv_mass;          // 1/mass of free nodes, 0 of fixed (nnode)
+  unsigned char* fixed;      // 1: back-face node moved with the site (nnode)
+  int* fixed_id;             // the fixed nodes (nfixed)
+  int* node_tetadr;          // node -> first incidence in node_tet (nnode + 1)
+  int* node_tet;             // incidences: 4*tet + local vertex (4 ntet)
+  int* surf;                 // contact (surface, non-back) node ids (nsurf)
+  double* surf_area;         // tributary surface area of each contact node, m^2 (nsurf)
+  dtac_contact_node_param* surf_param;  // contact constants per contact node (nsurf)
+  dtac_material mat;
+  double total_mass;         // kg
+  double omega_max;          // highest angular frequency of the free gel at rest, rad/s
+  double omega_contact;      // highest contact spring frequency, rad/s
+  double dt_stable;          // largest stable explicit step, s
+} dtac_gel_model;
+
+// state layout inside one flat array (MuJoCo's plugin_state)
+typedef struct dtac_state_layout_ {
+  int x;        // node positions, world (nnode x 3)
+  int v;        // node velocities, world (nnode x 3)
+  int anchor;   // per contact node: geom id (-1 none), anchor in the geom frame (nsurf x 4)
+  int placed;   // 1 once the rest shape was placed at the site (0 after a reset)
+  int size;
+} dtac_state_layout;
+
+// a rigid frame's pose and velocity (the site the gel's back face is attached to)
+typedef struct dtac_frame_ {
+  double pos[3];
+  double mat[9];      // local -> world, row-major
+  double vel[3];      // linear velocity of pos
+  double angvel[3];   // angular velocity
+} dtac_frame;
+
+// mutable scratch for stepping, sized at creation (no allocation in the step)
+typedef struct dtac_gel_scratch_ {
+  double* tet_force;  // per-tet node forces (ntet x 12)
+  double* force;      // per-node force (nnode x 3)
+  double* tet_J;      // det F per tet (ntet)
+  dtac_collider* col_t;  // colliders at the current substep time
+  int maxcol;
+} dtac_gel_scratch;
+
+// what a step or force evaluation reports back
+typedef struct dtac_step_report_ {
+  double min_J;        // smallest det F seen
+  int nonfinite;       // 1 if a non-finite value appeared
+  int ncontact;        // contact nodes in contact at the end
+} dtac_step_report;
+
+// ---- model ---------------------------------------------------------------------------------------
+
+void dtac_gel_def_default(dtac_gel_def* def);
+// checks a def; on error returns nonzero with a message naming key and value in err
+int dtac_gel_def_check(const dtac_gel_def* def, char* err, size_t errlen);
+// mesh sizes of a def without building anything (for plugin_state sizing)
+void dtac_gel_counts(const dtac_gel_def* def, int n[3], int* nnode, int* ntet, int* nsurf);
+// builds the model; nofixed = 1 builds a free gel (tests); 0 on success, else err is filled
+int dtac_gel_model_make(dtac_gel_model* gm, const dtac_gel_def* def, int nofixed, double timestep,
+                        char* err, size_t errlen);
+void dtac_gel_model_free(dtac_gel_model* gm);
+dtac_state_layout dtac_gel_state_layout(const dtac_gel_model* gm);
+int dtac_gel_substeps(const dtac_gel_model* gm, double timestep);
+
+int dtac_gel_scratch_make(dtac_gel_scratch* s, const dtac_gel_model* gm, int maxcol);
+void dtac_gel_scratch_free(dtac_gel_scratch* s);
+
+// ---- state and stepping (step.c) --------------------------------------------------------------------
+
+// rest shape placed at the site frame, zero velocity, no anchors
+void dtac_gel_state_rest(const dtac_gel_model* gm, const dtac_frame* site, double* state);
+
+// internal (elastic + damping) forces of all nodes into s->force; returns min det F
+double dtac_gel_internal_force(const dtac_gel_model* gm, dtac_gel_scratch* s, const double* x,
+                               const double* v);
+
+// contact forces of contact nodes with colliders, added to node_force (nnode x 3) when not null;
+// reaction force/torque about each collider's frame origin accumulated into col_ft (ncol x 6)
+// when not null; anchors updated when anchor_out is not null. Returns contact node count.
+int dtac_gel_contact(const dtac_gel_model* gm, const double* x, const double* v,
+                     const double* anchor, double* anchor_out, const dtac_collider* col, int ncol,
+                     double* node_force, double* col_ft);
+
+// advances the state by h seconds in nsub explicit substeps, the site and colliders moving
+// with constant velocity over the step
+void dtac_gel_advance(const dtac_gel_model* gm, dtac_gel_scratch* s, double* state,
+                      const dtac_frame* site, const dtac_collider* col, int ncol,
+                      const double gravity[3], double h, int nsub, dtac_step_report* rep);
+
+// kinetic energy and elastic energy of a state (tests, diagnostics)
+double dtac_gel_kinetic(const dtac_gel_model* gm, const double* v);
+double dtac_gel_strain_energy(const dtac_gel_model* gm, const double* x);
+
+// pose a frame moved for time t at constant velocity (rotation by exp(t w))
+void dtac_frame_at(const dtac_frame* f0, double t, double pos[3], double mat[9]);
+
+#endif  // DTAC_SRC_GEL_H_

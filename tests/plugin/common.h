@@ -1,0 +1,57 @@
+// common.h: helpers for plugin tests: load libdifftac once, load scenes from files or strings.
+#ifndef DTAC_TESTS_PLUGIN_COMMON_H_
+#define DTAC_TESTS_PLUGIN_COMMON_H_
+
+#include <difftac/difftac.h>
+#include <mujoco/mujoco.h>
+
+#include <cmath>
+#include <string>
+
+inline void dtac_test_load_library() {
+  static bool loaded = false;
+  if (!loaded) {
+    mj_loadPluginLibrary(DTAC_LIB);
+    loaded = true;
+  }
+}
+
+// a model and data loaded from an MJCF file or string; err holds the load error
+struct Scene {
+  mjModel* m = nullptr;
+  mjData* d = nullptr;
+  std::string err;
+  explicit Scene(const char* path) {
+    dtac_test_load_library();
+    char buf[2000] = "";
+    m = mj_loadXML(path, nullptr, buf, sizeof(buf));
+    err = buf;
+    if (m) d = mj_makeData(m);
+  }
+  static Scene FromString(const std::string& xml) {
+    dtac_test_load_library();
+    Scene s;
+    char buf[2000] = "";
+    mjSpec* spec = mj_parseXMLString(xml.c_str(), nullptr, buf, sizeof(buf));
+    if (spec) {
+      s.m = mj_compile(spec, nullptr);
+      if (!s.m) s.err = mjs_getError(spec);
+      mj_deleteSpec(spec);
+    } else {
+      s.err = buf;
+    }
+    if (s.m) s.d = mj_makeData(s.m);
+    return s;
+  }
+  Scene(Scene&& o) noexcept : m(o.m), d(o.d), err(o.err) { o.m = nullptr; o.d = nullptr; }
+  Scene(const Scene&) = delete;
+  ~Scene() {
+    if (d) mj_deleteData(d);
+    if (m) mj_deleteModel(m);
+  }
+
+ private:
+  Scene() = default;
+};
+
+#endif  // DTAC_TESTS_PLUGIN_COMMON_H_
