@@ -42,10 +42,12 @@ int main(int argc, char** argv) {
     printf("\n%-8s %14s %12s %12s\n", names[k], "indentation_mm", "force_N", "contacts");
     mj_resetData(m, d);
     d->qpos[0] = xs[k];
-    hold(m, d, xs[k], 0.0, 0.05);
+    d->qpos[1] = -0.004;  // gel face 2 mm above the indenter top
+    hold(m, d, xs[k], -0.004, 0.02);
     for (int s = 0; s <= 6; s++) {
-      double target = -0.03 + 0.004 + 0.0002 * s;   // gel face 0..1.2 mm below the top
-      hold(m, d, xs[k], target - 0.003 * 0, 0.08);
+      // commanded gel face 0 .. 1.2 mm below the indenter top: face = 0.026 + qz
+      double target = -0.006 - 0.0002 * s;
+      hold(m, d, xs[k], target, 0.06);
       double face = d->site_xpos[3 * site + 2] - thick;
       mjtNum w[6];
       dtac_gel_contact_wrench(m, d, gel, w);

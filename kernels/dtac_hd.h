@@ -11,6 +11,8 @@
 #define DTAC_HD static inline
 #endif
 
+#define DTAC_PI 3.14159265358979323846
+
 // the physics real type: double, matching mjtNum
 typedef double dtac_real;
 

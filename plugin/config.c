@@ -10,7 +10,7 @@
 
 const char* const dtac_elastomer_attributes[] = {
     "site",     "shape",   "size",     "resolution",        "young",           "poisson",
-    "density",  "damping", "friction", "contact_stiffness", "contact_damping", "friction_stiffness",
+    "density",  "damping", "mass_damping", "friction", "contact_stiffness", "contact_damping", "friction_stiffness",
     "contact_width", "contype", "conaffinity", "device"};
 const int dtac_elastomer_nattribute =
     sizeof(dtac_elastomer_attributes) / sizeof(dtac_elastomer_attributes[0]);
@@ -94,6 +94,7 @@ int dtac_elastomer_parse(const mjModel* m, int instance, dtac_elastomer_def* def
       read_numbers(m, instance, "poisson", &g->poisson, 1, err, errlen) ||
       read_numbers(m, instance, "density", &g->density, 1, err, errlen) ||
       read_numbers(m, instance, "damping", &g->damping, 1, err, errlen) ||
+      read_numbers(m, instance, "mass_damping", &g->mass_damping, 1, err, errlen) ||
       read_numbers(m, instance, "friction", &g->friction, 1, err, errlen) ||
       read_numbers(m, instance, "contact_stiffness", &g->contact_stiffness, 1, err, errlen) ||
       read_numbers(m, instance, "contact_damping", &g->contact_damping, 1, err, errlen) ||

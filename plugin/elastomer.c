@@ -336,6 +336,21 @@ static void elastomer_compute(const mjModel* m, mjData* d, int instance, int cap
       T[k] += t[k];
     }
   }
+  // damping relative to the body: its reaction acts on the body too
+  dtac_frame site;
+  site_frame(d, e->site, &site);
+  if (gm->alpha > 0) {
+    mjtNum vel[6];
+    mj_objectVelocity(m, d, mjOBJ_SITE, e->site, vel, 0);
+    memcpy(site.angvel, vel, sizeof(site.angvel));
+    memcpy(site.vel, vel + 3, sizeof(site.vel));
+    double wr[6] = {0, 0, 0, 0, 0, 0};
+    dtac_gel_mass_damping(gm, x, v, sp, &site, NULL, wr);
+    for (int k = 0; k < 3; k++) {
+      F[k] += wr[k];
+      T[k] += wr[3 + k];
+    }
+  }
   if (e->body > 0) mj_applyFT(m, d, F, T, sp, e->body, d->qfrc_passive);
 
   // contact: reactions on the touched bodies; the gel feels the opposite

@@ -18,7 +18,8 @@ void dtac_gel_def_default(dtac_gel_def* def) {
   def->young = 3e5;
   def->poisson = 0.45;
   def->density = 1000;
-  def->damping = 1e-5;
+  def->damping = -1;
+  def->mass_damping = -1;
   def->friction = 1.0;
   def->contact_stiffness = -1;
   def->contact_damping = 0.3;
@@ -49,8 +50,12 @@ int dtac_gel_def_check(const dtac_gel_def* def, char* err, size_t errlen) {
   if (!isfinite(def->density) || def->density <= 0) {
     return bad(err, errlen, "density", def->density, "finite > 0 (kg/m^3)");
   }
-  if (!isfinite(def->damping) || def->damping < 0) {
-    return bad(err, errlen, "damping", def->damping, "finite >= 0 (s)");
+  if (!isfinite(def->damping) || (def->damping < 0 && def->damping != -1)) {
+    return bad(err, errlen, "damping", def->damping, "finite >= 0 (s), or -1 for the default");
+  }
+  if (!isfinite(def->mass_damping) || (def->mass_damping < 0 && def->mass_damping != -1)) {
+    return bad(err, errlen, "mass_damping", def->mass_damping,
+               "finite >= 0 (1/s), or -1 for the default");
   }
   if (!isfinite(def->friction) || def->friction < 0) {
     return bad(err, errlen, "friction", def->friction, "finite >= 0");
@@ -327,12 +332,27 @@ int dtac_gel_model_make(dtac_gel_model* gm, const dtac_gel_def* def, int nofixed
       gm->inv_mass[a] = 1 / gm->mass[a];
     }
   }
-  dtac_material_set(&gm->mat, def->young, def->poisson, def->damping);
+  dtac_material_set(&gm->mat, def->young, def->poisson, 0);
 
-  // contact constants, defaults derived from the material and the mesh
+  // highest mode of the mesh; stiffness-proportional damping defaults to a 10% damping ratio
+  // there (it damps the mesh-scale modes), mass-proportional damping relative to the site's
+  // body to 30% at the pad's first shear mode, w1 = (pi/2) c_s / thickness
+  double wk2 = max_eig(gm) * 1.05;
+  gm->omega_max = sqrt(wk2);
+  double beta = def->damping >= 0 ? def->damping : 0.2 / gm->omega_max;
+  gm->mat.beta = beta;
+  double w1 = 0.5 * DTAC_PI * sqrt(gm->mat.mu / def->density) / def->size[2];
+  gm->alpha = def->mass_damping >= 0 ? def->mass_damping : 2 * 0.3 * w1;
+
+  // contact constants per node, from stiffness per area; the default puts the stiffest contact
+  // spring at half the gel's highest frequency, so that contact does not shorten the substep
   double h[3] = {def->size[0] / gm->n[0], def->size[1] / gm->n[1], def->size[2] / gm->n[2]};
   double hmin = fmin(h[0], fmin(h[1], h[2]));
-  double kn = def->contact_stiffness > 0 ? def->contact_stiffness : 10 * def->young / hmin;
+  double m_per_area = INFINITY;
+  for (int s = 0; s < ns; s++) {
+    m_per_area = fmin(m_per_area, gm->mass[gm->surf[s]] / gm->surf_area[s]);
+  }
+  double kn = def->contact_stiffness > 0 ? def->contact_stiffness : 0.25 * wk2 * m_per_area;
   double kt = def->friction_stiffness > 0 ? def->friction_stiffness : kn;
   double width = def->contact_width > 0 ? def->contact_width : 0.02 * hmin;
   double wc2 = 0, cm = 0;
@@ -346,14 +366,13 @@ int dtac_gel_model_make(dtac_gel_model* gm, const dtac_gel_def* def, int nofixed
     wc2 = fmax(wc2, fmax(p->kn, p->kt) / m);
     cm = fmax(cm, p->cn / m);
   }
+  gm->contact_stiffness = kn;
 
   // largest stable step of symplectic Euler for a damped oscillator:
-  // dt < (2/w)(sqrt(1+z^2) - z) with w^2 = wK^2 + wc^2, 2 z w = beta wK^2 + cn/m
-  double wk2 = max_eig(gm) * 1.05;
-  gm->omega_max = sqrt(wk2);
+  // dt < (2/w)(sqrt(1+z^2) - z) with w^2 = wK^2 + wc^2, 2 z w = beta wK^2 + cn/m + alpha
   gm->omega_contact = sqrt(wc2);
   double w = sqrt(wk2 + wc2);
-  double z = (def->damping * wk2 + cm) / (2 * w);
+  double z = (beta * wk2 + cm + gm->alpha) / (2 * w);
   gm->dt_stable = 0.9 * (2 / w) * (sqrt(1 + z * z) - z);
   if (timestep > 0 && dtac_gel_substeps(gm, timestep) > DTAC_MAX_SUBSTEPS) {
     snprintf(err, errlen,
@@ -361,7 +380,7 @@ int dtac_gel_model_make(dtac_gel_model* gm, const dtac_gel_def* def, int nofixed
              "%g s), more than the limit of %d: use a coarser 'resolution' (now %g), a smaller "
              "'damping' (now %g) or a smaller timestep",
              dtac_gel_substeps(gm, timestep), gm->dt_stable, timestep, DTAC_MAX_SUBSTEPS,
-             def->resolution, def->damping);
+             def->resolution, beta);
     dtac_gel_model_free(gm);
     return 1;
   }

@@ -24,6 +24,7 @@ typedef struct dtac_gel_def_ {
   double poisson;            // (-1, 0.5)
   double density;            // kg/m^3
   double damping;            // stiffness-proportional damping time, s (<0: derived)
+  double mass_damping;       // mass-proportional damping relative to the site's body, 1/s (<0: derived)
   double friction;           // Coulomb coefficient against every geom
   double contact_stiffness;  // normal penalty per unit area, Pa/m (<0: derived)
   double contact_damping;    // normal contact damping ratio, dimensionless
@@ -54,6 +55,8 @@ typedef struct dtac_gel_model_ {
   double omega_max;          // highest angular frequency of the free gel at rest, rad/s
   double omega_contact;      // highest contact spring frequency, rad/s
   double dt_stable;          // largest stable explicit step, s
+  double alpha;              // mass-proportional damping rate actually used, 1/s
+  double contact_stiffness;  // normal penalty per area actually used, Pa/m
 } dtac_gel_model;
 
 // state layout inside one flat array (MuJoCo's plugin_state)
@@ -121,6 +124,13 @@ double dtac_gel_internal_force(const dtac_gel_model* gm, dtac_gel_scratch* s, co
 int dtac_gel_contact(const dtac_gel_model* gm, const double* x, const double* v,
                      const double* anchor, double* anchor_out, const dtac_collider* col, int ncol,
                      double* node_force, double* col_ft);
+
+// mass-proportional damping relative to the rigid motion of `frame` (pos, vel, angvel at the
+// current time): adds -alpha m (v - v_rigid) to force of free nodes; the reaction on the frame's
+// body (force, torque about frame->pos) is accumulated into wrench when not null
+void dtac_gel_mass_damping(const dtac_gel_model* gm, const double* x, const double* v,
+                           const double pos[3], const dtac_frame* frame, double* force,
+                           double wrench[6]);
 
 // advances the state by h seconds in nsub explicit substeps, the site and colliders moving
 // with constant velocity over the step

@@ -133,6 +133,30 @@ int dtac_gel_contact(const dtac_gel_model* gm, const double* x, const double* v,
   return ncontact;
 }
 
+void dtac_gel_mass_damping(const dtac_gel_model* gm, const double* x, const double* v,
+                           const double pos[3], const dtac_frame* frame, double* force,
+                           double wrench[6]) {
+  if (gm->alpha <= 0) return;
+  for (int a = 0; a < gm->nnode; a++) {
+    if (gm->inv_mass[a] == 0) continue;
+    double r[3], w[3], f[3];
+    dtac_sub3(r, x + 3 * a, pos);
+    dtac_cross3(w, frame->angvel, r);
+    for (int k = 0; k < 3; k++) {
+      f[k] = -gm->alpha * gm->mass[a] * (v[3 * a + k] - frame->vel[k] - w[k]);
+      if (force) force[3 * a + k] += f[k];
+    }
+    if (wrench) {
+      double t[3];
+      dtac_cross3(t, r, f);
+      for (int k = 0; k < 3; k++) {
+        wrench[k] -= f[k];
+        wrench[3 + k] -= t[k];
+      }
+    }
+  }
+}
+
 void dtac_gel_advance(const dtac_gel_model* gm, dtac_gel_scratch* s, double* state,
                       const dtac_frame* site, const dtac_collider* col, int ncol,
                       const double gravity[3], double h, int nsub, dtac_step_report* rep) {
@@ -159,8 +183,11 @@ void dtac_gel_advance(const dtac_gel_model* gm, dtac_gel_scratch* s, double* sta
       dtac_frame_at(&fc, t, ct->pos, ct->mat);
     }
 
-    // forces: internal, gravity, contact
+    // forces: internal, damping relative to the site's body, gravity, contact
     minJ = fmin(minJ, dtac_gel_internal_force(gm, s, x, v));
+    double sp0[3], sm0[9];
+    dtac_frame_at(site, t, sp0, sm0);
+    dtac_gel_mass_damping(gm, x, v, sp0, site, s->force, NULL);
     for (int a = 0; a < gm->nnode; a++) {
       for (int k = 0; k < 3; k++) s->force[3 * a + k] += gm->mass[a] * gravity[k];
     }
