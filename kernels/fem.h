@@ -52,14 +52,15 @@ DTAC_HD void dtac_tet_defgrad(const double* x0, const double* x1, const double* 
   dtac_mul33(F, Ds, Dm_inv);
 }
 
-// strain energy density of stable Neo-Hookean, J/m^3:
-// mu'/2 (I_C - 3) + lambda'/2 (J - alpha)^2 - mu'/2 log(I_C + 1)
+// strain energy density of stable Neo-Hookean, J/m^3, shifted to zero at rest:
+// mu'/2 (I_C - 3) + lambda'/2 (J - alpha)^2 - mu'/2 log(I_C + 1) - [same at F = I]
 DTAC_HD double dtac_snh_energy(const dtac_material* mat, const double F[9]) {
   double Ic = dtac_ddot33(F, F);
   double J = dtac_det33(F);
   double dJ = J - mat->alpha;
-  return 0.5 * mat->mu_s * (Ic - 3) + 0.5 * mat->lambda_s * dJ * dJ -
-         0.5 * mat->mu_s * log(Ic + 1);
+  double d1 = 1 - mat->alpha;
+  return 0.5 * mat->mu_s * (Ic - 3) + 0.5 * mat->lambda_s * (dJ * dJ - d1 * d1) -
+         0.5 * mat->mu_s * log((Ic + 1) / 4);
 }
 
 // first Piola-Kirchhoff stress P = dPsi/dF; defined and finite for inverted F (J <= 0)
