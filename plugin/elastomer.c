@@ -311,11 +311,29 @@ static void gather_colliders(const mjModel* m, mjData* d, dtac_elastomer* e, int
   }
 }
 
+// a non-finite gel is reported and restarted from rest at the site, never passed on
+static int recover_nonfinite(const mjModel* m, mjData* d, dtac_elastomer* e, const char* where) {
+  mjtNum* state = d->plugin_state + m->plugin_stateadr[e->instance];
+  for (int i = 0; i < 6 * e->model.nnode; i++) {
+    if (!isfinite(state[i])) {
+      e->nwarning++;
+      mju_warning("%s instance '%s': the gel state became non-finite (%s, time %g); the gel was "
+                  "reset to its rest shape (warning %d)",
+                  DTAC_ELASTOMER_NAME, e->name, where, d->time, e->nwarning);
+      state[e->L.placed] = 0;
+      dtac_elastomer_ensure_placed(m, d, e);
+      return 1;
+    }
+  }
+  return 0;
+}
+
 // PASSIVE: forces of the gel on the bodies, from the current state (a pure function of it)
 static void elastomer_compute(const mjModel* m, mjData* d, int instance, int capability_bit) {
   dtac_elastomer* e = (dtac_elastomer*)d->plugin_data[instance];
   if (!e || !(capability_bit & mjPLUGIN_PASSIVE)) return;
   dtac_elastomer_ensure_placed(m, d, e);
+  recover_nonfinite(m, d, e, "found before the force evaluation");
   const double* state = d->plugin_state + m->plugin_stateadr[instance];
   const double* x = state + e->L.x;
   const double* v = state + e->L.v;
@@ -402,8 +420,8 @@ static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
   // a blown-up gel is reported and restarted from rest at the site's new pose
   if (rep.nonfinite) {
     e->nwarning++;
-    mju_warning("%s instance '%s': the gel state became non-finite at time %g; the gel was "
-                "reset to its rest shape (warning %d)",
+    mju_warning("%s instance '%s': the gel state became non-finite in the step (time %g); the "
+                "gel was reset to its rest shape (warning %d)",
                 DTAC_ELASTOMER_NAME, e->name, d->time, e->nwarning);
     dtac_frame f;
     dtac_frame_at(&site, m->opt.timestep, f.pos, f.mat);

@@ -7,6 +7,11 @@
 
 // extra: additional <config> lines for the gel instance
 inline std::string SmallScene(const std::string& extra = "", const std::string& site = "gel_site") {
+  auto given = [&](const char* key) {
+    return extra.find(std::string("key=\"") + key + "\"") != std::string::npos;
+  };
+  std::string size = given("size") ? "" : R"(<config key="size" value="0.01 0.01 0.004"/>)";
+  std::string res = given("resolution") ? "" : R"(<config key="resolution" value="0.002"/>)";
   return R"(
 <mujoco model="small">
   <option timestep="0.002"/>
@@ -14,8 +19,7 @@ inline std::string SmallScene(const std::string& extra = "", const std::string& 
     <plugin plugin="difftac.elastomer">
       <instance name="gel">
         <config key="site" value=")" + site + R"("/>
-        <config key="size" value="0.01 0.01 0.004"/>
-        <config key="resolution" value="0.002"/>
+        )" + size + res + R"(
         <config key="contype" value="0"/>
         <config key="conaffinity" value="2"/>
 )" + extra + R"(
