@@ -93,15 +93,19 @@ int dtac_gel_def_check(const dtac_gel_def* def, char* err, size_t errlen) {
   return 0;
 }
 
-void dtac_gel_counts(const dtac_gel_def* def, int n[3], int* nnode, int* ntet, int* nsurf) {
-  for (int k = 0; k < 3; k++) {
-    n[k] = (int)fmax(1, round(def->size[k] / def->resolution));
-  }
+static void counts_of_cells(const int n[3], int* nnode, int* ntet, int* nsurf) {
   int layer = (n[0] + 1) * (n[1] + 1);
   int inner = (n[0] - 1) * (n[1] - 1);
   *nnode = layer * (n[2] + 1);
   *ntet = 6 * n[0] * n[1] * n[2];
   *nsurf = (n[2] - 1) * (layer - inner) + layer;
+}
+
+void dtac_gel_counts(const dtac_gel_def* def, int n[3], int* nnode, int* ntet, int* nsurf) {
+  for (int k = 0; k < 3; k++) {
+    n[k] = (int)fmax(1, round(def->size[k] / def->resolution));
+  }
+  counts_of_cells(n, nnode, ntet, nsurf);
 }
 
 dtac_state_layout dtac_gel_state_layout(const dtac_gel_model* gm) {
@@ -124,15 +128,13 @@ static int node_id(const int n[3], int i, int j, int k) {
 // (paths 000 -> 111 along the axes in each order), which is conforming across cells
 static void make_box_mesh(dtac_gel_model* gm) {
   const int* n = gm->n;
-  const double* size = gm->def.size;
-  double h[3] = {size[0] / n[0], size[1] / n[1], size[2] / n[2]};
   for (int k = 0; k <= n[2]; k++) {
     for (int j = 0; j <= n[1]; j++) {
       for (int i = 0; i <= n[0]; i++) {
         double* X = gm->X + 3 * node_id(n, i, j, k);
-        X[0] = -0.5 * size[0] + i * h[0];
-        X[1] = -0.5 * size[1] + j * h[1];
-        X[2] = k * h[2];
+        X[0] = gm->coord[0][i];
+        X[1] = gm->coord[1][j];
+        X[2] = gm->coord[2][k];
       }
     }
   }
@@ -176,15 +178,15 @@ static void make_surface(dtac_gel_model* gm) {
       }
     }
   }
-  double h[3] = {gm->def.size[0] / n[0], gm->def.size[1] / n[1], gm->def.size[2] / n[2]};
   // faces: axis a at index 0 or n[a] (the back face z = 0 excluded)
   for (int a = 0; a < 3; a++) {
     int b = (a + 1) % 3, c = (a + 2) % 3;
     for (int side = 0; side < 2; side++) {
       if (a == 2 && side == 0) continue;
-      double quarter = 0.25 * h[b] * h[c];
       for (int ib = 0; ib < n[b]; ib++) {
         for (int ic = 0; ic < n[c]; ic++) {
+          double quarter = 0.25 * (gm->coord[b][ib + 1] - gm->coord[b][ib]) *
+                           (gm->coord[c][ic + 1] - gm->coord[c][ic]);
           for (int q = 0; q < 4; q++) {
             int idx[3];
             idx[a] = side ? n[a] : 0;
@@ -278,11 +280,36 @@ int dtac_gel_substeps(const dtac_gel_model* gm, double timestep) {
 
 int dtac_gel_model_make(dtac_gel_model* gm, const dtac_gel_def* def, int nofixed, double timestep,
                         char* err, size_t errlen) {
+  return dtac_gel_model_make_grid(gm, def, NULL, NULL, nofixed, timestep, err, errlen);
+}
+
+int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const int ncell[3],
+                             const double* const coords[3], int nofixed, double timestep,
+                             char* err, size_t errlen) {
   memset(gm, 0, sizeof(*gm));
   if (dtac_gel_def_check(def, err, errlen)) return 1;
   gm->def = *def;
-  dtac_gel_counts(def, gm->n, &gm->nnode, &gm->ntet, &gm->nsurf);
+  if (coords) {
+    for (int k = 0; k < 3; k++) gm->n[k] = ncell[k];
+    counts_of_cells(gm->n, &gm->nnode, &gm->ntet, &gm->nsurf);
+  } else {
+    dtac_gel_counts(def, gm->n, &gm->nnode, &gm->ntet, &gm->nsurf);
+  }
   int nn = gm->nnode, nt = gm->ntet, ns = gm->nsurf;
+  // grid coordinates: uniform over the box (x, y centred, z from the back face) unless given
+  for (int k = 0; k < 3; k++) {
+    gm->coord[k] = (double*)malloc(sizeof(double) * (gm->n[k] + 1));
+    if (!gm->coord[k]) {
+      dtac_gel_model_free(gm);
+      snprintf(err, errlen, "out of memory");
+      return 1;
+    }
+    for (int i = 0; i <= gm->n[k]; i++) {
+      gm->coord[k][i] = coords ? coords[k][i]
+                               : (k < 2 ? -0.5 * def->size[k] : 0) + def->size[k] * i / gm->n[k];
+    }
+  }
+  gm->lock = (unsigned char*)calloc(nn, 1);
   gm->X = (double*)malloc(sizeof(double) * 3 * nn);
   gm->tet = (int*)malloc(sizeof(int) * 4 * nt);
   gm->Dm_inv = (double*)malloc(sizeof(double) * 9 * nt);
@@ -296,7 +323,7 @@ int dtac_gel_model_make(dtac_gel_model* gm, const dtac_gel_def* def, int nofixed
   gm->surf = (int*)malloc(sizeof(int) * ns);
   gm->surf_area = (double*)malloc(sizeof(double) * ns);
   gm->surf_param = (dtac_contact_node_param*)malloc(sizeof(dtac_contact_node_param) * ns);
-  if (!gm->X || !gm->tet || !gm->Dm_inv || !gm->vol || !gm->mass || !gm->inv_mass || !gm->fixed ||
+  if (!gm->lock || !gm->X || !gm->tet || !gm->Dm_inv || !gm->vol || !gm->mass || !gm->inv_mass || !gm->fixed ||
       !gm->fixed_id || !gm->node_tetadr || !gm->node_tet || !gm->surf || !gm->surf_area ||
       !gm->surf_param) {
     dtac_gel_model_free(gm);
@@ -346,8 +373,10 @@ int dtac_gel_model_make(dtac_gel_model* gm, const dtac_gel_def* def, int nofixed
 
   // contact constants per node, from stiffness per area; the default puts the stiffest contact
   // spring at half the gel's highest frequency, so that contact does not shorten the substep
-  double h[3] = {def->size[0] / gm->n[0], def->size[1] / gm->n[1], def->size[2] / gm->n[2]};
-  double hmin = fmin(h[0], fmin(h[1], h[2]));
+  double hmin = INFINITY;
+  for (int k = 0; k < 3; k++) {
+    for (int i = 0; i < gm->n[k]; i++) hmin = fmin(hmin, gm->coord[k][i + 1] - gm->coord[k][i]);
+  }
   double m_per_area = INFINITY;
   for (int s = 0; s < ns; s++) {
     m_per_area = fmin(m_per_area, gm->mass[gm->surf[s]] / gm->surf_area[s]);
@@ -388,6 +417,8 @@ int dtac_gel_model_make(dtac_gel_model* gm, const dtac_gel_def* def, int nofixed
 }
 
 void dtac_gel_model_free(dtac_gel_model* gm) {
+  for (int k = 0; k < 3; k++) free(gm->coord[k]);
+  free(gm->lock);
   free(gm->X);
   free(gm->tet);
   free(gm->Dm_inv);

@@ -37,7 +37,9 @@ typedef struct dtac_gel_model_ {
   dtac_gel_def def;
   int n[3];                  // cells along x y z
   int nnode, ntet, nsurf, nfixed;
+  double* coord[3];          // grid coordinates along x y z, gel frame (n[k] + 1 each)
   double* X;                 // rest positions in the gel frame (nnode x 3)
+  unsigned char* lock;       // bit k set: velocity component k held at zero (nnode; tests)
   int* tet;                  // node ids of each tet (ntet x 4)
   double* Dm_inv;            // rest shape inverse (ntet x 9)
   double* vol;               // rest volume (ntet)
@@ -102,6 +104,12 @@ void dtac_gel_counts(const dtac_gel_def* def, int n[3], int* nnode, int* ntet, i
 // builds the model; nofixed = 1 builds a free gel (tests); 0 on success, else err is filled
 int dtac_gel_model_make(dtac_gel_model* gm, const dtac_gel_def* def, int nofixed, double timestep,
                         char* err, size_t errlen);
+// the same on a graded rectilinear grid of ncell[k] cells along axis k whose node coordinates are
+// coords[k] (ncell[k] + 1 increasing values; z from 0 at the back face); def->size and
+// def->resolution are then ignored for the mesh
+int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const int ncell[3],
+                             const double* const coords[3], int nofixed, double timestep,
+                             char* err, size_t errlen);
 void dtac_gel_model_free(dtac_gel_model* gm);
 dtac_state_layout dtac_gel_state_layout(const dtac_gel_model* gm);
 int dtac_gel_substeps(const dtac_gel_model* gm, double timestep);

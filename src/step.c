@@ -199,6 +199,7 @@ void dtac_gel_advance(const dtac_gel_model* gm, dtac_gel_scratch* s, double* sta
       if (im == 0) continue;
       for (int k = 0; k < 3; k++) {
         v[3 * a + k] += dt * im * s->force[3 * a + k];
+        if (gm->lock[a] & (1 << k)) v[3 * a + k] = 0;
         x[3 * a + k] += dt * v[3 * a + k];
       }
     }
