@@ -131,6 +131,7 @@ static void elastomer_free(dtac_elastomer* e) {
   free(e->col);
   free(e->col_ft);
   free(e->jac);
+  free(e->contact_force);
   free(e);
 }
 
@@ -171,7 +172,8 @@ static dtac_elastomer* elastomer_make(const mjModel* m, int instance, char* err,
   e->col = (dtac_collider*)malloc(sizeof(dtac_collider) * ng);
   e->col_ft = (double*)malloc(sizeof(double) * 6 * ng);
   e->jac = (mjtNum*)malloc(sizeof(mjtNum) * 6 * (m->nv > 0 ? m->nv : 1));
-  if (!e->geom_ok || !e->geom_planeadr || !e->geom_nplane || !e->col || !e->col_ft || !e->jac ||
+  e->contact_force = (double*)calloc(3 * e->model.nnode, sizeof(double));
+  if (!e->contact_force || !e->geom_ok || !e->geom_planeadr || !e->geom_nplane || !e->col || !e->col_ft || !e->jac ||
       dtac_gel_scratch_make(&e->scratch, &e->model, ng)) {
     snprintf(err, errlen, "out of memory");
     elastomer_free(e);
@@ -229,6 +231,7 @@ static void elastomer_reset(const mjModel* m, mjtNum* plugin_state, void* plugin
   plugin_state[e->L.placed] = 0;
   e->ncontact = 0;
   memset(e->wrench, 0, sizeof(e->wrench));
+  memset(e->contact_force, 0, sizeof(double) * 3 * e->model.nnode);
 }
 
 static void elastomer_copy(mjData* dest, const mjModel* m, const mjData* src, int instance) {
@@ -237,6 +240,7 @@ static void elastomer_copy(mjData* dest, const mjModel* m, const mjData* src, in
   const dtac_elastomer* es = (const dtac_elastomer*)src->plugin_data[instance];
   if (!ed || !es) return;
   memcpy(ed->wrench, es->wrench, sizeof(ed->wrench));
+  memcpy(ed->contact_force, es->contact_force, sizeof(double) * 3 * es->model.nnode);
   ed->ncontact = es->ncontact;
   ed->nwarning = es->nwarning;
   ed->min_J = es->min_J;
@@ -374,8 +378,9 @@ static void elastomer_compute(const mjModel* m, mjData* d, int instance, int cap
   // contact: reactions on the touched bodies; the gel feels the opposite
   gather_colliders(m, d, e, 0);
   memset(e->col_ft, 0, sizeof(double) * 6 * e->ncol);
-  e->ncontact = dtac_gel_contact(gm, x, v, state + e->L.anchor, NULL, e->col, e->ncol, NULL,
-                                 e->col_ft);
+  memset(e->contact_force, 0, sizeof(double) * 3 * gm->nnode);
+  e->ncontact = dtac_gel_contact(gm, x, v, state + e->L.anchor, NULL, e->col, e->ncol,
+                                 e->contact_force, e->col_ft);
   memset(e->wrench, 0, sizeof(e->wrench));
   for (int c = 0; c < e->ncol; c++) {
     const double* ft = e->col_ft + 6 * c;

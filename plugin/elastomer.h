@@ -37,7 +37,8 @@ typedef struct dtac_elastomer_ {
   int ncol;
   double* col_ft;           // reaction wrench on each collider (ngeom x 6)
   mjtNum* jac;              // Jacobian scratch (6 x nv)
-  // outputs
+  // outputs of the last passive evaluation (compute)
+  double* contact_force;    // contact force on each node, world (nnode x 3; 0 off the surface)
   mjtNum wrench[6];         // contact force/torque on the gel (world; torque about the site)
   int ncontact;
   int nwarning;

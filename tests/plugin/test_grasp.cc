@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <string>
 
 #include "common.h"
 
@@ -15,7 +16,8 @@ constexpr double kCloseAt = 0.1;     // open until here, then close
 constexpr double kLiftAt = 0.5;      // squeezed; lift starts
 constexpr double kLiftTime = 0.6;    // lift ramp duration
 constexpr double kHoldAt = kLiftAt + kLiftTime + 0.1;  // hold phase measured from here
-constexpr double kHoldEnd = 2.2;
+constexpr double kHoldEnd = 2.2;     // then the fingers open
+constexpr double kReleaseEnd = 2.6;
 constexpr double kLift = 0.04;       // m
 constexpr double kClosed = 0.02;     // grip tendon target beyond contact (contact at ~0.01)
 
@@ -75,72 +77,136 @@ void RelPos(const mjData* d, const GraspIds& g, mjtNum r[3]) {
   mju_sub3(r, d->xpos + 3 * g.object, d->xpos + 3 * g.base);
 }
 
-}  // namespace
+// what one run of the whole sequence measured
+struct GraspRun {
+  std::string err;               // load error, or empty
+  bool ids_ok = false;
+  bool finite = true;            // every step's state finite
+  double nonfinite_at = -1;      // time of the first non-finite state
+  double hold_time = 0;          // simulated time at the end of the hold, s
+  int nwarning_hold[2] = {-1, -1}, nwarning_end[2] = {-1, -1};
+  double z0 = 0;                 // object height at the start, m
+  double rise = 0;               // object height gain at the end of the hold, m
+  double base_rise = 0;          // gripper base height gain at the end of the hold, m
+  double slip = 0;               // largest change of object-minus-base position in the hold, m
+  double fn_min = INFINITY, fn_max = 0;        // pad normal forces in the hold, N
+  int ncontact_min[2] = {1 << 30, 1 << 30};    // contact nodes per gel in the hold
+  double weight = 0;             // object weight, N
+  double z_end = 0;              // object height after the release, m
+  double rel_end = 0;            // object below the base after the release, m
+  int ncontact_end[2] = {-1, -1};
+};
 
-TEST(Grasp, HoldsObjectTwoSecondsWithoutSlip) {
+// runs open, close, lift, hold, release once; both tests read the result
+GraspRun Simulate() {
+  GraspRun r;
   Scene s(DTAC_MODELS "/grasp.xml");
-  ASSERT_TRUE(s.m) << s.err;
+  r.err = s.err;
+  if (!s.m) return r;
   const mjModel* m = s.m;
   mjData* d = s.d;
   GraspIds g = Ids(m);
-  ASSERT_GE(g.left, 0);
-  ASSERT_GE(g.right, 0);
-  ASSERT_GE(g.object, 0);
-  ASSERT_GE(g.base, 0);
-  ASSERT_GE(g.lift, 0);
-  ASSERT_GE(g.grip, 0);
-  ASSERT_NEAR(m->opt.timestep, 0.002, 1e-12);
+  r.ids_ok = g.left >= 0 && g.right >= 0 && g.object >= 0 && g.base >= 0 && g.lift >= 0 &&
+             g.grip >= 0;
+  if (!r.ids_ok) return r;
+  r.weight = m->body_subtreemass[g.object] * -m->opt.gravity[2];
   mj_forward(m, d);
-  const double z0 = d->xpos[3 * g.object + 2];
+  r.z0 = d->xpos[3 * g.object + 2];
+  const double base0 = d->xpos[3 * g.base + 2];
 
   mjtNum rel0[3] = {0, 0, 0};
   bool holding = false;
-  double slip = 0, fmin_hold = INFINITY, fmax_hold = 0;
-  int ncontact_min[2] = {1 << 30, 1 << 30};
-  int nstep = (int)std::lround(kHoldEnd / m->opt.timestep);
+  int nstep = (int)std::lround(kReleaseEnd / m->opt.timestep);
+  int nhold = (int)std::lround(kHoldEnd / m->opt.timestep);
   for (int i = 0; i < nstep; i++) {
     double t = d->time;
     d->ctrl[g.lift] = LiftTarget(t);
-    d->ctrl[g.grip] = t < kCloseAt ? 0 : kClosed;
+    d->ctrl[g.grip] = (t < kCloseAt || i >= nhold) ? 0 : kClosed;
     mj_step(m, d);
-    ASSERT_TRUE(AllFinite(m, d, g)) << "non-finite state at t = " << d->time;
-    if (d->time >= kHoldAt - 1e-9) {
-      mjtNum rel[3];
+    if (!AllFinite(m, d, g)) {
+      r.finite = false;
+      r.nonfinite_at = d->time;
+      return r;
+    }
+    if (i < nhold && d->time >= kHoldAt - 1e-9) {
+      mjtNum rel[3], dr[3];
       RelPos(d, g, rel);
       if (!holding) mju_copy3(rel0, rel);
       holding = true;
-      mjtNum dr[3];
       mju_sub3(dr, rel, rel0);
-      slip = std::max(slip, (double)mju_norm3(dr));
-      int k = 0;
-      for (int gel : {g.left, g.right}) {
+      r.slip = std::max(r.slip, (double)mju_norm3(dr));
+      for (int k = 0; k < 2; k++) {
+        int gel = k ? g.right : g.left;
         dtac_gel_info info;
         dtac_gel_get_info(m, d, gel, &info);
-        ncontact_min[k] = std::min(ncontact_min[k], info.ncontact);
+        r.ncontact_min[k] = std::min(r.ncontact_min[k], info.ncontact);
         double fn = NormalForce(m, d, gel);
-        fmin_hold = std::min(fmin_hold, fn);
-        fmax_hold = std::max(fmax_hold, fn);
-        k++;
+        r.fn_min = std::min(r.fn_min, fn);
+        r.fn_max = std::max(r.fn_max, fn);
+      }
+    }
+    if (i == nhold - 1) {
+      r.hold_time = d->time;
+      r.rise = d->xpos[3 * g.object + 2] - r.z0;
+      r.base_rise = d->xpos[3 * g.base + 2] - base0;
+      for (int k = 0; k < 2; k++) {
+        dtac_gel_info info;
+        dtac_gel_get_info(m, d, k ? g.right : g.left, &info);
+        r.nwarning_hold[k] = info.nwarning;
       }
     }
   }
-  const double rise = d->xpos[3 * g.object + 2] - z0;
-  std::printf("[grasp] t=%.2f s: rise %.2f mm (lift %.0f mm), slip in hold %.4f mm, "
-              "pad normal force in hold %.2f..%.2f N, ncontact min %d/%d\n",
-              d->time, 1e3 * rise, 1e3 * kLift, 1e3 * slip, fmin_hold, fmax_hold,
-              ncontact_min[0], ncontact_min[1]);
-
-  EXPECT_GE(d->time, 2.0 - 1e-9);
-  for (int gel : {g.left, g.right}) {
+  r.z_end = d->xpos[3 * g.object + 2];
+  r.rel_end = d->xpos[3 * g.base + 2] - r.z_end;
+  for (int k = 0; k < 2; k++) {
     dtac_gel_info info;
-    ASSERT_EQ(dtac_gel_get_info(m, d, gel, &info), 0);
-    EXPECT_EQ(info.nwarning, 0) << "gel " << gel;
+    dtac_gel_get_info(m, d, k ? g.right : g.left, &info);
+    r.nwarning_end[k] = info.nwarning;
+    r.ncontact_end[k] = info.ncontact;
   }
-  EXPECT_GE(rise, 0.8 * kLift);
-  EXPECT_LT(slip, 1e-3);
-  EXPECT_GT(ncontact_min[0], 0);
-  EXPECT_GT(ncontact_min[1], 0);
-  // the pads carry the weight with margin: mu * N on each pad above half the weight
-  const double weight = m->body_subtreemass[g.object] * -m->opt.gravity[2];
-  EXPECT_GT(fmin_hold, weight);
+  std::printf("[grasp] hold to t=%.2f s: rise %.2f mm (base %.2f, lift %.0f), slip %.4f mm, "
+              "pad normal force %.2f..%.2f N (weight %.2f N), ncontact min %d/%d; "
+              "released to t=%.2f s: object at z=%.1f mm\n",
+              r.hold_time, 1e3 * r.rise, 1e3 * r.base_rise, 1e3 * kLift, 1e3 * r.slip, r.fn_min,
+              r.fn_max, r.weight, r.ncontact_min[0], r.ncontact_min[1], d->time, 1e3 * r.z_end);
+  return r;
 }
+
+// the one run, simulated on first use
+const GraspRun& SharedRun() {
+  static const GraspRun r = Simulate();
+  return r;
+}
+
+}  // namespace
+
+TEST(Grasp, HoldsObjectTwoSecondsWithoutSlip) {
+  const GraspRun& r = SharedRun();
+  ASSERT_TRUE(r.err.empty()) << r.err;
+  ASSERT_TRUE(r.ids_ok) << "grasp.xml lacks a gel, body or actuator the test needs";
+  ASSERT_TRUE(r.finite) << "non-finite qpos, qvel or gel node at t = " << r.nonfinite_at;
+  EXPECT_GE(r.hold_time, 2.0 - 1e-9);
+  EXPECT_EQ(r.nwarning_hold[0], 0);
+  EXPECT_EQ(r.nwarning_hold[1], 0);
+  EXPECT_GE(r.rise, 0.8 * kLift);
+  EXPECT_LT(r.slip, 1e-3);
+  EXPECT_GT(r.ncontact_min[0], 0);
+  EXPECT_GT(r.ncontact_min[1], 0);
+  // friction can carry the weight with margin: mu = 1, two pads, each pressed by more than m g
+  EXPECT_GT(r.fn_min, r.weight);
+}
+
+TEST(Grasp, ReleasingDropsObject) {
+  const GraspRun& r = SharedRun();
+  ASSERT_TRUE(r.err.empty()) << r.err;
+  ASSERT_TRUE(r.ids_ok);
+  ASSERT_TRUE(r.finite) << "non-finite qpos, qvel or gel node at t = " << r.nonfinite_at;
+  EXPECT_EQ(r.nwarning_end[0], 0);
+  EXPECT_EQ(r.nwarning_end[1], 0);
+  // back on the floor (it rests at z0), well below the raised gripper, out of the pads
+  EXPECT_LT(r.z_end, r.z0 + 0.005);
+  EXPECT_GT(r.rel_end, 0.8 * kLift);
+  EXPECT_EQ(r.ncontact_end[0], 0);
+  EXPECT_EQ(r.ncontact_end[1], 0);
+}
+
