@@ -192,7 +192,9 @@ static void make_surface(dtac_gel_model* gm) {
             idx[a] = side ? n[a] : 0;
             idx[b] = ib + (q & 1);
             idx[c] = ic + (q >> 1);
+            // a back-face corner is held by the body: its share goes to the node above it
             int s = slot[node_id(n, idx[0], idx[1], idx[2])];
+            if (s < 0 && idx[2] == 0) s = slot[node_id(n, idx[0], idx[1], 1)];
             if (s >= 0) gm->surf_area[s] += quarter;
           }
         }

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <vector>
 
 extern "C" {
@@ -33,9 +34,10 @@ struct HertzResult {
 };
 
 // presses a sphere of radius R to sphere displacement ds (beyond first touch)
-HertzResult Press(double E, double nu, double R, double ds, double hfine, int* nsub_out) {
+HertzResult Press(double E, double nu, double R, double ds, double hfine, double depth_a,
+                  int* nsub_out) {
   const double a_est = std::sqrt(R * ds);
-  const double L = 15 * a_est, H = 15 * a_est;
+  const double L = depth_a * a_est, H = depth_a * a_est;
   std::vector<double> cx = Graded(hfine, (int)std::ceil(1.6 * a_est / hfine), 1.3, L);
   std::vector<double> depth = Graded(hfine, (int)std::ceil(1.0 * a_est / hfine), 1.3, H);
   std::vector<double> cz(depth.size());
@@ -51,12 +53,37 @@ HertzResult Press(double E, double nu, double R, double ds, double hfine, int* n
   def.young = E;
   def.poisson = nu;
   def.friction = 0;  // Hertz is frictionless
-  // settle fast: critical damping of the block's first shear mode, relative to the fixed back
+  def.contact_stiffness = 10 * E / hfine;  // stiff enough that penetration stays ~1% of d
   double cs = std::sqrt(E / (2 * (1 + nu)) / def.density);
-  def.mass_damping = 2 * 1.5708 * cs / H;
+  def.mass_damping = 0;
   dtac_gel_model gm;
   char err[512];
   EXPECT_EQ(0, dtac_gel_model_make_grid(&gm, &def, ncell, coords, 0, 0, err, sizeof(err))) << err;
+
+  // static answer only: mass scaling (density ~ (hfine / cell size)^2 per element) gives every
+  // element the fine cells' frequency, so the coarse far field settles as fast as the core;
+  // then critical damping of the block's first mode, which now spans ncell[2] fine-cell
+  // transit times
+  for (int a = 0; a < gm.nnode; a++) gm.mass[a] = 0;
+  for (int t = 0; t < gm.ntet; t++) {
+    // the shortest edge sets an element's highest frequency
+    double cell = 1e300;
+    for (int i = 0; i < 4; i++) {
+      for (int j = i + 1; j < 4; j++) {
+        const double* p = gm.X + 3 * gm.tet[4 * t + i];
+        const double* q = gm.X + 3 * gm.tet[4 * t + j];
+        cell = std::fmin(cell, std::sqrt((p[0] - q[0]) * (p[0] - q[0]) + (p[1] - q[1]) * (p[1] - q[1]) +
+                                         (p[2] - q[2]) * (p[2] - q[2])));
+      }
+    }
+    double rho = def.density * (hfine / cell) * (hfine / cell);
+    for (int q = 0; q < 4; q++) gm.mass[gm.tet[4 * t + q]] += 0.25 * rho * gm.vol[t];
+  }
+  for (int a = 0; a < gm.nnode; a++) gm.inv_mass[a] = gm.fixed[a] ? 0 : 1 / gm.mass[a];
+  gm.alpha = 2 * 1.5708 * cs / (ncell[2] * hfine);
+  for (int s = 0; s < gm.nsurf; s++) {
+    gm.surf_param[s].cn = 2 * def.contact_damping * std::sqrt(gm.surf_param[s].kn * gm.mass[gm.surf[s]]);
+  }
 
   // symmetry planes: no normal motion on x = 0 and y = 0
   for (int a = 0; a < gm.nnode; a++) {
@@ -78,9 +105,9 @@ HertzResult Press(double E, double nu, double R, double ds, double hfine, int* n
   const double g0[3] = {0, 0, 0};
 
   // ramp the sphere down over ramp steps, then hold until the force settles
-  const double dt = gm.dt_stable;
-  const double settle = 8 / (def.mass_damping * 0.5);  // several slowest-mode time constants
-  int nramp = 200, nhold = (int)(settle / dt);
+  const double dt = 0.8 * gm.dt_stable;
+  const double settle = 25 / (gm.alpha * 0.5);  // many slowest-mode time constants
+  int nramp = 40, nhold = (int)(settle / dt);  // settled to ~0.5 % in force (checked by hand)
   int chunk = 50;
   for (int i = 0; i <= nramp + nhold / chunk; i++) {
     double f = std::fmin(1.0, (double)i / nramp);
@@ -109,22 +136,58 @@ HertzResult Press(double E, double nu, double R, double ds, double hfine, int* n
   return r;
 }
 
-}  // namespace
+// The block's back face is held at depth H = 15 a, where a half-space would still move by the
+// Boussinesq point-load displacement u(H) = F (1 + nu)(3 - 2 nu) / (2 pi E H) (Johnson 1985,
+// eq. 3.22): the half-space approach is the measured surface indentation plus u(H).
+struct HertzCheck {
+  double err_raw;   // F / Hertz(F at measured indentation) - 1
+  double err;       // the same with the Boussinesq tail below the held back face
+  double a, a_ref;  // contact radius, measured and Hertz
+};
 
-TEST(Hertz, ForceAndContactRadiusMatchTheoryOnThickBlock) {
+HertzCheck Check(double ds, double cells_per_a) {
+  // each case costs seconds: both tests share results
+  static std::map<std::pair<double, double>, HertzCheck> done;
+  auto key = std::make_pair(ds, cells_per_a);
+  if (done.count(key)) return done[key];
   const double E = 3e5, nu = 0.3, R = 0.005;
   const double Estar = E / (1 - nu * nu);
+  const double depth_a = 15;
+  int nsub = 0;
+  double hfine = std::sqrt(R * ds) / cells_per_a;
+  HertzResult r = Press(E, nu, R, ds, hfine, depth_a, &nsub);
+  double H = depth_a * std::sqrt(R * ds);
+  double tail = r.force * (1 + nu) * (3 - 2 * nu) / (2 * 3.14159265358979 * E * H);
+  double d = r.depth + tail;
+  HertzCheck c;
+  c.err_raw = r.force / (4.0 / 3.0 * Estar * std::sqrt(R) * std::pow(r.depth, 1.5)) - 1;
+  c.err = r.force / (4.0 / 3.0 * Estar * std::sqrt(R) * std::pow(d, 1.5)) - 1;
+  c.a = r.radius;
+  c.a_ref = std::sqrt(R * d);
+  std::printf("d=%.4g mm (+%.3g um tail)  F=%.5g N  err vs Hertz %+.2f%% (raw %+.2f%%)  "
+              "a=%.4g mm (Hertz %.4g, cell %.3g)  %d substeps\n",
+              1e3 * r.depth, 1e6 * tail, r.force, 100 * c.err, 100 * c.err_raw, 1e3 * r.radius,
+              1e3 * c.a_ref, 1e3 * hfine, nsub);
+  // the indentation is the sphere's, less a small penalty penetration
+  EXPECT_NEAR(r.depth, ds, 0.05 * ds);
+  // nodes in contact lie within a, the outermost within one fine cell of it
+  EXPECT_NEAR(c.a, c.a_ref, hfine + 0.05 * c.a_ref);
+  done[key] = c;
+  return c;
+}
+
+}  // namespace
+
+TEST(Hertz, ForceMatchesTheoryOnThickBlock) {
   for (double ds : {0.1e-3, 0.2e-3}) {
-    int nsub = 0;
-    HertzResult r = Press(E, nu, R, ds, std::sqrt(R * ds) / 6, &nsub);
-    double F = 4.0 / 3.0 * Estar * std::sqrt(R) * std::pow(r.depth, 1.5);
-    double a = std::sqrt(R * r.depth);
-    std::printf("d=%.4g mm  F=%.5g N (Hertz %.5g, err %+.1f%%)  a=%.4g mm (Hertz %.4g)  substeps %d\n",
-                1e3 * r.depth, r.force, F, 100 * (r.force / F - 1), 1e3 * r.radius, 1e3 * a, nsub);
-    EXPECT_NEAR(r.force / F, 1.0, 0.10);
-    // contact radius: nodes in contact lie within a, the last one within one fine cell of it
-    EXPECT_NEAR(r.radius, a, std::sqrt(R * ds) / 6 + 0.1 * a);
-    // the indentation is the sphere's, less a small penalty penetration
-    EXPECT_NEAR(r.depth, ds, 0.1 * ds);
+    HertzCheck c = Check(ds, 6);
+    EXPECT_LT(std::fabs(c.err), 0.05);
+    EXPECT_LT(std::fabs(c.err_raw), 0.10);
   }
+}
+
+TEST(Hertz, ErrorShrinksAsResolutionRefines) {
+  HertzCheck coarse = Check(0.2e-3, 3);
+  HertzCheck fine = Check(0.2e-3, 6);
+  EXPECT_LT(std::fabs(fine.err), std::fabs(coarse.err));
 }
