@@ -11,7 +11,7 @@
 const char* const dtac_elastomer_attributes[] = {
     "site",     "shape",   "size",     "resolution",        "young",           "poisson",
     "density",  "damping", "mass_damping", "friction", "contact_stiffness", "contact_damping", "friction_stiffness",
-    "contact_width", "contype", "conaffinity", "device"};
+    "contact_width", "contype", "conaffinity", "device", "coupling"};
 const int dtac_elastomer_nattribute =
     sizeof(dtac_elastomer_attributes) / sizeof(dtac_elastomer_attributes[0]);
 
@@ -62,6 +62,7 @@ int dtac_elastomer_parse(const mjModel* m, int instance, dtac_elastomer_def* def
   dtac_gel_def_default(&def->gel);
   def->contype = 1;
   def->conaffinity = 1;
+  def->coupling = 1;
   dtac_gel_def* g = &def->gel;
 
   const char* site = mj_getPluginConfig(m, instance, "site");
@@ -86,6 +87,18 @@ int dtac_elastomer_parse(const mjModel* m, int instance, dtac_elastomer_def* def
              "key 'device' has value '%s': this version steps gels on the CPU only "
              "(auto, cpu)", device);
     return 1;
+  }
+
+  const char* coupling = mj_getPluginConfig(m, instance, "coupling");
+  if (coupling && coupling[0]) {
+    if (strcmp(coupling, "substep") == 0) {
+      def->coupling = 1;
+    } else if (strcmp(coupling, "explicit") == 0) {
+      def->coupling = 0;
+    } else {
+      snprintf(err, errlen, "key 'coupling' has value '%s': valid: substep, explicit", coupling);
+      return 1;
+    }
   }
 
   if (read_numbers(m, instance, "size", g->size, 3, err, errlen) ||

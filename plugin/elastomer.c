@@ -132,6 +132,13 @@ static void elastomer_free(dtac_elastomer* e) {
   free(e->col_ft);
   free(e->jac);
   free(e->contact_force);
+  free(e->slot_body);
+  free(e->body_slot);
+  free(e->col_slot);
+  free(e->slot);
+  free(e->slot_jac);
+  free(e->slot_tmp);
+  free(e->body_wrench);
   free(e);
 }
 
@@ -173,7 +180,18 @@ static dtac_elastomer* elastomer_make(const mjModel* m, int instance, char* err,
   e->col_ft = (double*)malloc(sizeof(double) * 6 * ng);
   e->jac = (mjtNum*)malloc(sizeof(mjtNum) * 6 * (m->nv > 0 ? m->nv : 1));
   e->contact_force = (double*)calloc(3 * e->model.nnode, sizeof(double));
-  if (!e->contact_force || !e->geom_ok || !e->geom_planeadr || !e->geom_nplane || !e->col || !e->col_ft || !e->jac ||
+  int nv1 = m->nv > 0 ? m->nv : 1;
+  e->coupling = e->def.coupling;
+  e->maxslot = m->nbody < 64 ? m->nbody : 64;
+  e->slot_body = (int*)malloc(sizeof(int) * e->maxslot);
+  e->body_slot = (int*)malloc(sizeof(int) * m->nbody);
+  e->col_slot = (int*)malloc(sizeof(int) * ng);
+  e->slot = (dtac_body*)calloc(e->maxslot, sizeof(dtac_body));
+  e->slot_jac = (mjtNum*)malloc(sizeof(mjtNum) * 6 * nv1 * e->maxslot);
+  e->slot_tmp = (mjtNum*)malloc(sizeof(mjtNum) * 8 * nv1);
+  e->body_wrench = (mjtNum*)calloc(6 * m->nbody, sizeof(mjtNum));
+  if (!e->slot_body || !e->body_slot || !e->col_slot || !e->slot || !e->slot_jac || !e->slot_tmp ||
+      !e->body_wrench || !e->contact_force || !e->geom_ok || !e->geom_planeadr || !e->geom_nplane || !e->col || !e->col_ft || !e->jac ||
       dtac_gel_scratch_make(&e->scratch, &e->model, ng)) {
     snprintf(err, errlen, "out of memory");
     elastomer_free(e);
@@ -332,6 +350,18 @@ static int recover_nonfinite(const mjModel* m, mjData* d, dtac_elastomer* e, con
   return 0;
 }
 
+// adds a wrench (force f, torque t about p) to w, about point q
+static void wrench_about(mjtNum w[6], const mjtNum f[3], const mjtNum t[3], const mjtNum p[3],
+                         const mjtNum q[3]) {
+  mjtNum r[3], m[3];
+  mju_sub3(r, p, q);
+  mju_cross(m, r, f);
+  for (int k = 0; k < 3; k++) {
+    w[k] += f[k];
+    w[3 + k] += t[k] + m[k];
+  }
+}
+
 // PASSIVE: forces of the gel on the bodies, from the current state (a pure function of it)
 static void elastomer_compute(const mjModel* m, mjData* d, int instance, int capability_bit) {
   dtac_elastomer* e = (dtac_elastomer*)d->plugin_data[instance];
@@ -373,7 +403,11 @@ static void elastomer_compute(const mjModel* m, mjData* d, int instance, int cap
       T[k] += wr[3 + k];
     }
   }
-  if (e->body > 0) mj_applyFT(m, d, F, T, sp, e->body, d->qfrc_passive);
+  memset(e->body_wrench, 0, sizeof(mjtNum) * 6 * m->nbody);
+  if (e->body > 0) {
+    mj_applyFT(m, d, F, T, sp, e->body, d->qfrc_passive);
+    wrench_about(e->body_wrench + 6 * e->body, F, T, sp, d->xpos + 3 * e->body);
+  }
 
   // contact: reactions on the touched bodies; the gel feels the opposite
   gather_colliders(m, d, e, 0);
@@ -385,7 +419,10 @@ static void elastomer_compute(const mjModel* m, mjData* d, int instance, int cap
   for (int c = 0; c < e->ncol; c++) {
     const double* ft = e->col_ft + 6 * c;
     const dtac_collider* col = e->col + c;
-    if (col->body > 0) mj_applyFT(m, d, ft, ft + 3, col->pos, col->body, d->qfrc_passive);
+    if (col->body > 0) {
+      mj_applyFT(m, d, ft, ft + 3, col->pos, col->body, d->qfrc_passive);
+      wrench_about(e->body_wrench + 6 * col->body, ft, ft + 3, col->pos, d->xpos + 3 * col->body);
+    }
     // the gel's wrench about the site: minus the collider's, moved from its origin
     double r[3], t[3];
     dtac_sub3(r, col->pos, sp);
@@ -395,6 +432,56 @@ static void elastomer_compute(const mjModel* m, mjData* d, int instance, int cap
       e->wrench[3 + k] -= ft[3 + k] + t[k];
     }
   }
+}
+
+// the slot of body b, creating it (frame, velocity, inverse effective mass, applied wrench);
+// -1 for bodies without dofs or when slots run out
+static int body_slot_get(const mjModel* m, mjData* d, dtac_elastomer* e, int b) {
+  // welded to the world or to a mocap body: moved kinematically, nothing to couple
+  if (b <= 0 || m->body_weldid[b] == 0 || m->body_mocapid[m->body_weldid[b]] >= 0) return -1;
+  if (e->body_slot[b] >= 0) return e->body_slot[b];
+  if (e->nslot >= e->maxslot) return -1;
+  int k = e->nslot++;
+  e->body_slot[b] = k;
+  e->slot_body[k] = b;
+  int nv = m->nv;
+  mjtNum* J = e->slot_jac + 6 * nv * k;
+  mjtNum* X = e->slot_tmp;
+  dtac_body* B = e->slot + k;
+  memcpy(B->frame.pos, d->xpos + 3 * b, sizeof(B->frame.pos));
+  memcpy(B->frame.mat, d->xmat + 9 * b, sizeof(B->frame.mat));
+  mj_jac(m, d, J, J + 3 * nv, d->xpos + 3 * b, b);
+  mju_mulMatVec(B->frame.vel, J, d->qvel, 3, nv);
+  mju_mulMatVec(B->frame.angvel, J + 3 * nv, d->qvel, 3, nv);
+  // W = J M^-1 J^T (6 x 6): velocity response at the body origin to an impulse there
+  mj_solveM(m, d, X, J, 6);
+  for (int i = 0; i < 6; i++) {
+    for (int j = 0; j < 6; j++) B->Winv[6 * i + j] = mju_dot(J + nv * i, X + nv * j, nv);
+  }
+  memcpy(B->wrench_app, e->body_wrench + 6 * b, sizeof(B->wrench_app));
+  return k;
+}
+
+// the rigid bodies' share of the coupling: qvel += M^-1 sum J^T dP, qpos moved by M^-1 sum J^T dQ
+static void apply_corrections(const mjModel* m, mjData* d, dtac_elastomer* e) {
+  int nv = m->nv;
+  mjtNum* y = e->slot_tmp;
+  mjtNum* z = e->slot_tmp + nv;
+  mjtNum* dq = e->slot_tmp + 2 * nv;
+  mjtNum* dv = e->slot_tmp + 3 * nv;
+  mju_zero(y, nv);
+  mju_zero(z, nv);
+  for (int k = 0; k < e->nslot; k++) {
+    const mjtNum* J = e->slot_jac + 6 * nv * k;
+    for (int r = 0; r < 6; r++) {
+      mju_addToScl(y, J + nv * r, e->slot[k].dP[r], nv);
+      mju_addToScl(z, J + nv * r, e->slot[k].dQ[r], nv);
+    }
+  }
+  mj_solveM(m, d, dv, y, 1);
+  mj_solveM(m, d, dq, z, 1);
+  mju_addTo(d->qvel, dv, nv);
+  mj_integratePos(m, d->qpos, dq, 1);
 }
 
 // time integration of the gel over one MuJoCo step, after MuJoCo advanced qpos and qvel
@@ -416,9 +503,20 @@ static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
   double gravity[3] = {m->opt.gravity[0], m->opt.gravity[1], m->opt.gravity[2]};
   if (m->opt.disableflags & mjDSBL_GRAVITY) gravity[0] = gravity[1] = gravity[2] = 0;
 
+  // substep coupling: the site's body and every touched body with dofs get a slot
+  e->nslot = 0;
+  int site_slot = -1;
+  if (e->coupling && m->nv > 0) {
+    for (int b = 0; b < m->nbody; b++) e->body_slot[b] = -1;
+    site_slot = body_slot_get(m, d, e, e->body);
+    for (int c = 0; c < e->ncol; c++) e->col_slot[c] = body_slot_get(m, d, e, e->col[c].body);
+  }
+
   dtac_step_report rep;
-  dtac_gel_advance(&e->model, &e->scratch, state, &site, e->col, e->ncol, gravity,
-                   m->opt.timestep, e->nsub, &rep);
+  dtac_gel_advance_coupled(&e->model, &e->scratch, state, &site, site_slot, e->slot, e->nslot,
+                           e->col, e->nslot ? e->col_slot : NULL, e->ncol, gravity,
+                           m->opt.timestep, e->nsub, &rep);
+  if (e->nslot) apply_corrections(m, d, e);
   e->ncontact = rep.ncontact;
   e->min_J = rep.min_J;
 

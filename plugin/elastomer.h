@@ -15,6 +15,7 @@ typedef struct dtac_elastomer_def_ {
   char site[DTAC_NAMELEN];  // name of the site whose frame holds the back face
   int contype;              // contact bits of the gel, MuJoCo semantics
   int conaffinity;
+  int coupling;             // 1: substep coupling of touched bodies, 0: explicit
 } dtac_elastomer_def;
 
 // plugin_data of one instance in one mjData: immutable model + scratch; no state here
@@ -37,6 +38,17 @@ typedef struct dtac_elastomer_ {
   int ncol;
   double* col_ft;           // reaction wrench on each collider (ngeom x 6)
   mjtNum* jac;              // Jacobian scratch (6 x nv)
+  // substep coupling: the site's body and touched bodies, moved inside the gel's substeps
+  int coupling;             // 1: substep coupling on (config 'coupling')
+  int maxslot;              // slots available
+  int nslot;
+  int* slot_body;           // body id of each slot (maxslot)
+  int* body_slot;           // slot of each body this step, -1 none (nbody)
+  int* col_slot;            // slot of each candidate collider (ngeom)
+  dtac_body* slot;          // body frames, inverse masses, corrections (maxslot)
+  mjtNum* slot_jac;         // their Jacobians at the body origin (maxslot x 6 x nv)
+  mjtNum* slot_tmp;         // M^-1 J^T scratch (6 x nv), joint-space correction (2 x nv)
+  mjtNum* body_wrench;      // gel wrench applied by compute on each body, about xpos (nbody x 6)
   // outputs of the last passive evaluation (compute)
   double* contact_force;    // contact force on each node, world (nnode x 3; 0 off the surface)
   mjtNum wrench[6];         // contact force/torque on the gel (world; torque about the site)

@@ -443,8 +443,11 @@ int dtac_gel_scratch_make(dtac_gel_scratch* s, const dtac_gel_model* gm, int max
   s->force = (double*)malloc(sizeof(double) * 3 * gm->nnode);
   s->tet_J = (double*)malloc(sizeof(double) * gm->ntet);
   s->maxcol = maxcol;
-  s->col_t = (dtac_collider*)malloc(sizeof(dtac_collider) * (maxcol > 0 ? maxcol : 1));
-  if (!s->tet_force || !s->force || !s->tet_J || !s->col_t) {
+  int mc = maxcol > 0 ? maxcol : 1;
+  s->col_t = (dtac_collider*)malloc(sizeof(dtac_collider) * mc);
+  s->col_local = (double*)malloc(sizeof(double) * 12 * mc);
+  s->col_ft = (double*)malloc(sizeof(double) * 6 * mc);
+  if (!s->tet_force || !s->force || !s->tet_J || !s->col_t || !s->col_local || !s->col_ft) {
     dtac_gel_scratch_free(s);
     return 1;
   }
@@ -456,5 +459,7 @@ void dtac_gel_scratch_free(dtac_gel_scratch* s) {
   free(s->force);
   free(s->tet_J);
   free(s->col_t);
+  free(s->col_local);
+  free(s->col_ft);
   memset(s, 0, sizeof(*s));
 }

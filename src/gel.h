@@ -78,12 +78,25 @@ typedef struct dtac_frame_ {
   double angvel[3];   // angular velocity
 } dtac_frame;
 
+// a rigid body moved inside the substeps by the gel's forces (substep coupling): the part of its
+// response to the gel that the rigid solver did not see (it applied wrench_app for the whole step)
+// is integrated with the gel, so stiff gel contact stays stable at large rigid steps
+typedef struct dtac_body_ {
+  dtac_frame frame;      // reference point (pos), orientation and velocity at the step start
+  double Winv[36];       // inverse effective mass at pos: velocity [lin; ang] per impulse [f; t]
+  double wrench_app[6];  // gel wrench the rigid step already applied (force; torque about pos)
+  double dP[6];          // out: gel impulse beyond wrench_app * h, about pos
+  double dQ[6];          // out: time integral of that impulse (for the position correction)
+} dtac_body;
+
 // mutable scratch for stepping, sized at creation (no allocation in the step)
 typedef struct dtac_gel_scratch_ {
   double* tet_force;  // per-tet node forces (ntet x 12)
   double* force;      // per-node force (nnode x 3)
   double* tet_J;      // det F per tet (ntet)
   dtac_collider* col_t;  // colliders at the current substep time
+  double* col_local;  // collider pose in its body's frame: pos 3, mat 9 (maxcol x 12)
+  double* col_ft;     // reaction wrench on each collider in a substep (maxcol x 6)
   int maxcol;
 } dtac_gel_scratch;
 
@@ -145,6 +158,15 @@ void dtac_gel_mass_damping(const dtac_gel_model* gm, const double* x, const doub
 void dtac_gel_advance(const dtac_gel_model* gm, dtac_gel_scratch* s, double* state,
                       const dtac_frame* site, const dtac_collider* col, int ncol,
                       const double gravity[3], double h, int nsub, dtac_step_report* rep);
+
+// the same with substep coupling: collider c moves with body col_slot[c] (>= 0) or at its own
+// constant velocity (-1, or col_slot NULL); the site moves with body site_slot or, if -1, at the
+// constant velocity of `site`. Bodies' dP and dQ are written.
+void dtac_gel_advance_coupled(const dtac_gel_model* gm, dtac_gel_scratch* s, double* state,
+                              const dtac_frame* site, int site_slot, dtac_body* bodies,
+                              int nbody, const dtac_collider* col, const int* col_slot, int ncol,
+                              const double gravity[3], double h, int nsub,
+                              dtac_step_report* rep);
 
 // kinetic energy and elastic energy of a state (tests, diagnostics)
 double dtac_gel_kinetic(const dtac_gel_model* gm, const double* v);

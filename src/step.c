@@ -160,6 +160,40 @@ void dtac_gel_mass_damping(const dtac_gel_model* gm, const double* x, const doub
 void dtac_gel_advance(const dtac_gel_model* gm, dtac_gel_scratch* s, double* state,
                       const dtac_frame* site, const dtac_collider* col, int ncol,
                       const double gravity[3], double h, int nsub, dtac_step_report* rep) {
+  dtac_gel_advance_coupled(gm, s, state, site, -1, NULL, 0, col, NULL, ncol, gravity, h, nsub,
+                           rep);
+}
+
+// a frame's pose at time t when it moves at constant velocity from f0
+static void frame_pose_const(const dtac_frame* f0, double t, double pos[3], double mat[9]) {
+  dtac_frame_at(f0, t, pos, mat);
+}
+
+// world pose of a point/frame given in a moving body's frame: pw = P + R pl, Rw = R Rl
+static void pose_from_local(const dtac_frame* b, const double* lpos, const double* lmat,
+                            double pos[3], double mat[9]) {
+  dtac_mulmv3(pos, b->mat, lpos);
+  for (int k = 0; k < 3; k++) pos[k] += b->pos[k];
+  if (mat) dtac_mul33(mat, b->mat, lmat);
+}
+
+// adds a wrench (force f, torque t about point p) to w, taken about point q
+static void add_wrench(double w[6], const double f[3], const double t[3], const double p[3],
+                       const double q[3]) {
+  double r[3], m[3];
+  dtac_sub3(r, p, q);
+  dtac_cross3(m, r, f);
+  for (int k = 0; k < 3; k++) {
+    w[k] += f[k];
+    w[3 + k] += t[k] + m[k];
+  }
+}
+
+void dtac_gel_advance_coupled(const dtac_gel_model* gm, dtac_gel_scratch* s, double* state,
+                              const dtac_frame* site, int site_slot, dtac_body* bodies,
+                              int nbody, const dtac_collider* col, const int* col_slot, int ncol,
+                              const double gravity[3], double h, int nsub,
+                              dtac_step_report* rep) {
   dtac_state_layout L = dtac_gel_state_layout(gm);
   double* x = state + L.x;
   double* v = state + L.v;
@@ -169,29 +203,91 @@ void dtac_gel_advance(const dtac_gel_model* gm, dtac_gel_scratch* s, double* sta
   int ncontact = 0;
   if (ncol > s->maxcol) ncol = s->maxcol;
 
+  // bodies start at their step-start frames; colliders and the site are fixed in them
+  for (int b = 0; b < nbody; b++) {
+    for (int k = 0; k < 6; k++) bodies[b].dP[k] = bodies[b].dQ[k] = 0;
+  }
+  dtac_frame site_b;  // the site in its body's frame, when it has one
+  if (site_slot >= 0) {
+    const dtac_frame* B = &bodies[site_slot].frame;
+    double r[3];
+    dtac_sub3(r, site->pos, B->pos);
+    dtac_mulmTv3(site_b.pos, B->mat, r);
+    dtac_mulT33(site_b.mat, B->mat, site->mat);
+  }
+  for (int c = 0; c < ncol; c++) {
+    int b = col_slot ? col_slot[c] : -1;
+    if (b < 0) continue;
+    const dtac_frame* B = &bodies[b].frame;
+    double r[3];
+    dtac_sub3(r, col[c].pos, B->pos);
+    dtac_mulmTv3(s->col_local + 12 * c, B->mat, r);
+    dtac_mulT33(s->col_local + 12 * c + 3, B->mat, col[c].mat);
+  }
+  // current body frames (pose and velocity evolve over the substeps)
+  dtac_frame cur[64];
+  if (nbody > 64) nbody = 64;
+  for (int b = 0; b < nbody; b++) cur[b] = bodies[b].frame;
+
   for (int sub = 0; sub < nsub; sub++) {
-    // colliders posed at the start of this substep
     double t = sub * dt;
+
+    // colliders and the site at the start of this substep
     for (int c = 0; c < ncol; c++) {
       dtac_collider* ct = s->col_t + c;
       *ct = col[c];
-      dtac_frame fc;
-      memcpy(fc.pos, col[c].pos, sizeof(fc.pos));
-      memcpy(fc.mat, col[c].mat, sizeof(fc.mat));
-      memcpy(fc.vel, col[c].vel, sizeof(fc.vel));
-      memcpy(fc.angvel, col[c].angvel, sizeof(fc.angvel));
-      dtac_frame_at(&fc, t, ct->pos, ct->mat);
+      int b = col_slot ? col_slot[c] : -1;
+      if (b >= 0) {
+        const dtac_frame* B = cur + b;
+        pose_from_local(B, s->col_local + 12 * c, s->col_local + 12 * c + 3, ct->pos, ct->mat);
+        double r[3], w[3];
+        dtac_sub3(r, ct->pos, B->pos);
+        dtac_cross3(w, B->angvel, r);
+        for (int k = 0; k < 3; k++) {
+          ct->vel[k] = B->vel[k] + w[k];
+          ct->angvel[k] = B->angvel[k];
+        }
+      } else {
+        dtac_frame fc;
+        memcpy(fc.pos, col[c].pos, sizeof(fc.pos));
+        memcpy(fc.mat, col[c].mat, sizeof(fc.mat));
+        memcpy(fc.vel, col[c].vel, sizeof(fc.vel));
+        memcpy(fc.angvel, col[c].angvel, sizeof(fc.angvel));
+        frame_pose_const(&fc, t, ct->pos, ct->mat);
+      }
+    }
+    dtac_frame st;  // the site now
+    if (site_slot >= 0) {
+      const dtac_frame* B = cur + site_slot;
+      pose_from_local(B, site_b.pos, site_b.mat, st.pos, st.mat);
+      double r[3], w[3];
+      dtac_sub3(r, st.pos, B->pos);
+      dtac_cross3(w, B->angvel, r);
+      for (int k = 0; k < 3; k++) {
+        st.vel[k] = B->vel[k] + w[k];
+        st.angvel[k] = B->angvel[k];
+      }
+    } else {
+      st = *site;
+      frame_pose_const(site, t, st.pos, st.mat);
     }
 
     // forces: internal, damping relative to the site's body, gravity, contact
     minJ = fmin(minJ, dtac_gel_internal_force(gm, s, x, v));
-    double sp0[3], sm0[9];
-    dtac_frame_at(site, t, sp0, sm0);
-    dtac_gel_mass_damping(gm, x, v, sp0, site, s->force, NULL);
+    double wsite[6] = {0, 0, 0, 0, 0, 0};  // gel wrench on the site's body, about st.pos
+    if (site_slot >= 0) {
+      for (int i = 0; i < gm->nfixed; i++) {
+        int a = gm->fixed_id[i];
+        const double zero[3] = {0, 0, 0};
+        add_wrench(wsite, s->force + 3 * a, zero, x + 3 * a, st.pos);
+      }
+    }
+    dtac_gel_mass_damping(gm, x, v, st.pos, &st, s->force, site_slot >= 0 ? wsite : NULL);
     for (int a = 0; a < gm->nnode; a++) {
       for (int k = 0; k < 3; k++) s->force[3 * a + k] += gm->mass[a] * gravity[k];
     }
-    ncontact = dtac_gel_contact(gm, x, v, anchor, anchor, s->col_t, ncol, s->force, NULL);
+    memset(s->col_ft, 0, sizeof(double) * 6 * ncol);
+    ncontact = dtac_gel_contact(gm, x, v, anchor, anchor, s->col_t, ncol, s->force, s->col_ft);
 
     // symplectic Euler on free nodes
     for (int a = 0; a < gm->nnode; a++) {
@@ -204,18 +300,64 @@ void dtac_gel_advance(const dtac_gel_model* gm, dtac_gel_scratch* s, double* sta
       }
     }
 
+    // bodies: the gel's wrench beyond what the rigid step applied changes their velocity now
+    if (nbody > 0) {
+      double wb[64 * 6];
+      memset(wb, 0, sizeof(double) * 6 * nbody);
+      for (int c = 0; c < ncol; c++) {
+        int b = col_slot ? col_slot[c] : -1;
+        if (b < 0) continue;
+        add_wrench(wb + 6 * b, s->col_ft + 6 * c, s->col_ft + 6 * c + 3, s->col_t[c].pos,
+                   cur[b].pos);
+      }
+      if (site_slot >= 0) add_wrench(wb + 6 * site_slot, wsite, wsite + 3, st.pos, cur[site_slot].pos);
+      for (int b = 0; b < nbody; b++) {
+        dtac_body* B = bodies + b;
+        dtac_frame* F = cur + b;
+        double dw[6], dv[6];
+        for (int k = 0; k < 6; k++) dw[k] = wb[6 * b + k] - B->wrench_app[k];
+        for (int i = 0; i < 6; i++) {
+          dv[i] = 0;
+          for (int j = 0; j < 6; j++) dv[i] += B->Winv[6 * i + j] * dw[j];
+        }
+        for (int k = 0; k < 3; k++) {
+          F->vel[k] += dt * dv[k];
+          F->angvel[k] += dt * dv[3 + k];
+        }
+        for (int k = 0; k < 6; k++) {
+          B->dP[k] += dt * dw[k];
+          B->dQ[k] += dt * B->dP[k];
+        }
+        // move with the new velocity
+        dtac_frame F0 = *F;
+        dtac_frame_at(&F0, dt, F->pos, F->mat);
+      }
+    }
+
     // back face: rigidly with the site at the end of the substep
-    double sp[3], sm[9];
-    dtac_frame_at(site, t + dt, sp, sm);
+    double sp[3], sm[9], sw[3], svel[3];
+    if (site_slot >= 0) {
+      const dtac_frame* B = cur + site_slot;
+      pose_from_local(B, site_b.pos, site_b.mat, sp, sm);
+      memcpy(sw, B->angvel, sizeof(sw));
+      double r[3], w[3];
+      dtac_sub3(r, sp, B->pos);
+      dtac_cross3(w, B->angvel, r);
+      for (int k = 0; k < 3; k++) svel[k] = B->vel[k] + w[k];
+    } else {
+      dtac_frame_at(site, t + dt, sp, sm);
+      memcpy(sw, site->angvel, sizeof(sw));
+      memcpy(svel, site->vel, sizeof(svel));
+    }
     for (int i = 0; i < gm->nfixed; i++) {
       int a = gm->fixed_id[i];
       double* xa = x + 3 * a;
       double r[3], w[3];
       dtac_mulmv3(r, sm, gm->X + 3 * a);
-      dtac_cross3(w, site->angvel, r);
+      dtac_cross3(w, sw, r);
       for (int k = 0; k < 3; k++) {
         xa[k] = sp[k] + r[k];
-        v[3 * a + k] = site->vel[k] + w[k];
+        v[3 * a + k] = svel[k] + w[k];
       }
     }
   }

@@ -1,0 +1,60 @@
+// raster.h: images of a gel's top face, MuJoCo-free. The top face is a grid of nvx x nvy vertices
+// (vertex a = i + nvx j), each quad split into two triangles along its (i, j) -> (i+1, j+1)
+// diagonal, as the FEM's Kuhn tetrahedra split it. Vertices are given in the camera (gel site)
+// frame. A visibility pass rasterises the projected triangles once (per pixel: nearest triangle
+// and barycentric coordinates, cost linear in triangles plus pixels); resolve passes interpolate
+// any per-vertex attribute from it.
+#ifndef DTAC_SRC_RASTER_H_
+#define DTAC_SRC_RASTER_H_
+
+#include "optics.h"
+
+// visibility buffer of one camera: W*H entries each
+typedef struct dtac_vis_ {
+  double* zbuf;  // site-frame z of the visible surface (smallest z: nearest the camera)
+  int* tri;      // visible triangle id, -1 where no triangle covers the pixel centre
+  double* bary;  // barycentric weights of the triangle's vertices 0 and 1 (W*H x 2)
+} dtac_vis;
+
+static inline int dtac_top_ntri(int nvx, int nvy) { return 2 * (nvx - 1) * (nvy - 1); }
+
+// vertex ids of top-face triangle t (counter-clockwise seen from +z)
+void dtac_top_tri(int nvx, int t, int v[3]);
+
+// rasterises the top face (p: nv x 3, camera frame) into vis
+void dtac_raster_visibility(const dtac_camera* cam, int nvx, int nvy, const double* p,
+                            dtac_vis* vis);
+
+// out[pix * C + c] = barycentric interpolation of attr[v * C + c] over the visible triangle;
+// `outside` where no triangle is visible
+void dtac_raster_resolve(const dtac_camera* cam, int nvx, const dtac_vis* vis, const double* attr,
+                         int C, double outside, double* out);
+
+// area-weighted unit vertex normals of the top face, oriented to +z (nv x 3)
+void dtac_top_normals(int nvx, int nvy, const double* p, double* nrm);
+
+// lumped projected area of each vertex: a third of the projected (xy) areas of its triangles,
+// so that the integral of the P1 interpolant of nodal values t_a is sum_a t_a area_a (nv)
+void dtac_top_areas(int nvx, int nvy, const double* p, double* area);
+
+// the triangle whose xy-projection contains (x, y) and the barycentric weights there; -1 if none
+int dtac_top_locate(int nvx, int nvy, const double* p, double x, double y, double w[3]);
+
+// ---- lighting calibration (optics_fit.c) ---------------------------------------------------------
+
+// unit normals (W*H x 3) of the surface z = T - depth(x, y) from a depth map (H x W, row-major,
+// m) sampled at `pitch`: central differences inside, one-sided at the border
+void dtac_optics_normals_from_depth(int width, int height, double pitch, const double* depth,
+                                    double* nrm);
+
+// rgb (H x W x 3) of a depth map under the lighting model (normals by finite differences)
+void dtac_optics_render_depth(int width, int height, double pitch, const double* depth,
+                              const double bg[3], const double* coef, double* rgb);
+
+// least-squares fit of bg (3) and coef (3 x NBASIS) to nimage pairs of depth map and rgb image;
+// pixels with a saturated channel (<= 0 or >= 1) are left out. Returns the rms residual over
+// the pixels used, or -1 if the data do not determine the parameters (err says why)
+double dtac_optics_fit_depth(int nimage, int width, int height, double pitch, const double* depth,
+                             const double* rgb, double bg[3], double* coef, char* err, int errlen);
+
+#endif  // DTAC_SRC_RASTER_H_
