@@ -1,0 +1,87 @@
+"""Presses the GelSight-Mini-sized gel of models/press.xml into the sphere and plots what it does:
+the indentation of the gel's contact face and the force-indentation curve. Writes out/press.png.
+
+    .venv/bin/python examples/press_plot.py
+"""
+import ctypes
+import os
+import pathlib
+import sys
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import mujoco
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LIB = ROOT / os.environ.get("DTAC_BUILD_DIR", "build") / "libdifftac.so"
+
+
+class GelInfo(ctypes.Structure):
+    _fields_ = [("nnode", ctypes.c_int), ("ntet", ctypes.c_int), ("nsurf", ctypes.c_int),
+                ("ncell", ctypes.c_int * 3), ("nsub", ctypes.c_int), ("dt_sub", ctypes.c_double),
+                ("dt_stable", ctypes.c_double), ("omega_max", ctypes.c_double),
+                ("mass", ctypes.c_double), ("site", ctypes.c_int), ("body", ctypes.c_int),
+                ("ncontact", ctypes.c_int), ("nwarning", ctypes.c_int)]
+
+
+def main():
+    mujoco.mj_loadPluginLibrary(str(LIB))
+    lib = ctypes.CDLL(str(LIB))
+    lib.dtac_gel_get_info.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                                      ctypes.POINTER(GelInfo)]
+    lib.dtac_gel_contact_wrench.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                                            ctypes.POINTER(ctypes.c_double)]
+    m = mujoco.MjModel.from_xml_path(str(ROOT / "models" / "press.xml"))
+    d = mujoco.MjData(m)
+    info = GelInfo()
+    lib.dtac_gel_get_info(m._address, d._address, 0, ctypes.byref(info))
+    nx, ny, nz = info.ncell
+    print(f"gel: {info.nnode} nodes, {info.ntet} tets, {info.nsub} substeps per step")
+
+    # the finger over the sphere, lowered step by step; face = 0.026 + qz, sphere top at 0.02
+    d.qpos[:] = [-0.05, -0.006]
+    curve = []
+    wrench = (ctypes.c_double * 6)()
+    targets = np.linspace(0.2e-3, 1.2e-3, 6)
+    for i, ind in enumerate(targets):
+        d.ctrl[:] = [-0.05, -0.006 - ind]
+        for _ in range(40):
+            mujoco.mj_step(m, d)
+        face = d.site_xpos[info.site][2] - 0.004
+        lib.dtac_gel_contact_wrench(m._address, d._address, 0, wrench)
+        curve.append((1e3 * (0.02 - face), wrench[2]))
+        print(f"  [{i + 1}/{len(targets)}] indentation {curve[-1][0]:.3f} mm, "
+              f"force {curve[-1][1]:.3f} N", flush=True)
+
+    # top-face nodes (k = nz) in the site frame: indentation = thickness - local z
+    x = d.plugin_state[:3 * info.nnode].reshape(-1, 3)
+    R = d.site_xmat[info.site].reshape(3, 3)
+    local = (x - d.site_xpos[info.site]) @ R
+    top = local.reshape(nz + 1, ny + 1, nx + 1, 3)[nz]
+    depth = 1e3 * (0.004 - top[..., 2])
+
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    im = ax[0].pcolormesh(1e3 * top[..., 0], 1e3 * top[..., 1], depth, shading="gouraud",
+                          cmap="magma")
+    ax[0].set_aspect("equal")
+    ax[0].set_xlabel("x (mm)")
+    ax[0].set_ylabel("y (mm)")
+    ax[0].set_title("gel face indentation by a 6 mm sphere")
+    fig.colorbar(im, ax=ax[0], label="indentation (mm)")
+    c = np.array(curve)
+    ax[1].plot(c[:, 0], c[:, 1], "o-")
+    ax[1].set_xlabel("back face travel past first touch (mm)")
+    ax[1].set_ylabel("contact force on the gel (N)")
+    ax[1].set_title("force-indentation")
+    ax[1].grid(alpha=0.3)
+    fig.tight_layout()
+    out = ROOT / "out"
+    out.mkdir(exist_ok=True)
+    fig.savefig(out / "press.png", dpi=110)
+    print(f"wrote {out / 'press.png'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
