@@ -21,6 +21,7 @@ typedef struct dtac_collider_ {
   double vel[3];         // linear velocity of the frame origin, world
   double angvel[3];      // angular velocity, world
   double mu;             // friction coefficient gel-collider
+  double kscale;         // scale of the normal stiffness against this collider (light bodies)
 } dtac_collider;
 
 // per-node contact constants

@@ -125,6 +125,7 @@ static void elastomer_free(dtac_elastomer* e) {
   dtac_gel_model_free(&e->model);
   dtac_gel_scratch_free(&e->scratch);
   free(e->geom_ok);
+  free(e->geom_kscale);
   free(e->geom_planeadr);
   free(e->geom_nplane);
   free(e->planes);
@@ -139,6 +140,9 @@ static void elastomer_free(dtac_elastomer* e) {
   free(e->slot_jac);
   free(e->slot_tmp);
   free(e->body_wrench);
+  free(e->gels);
+  free(e->steps);
+  free(e->sites);
   free(e);
 }
 
@@ -174,6 +178,7 @@ static dtac_elastomer* elastomer_make(const mjModel* m, int instance, char* err,
   e->ngeom = m->ngeom;
   int ng = m->ngeom > 0 ? m->ngeom : 1;
   e->geom_ok = (unsigned char*)calloc(ng, 1);
+  e->geom_kscale = (double*)malloc(sizeof(double) * ng);
   e->geom_planeadr = (int*)malloc(sizeof(int) * ng);
   e->geom_nplane = (int*)calloc(ng, sizeof(int));
   e->col = (dtac_collider*)malloc(sizeof(dtac_collider) * ng);
@@ -190,15 +195,32 @@ static dtac_elastomer* elastomer_make(const mjModel* m, int instance, char* err,
   e->slot_jac = (mjtNum*)malloc(sizeof(mjtNum) * 6 * nv1 * e->maxslot);
   e->slot_tmp = (mjtNum*)malloc(sizeof(mjtNum) * 8 * nv1);
   e->body_wrench = (mjtNum*)calloc(6 * m->nbody, sizeof(mjtNum));
-  if (!e->slot_body || !e->body_slot || !e->col_slot || !e->slot || !e->slot_jac || !e->slot_tmp ||
+  e->maxgel = m->nplugin;
+  e->gels = (dtac_elastomer**)calloc(e->maxgel, sizeof(dtac_elastomer*));
+  e->steps = (dtac_gel_step*)calloc(e->maxgel, sizeof(dtac_gel_step));
+  e->sites = (dtac_frame*)calloc(e->maxgel, sizeof(dtac_frame));
+  if (!e->gels || !e->steps || !e->sites || !e->slot_body || !e->body_slot || !e->col_slot || !e->slot || !e->slot_jac || !e->slot_tmp ||
       !e->body_wrench || !e->contact_force || !e->geom_ok || !e->geom_planeadr || !e->geom_nplane || !e->col || !e->col_ft || !e->jac ||
       dtac_gel_scratch_make(&e->scratch, &e->model, ng)) {
     snprintf(err, errlen, "out of memory");
     elastomer_free(e);
     return NULL;
   }
+  // a light free body (a grasped object) against the full pad must stay stable at MuJoCo's step
+  // even through the explicit parts of the coupling (MuJoCo's own constraints on it): the pad's
+  // total normal stiffness against it is kept below m / dt^2, as MuJoCo's soft contacts scale
+  // with mass. Articulated and static bodies get the full stiffness.
+  double pad_area = e->def.gel.size[0] * e->def.gel.size[1];
+  double dt = m->opt.timestep;
   int nplane = 0;
   for (int g = 0; g < m->ngeom; g++) {
+    int wb = m->body_weldid[m->geom_bodyid[g]];
+    int free = wb > 0 && m->body_jntnum[wb] > 0 && m->jnt_type[m->body_jntadr[wb]] == mjJNT_FREE;
+    e->geom_kscale[g] = 1;
+    if (free && dt > 0) {
+      double kmax = m->body_subtreemass[wb] / (dt * dt * pad_area);
+      if (kmax < e->model.contact_stiffness) e->geom_kscale[g] = kmax / e->model.contact_stiffness;
+    }
     e->geom_planeadr[g] = -1;
     int type = m->geom_type[g];
     int filt = (e->def.contype & m->geom_conaffinity[g]) || (m->geom_contype[g] & e->def.conaffinity);
@@ -318,6 +340,7 @@ static void gather_colliders(const mjModel* m, mjData* d, dtac_elastomer* e, int
     memcpy(c->pos, gp, sizeof(c->pos));
     memcpy(c->mat, gm, sizeof(c->mat));
     c->mu = e->def.gel.friction;
+    c->kscale = e->geom_kscale[g];
     if (use_jac && m->nv > 0) {
       mjtNum* jp = e->jac;
       mjtNum* jr = e->jac + 3 * m->nv;
@@ -458,7 +481,6 @@ static int body_slot_get(const mjModel* m, mjData* d, dtac_elastomer* e, int b) 
   for (int i = 0; i < 6; i++) {
     for (int j = 0; j < 6; j++) B->Winv[6 * i + j] = mju_dot(J + nv * i, X + nv * j, nv);
   }
-  memcpy(B->wrench_app, e->body_wrench + 6 * b, sizeof(B->wrench_app));
   return k;
 }
 
@@ -488,47 +510,87 @@ static void apply_corrections(const mjModel* m, mjData* d, dtac_elastomer* e) {
 static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
   dtac_elastomer* e = (dtac_elastomer*)d->plugin_data[instance];
   if (!e) return;
-  dtac_elastomer_ensure_placed(m, d, e);
-  mjtNum* state = d->plugin_state + m->plugin_stateadr[instance];
 
-  // the site moves over the step with the velocity MuJoCo integrated qpos with
-  dtac_frame site;
-  site_frame(d, e->site, &site);
-  if (m->nv > 0) {
-    mj_jacSite(m, d, e->jac, e->jac + 3 * m->nv, e->site);
-    mju_mulMatVec(site.vel, e->jac, d->qvel, 3, m->nv);
-    mju_mulMatVec(site.angvel, e->jac + 3 * m->nv, d->qvel, 3, m->nv);
+  // the first elastomer instance steps all of them together, so that a body touched by
+  // several gels (an object in a two-pad grasp) feels all of them at the substep rate
+  dtac_elastomer* lead = NULL;
+  int ngel = 0;
+  for (int i = 0; i < m->nplugin; i++) {
+    dtac_elastomer* g = dtac_elastomer_get(m, d, i);
+    if (!g) continue;
+    if (!lead) lead = g;
+    if (ngel < lead->maxgel) lead->gels[ngel++] = g;
   }
-  gather_colliders(m, d, e, 1);
+  if (lead != e) return;
   double gravity[3] = {m->opt.gravity[0], m->opt.gravity[1], m->opt.gravity[2]};
   if (m->opt.disableflags & mjDSBL_GRAVITY) gravity[0] = gravity[1] = gravity[2] = 0;
-
-  // substep coupling: the site's body and every touched body with dofs get a slot
-  e->nslot = 0;
-  int site_slot = -1;
-  if (e->coupling && m->nv > 0) {
+  int couple = m->nv > 0;
+  if (couple) {
     for (int b = 0; b < m->nbody; b++) e->body_slot[b] = -1;
-    site_slot = body_slot_get(m, d, e, e->body);
-    for (int c = 0; c < e->ncol; c++) e->col_slot[c] = body_slot_get(m, d, e, e->col[c].body);
+  }
+  e->nslot = 0;
+
+  for (int i = 0; i < ngel; i++) {
+    dtac_elastomer* g = e->gels[i];
+    dtac_gel_step* st = e->steps + i;
+    dtac_elastomer_ensure_placed(m, d, g);
+    memset(st, 0, sizeof(*st));
+    st->gm = &g->model;
+    st->s = &g->scratch;
+    st->state = d->plugin_state + m->plugin_stateadr[g->instance];
+    st->nsub = g->nsub;
+
+    // the site moves over the step with the velocity MuJoCo integrated qpos with
+    dtac_frame* site = e->sites + i;
+    site_frame(d, g->site, site);
+    if (m->nv > 0) {
+      mj_jacSite(m, d, e->jac, e->jac + 3 * m->nv, g->site);
+      mju_mulMatVec(site->vel, e->jac, d->qvel, 3, m->nv);
+      mju_mulMatVec(site->angvel, e->jac + 3 * m->nv, d->qvel, 3, m->nv);
+    }
+    st->site = site;
+    gather_colliders(m, d, g, 1);
+    st->col = g->col;
+    st->ncol = g->ncol;
+
+    // substep coupling: the site's body and every touched body with dofs get a shared slot
+    st->site_slot = -1;
+    st->col_slot = NULL;
+    if (couple && g->coupling) {
+      st->site_slot = body_slot_get(m, d, e, g->body);
+      for (int c = 0; c < g->ncol; c++) g->col_slot[c] = body_slot_get(m, d, e, g->col[c].body);
+      st->col_slot = g->col_slot;
+    }
   }
 
-  dtac_step_report rep;
-  dtac_gel_advance_coupled(&e->model, &e->scratch, state, &site, site_slot, e->slot, e->nslot,
-                           e->col, e->nslot ? e->col_slot : NULL, e->ncol, gravity,
-                           m->opt.timestep, e->nsub, &rep);
-  if (e->nslot) apply_corrections(m, d, e);
-  e->ncontact = rep.ncontact;
-  e->min_J = rep.min_J;
+  // what the rigid step already applied to each slot: every coupled gel's passive wrench
+  for (int k = 0; k < e->nslot; k++) {
+    int b = e->slot_body[k];
+    mju_zero(e->slot[k].wrench_app, 6);
+    for (int i = 0; i < ngel; i++) {
+      if (e->gels[i]->coupling) mju_addTo(e->slot[k].wrench_app, e->gels[i]->body_wrench + 6 * b, 6);
+    }
+  }
 
-  // a blown-up gel is reported and restarted from rest at the site's new pose
-  if (rep.nonfinite) {
-    e->nwarning++;
-    mju_warning("%s instance '%s': the gel state became non-finite in the step (time %g); the "
-                "gel was reset to its rest shape (warning %d)",
-                DTAC_ELASTOMER_NAME, e->name, d->time, e->nwarning);
-    dtac_frame f;
-    dtac_frame_at(&site, m->opt.timestep, f.pos, f.mat);
-    dtac_gel_state_rest(&e->model, &f, state);
+  dtac_gels_advance(e->steps, ngel, e->slot, e->nslot, gravity, m->opt.timestep);
+  if (e->nslot) apply_corrections(m, d, e);
+
+  for (int i = 0; i < ngel; i++) {
+    dtac_elastomer* g = e->gels[i];
+    dtac_gel_step* st = e->steps + i;
+    g->ncontact = st->rep.ncontact;
+    g->min_J = st->rep.min_J;
+    g->nsub_last = st->rep.nsub;
+    // a blown-up gel is reported and restarted from rest at the site's new pose
+    if (st->rep.nonfinite) {
+      g->nwarning++;
+      mju_warning("%s instance '%s': the gel state became non-finite in the step (time %g); the "
+                  "gel was reset to its rest shape (warning %d)",
+                  DTAC_ELASTOMER_NAME, g->name, d->time, g->nwarning);
+      dtac_frame f;
+      dtac_frame_at(e->sites + i, m->opt.timestep, f.pos, f.mat);
+      dtac_gel_state_rest(&g->model, &f, st->state);
+    }
   }
 }
 

@@ -31,6 +31,7 @@ typedef struct dtac_elastomer_ {
   // colliders
   int ngeom;
   unsigned char* geom_ok;   // geom may touch the gel (ngeom)
+  double* geom_kscale;      // contact stiffness scale against each geom's body (ngeom)
   int* geom_planeadr;       // mesh geoms: first hull plane, -1 if none (ngeom)
   int* geom_nplane;         // mesh geoms: hull plane count (ngeom)
   double* planes;           // hull planes of all mesh geoms (nplane x 4)
@@ -49,6 +50,12 @@ typedef struct dtac_elastomer_ {
   mjtNum* slot_jac;         // their Jacobians at the body origin (maxslot x 6 x nv)
   mjtNum* slot_tmp;         // M^-1 J^T scratch (6 x nv), joint-space correction (2 x nv)
   mjtNum* body_wrench;      // gel wrench applied by compute on each body, about xpos (nbody x 6)
+  // joint step of all elastomers, run by the first instance (used in that one only)
+  int maxgel;
+  struct dtac_elastomer_** gels;  // the elastomer instances of this mjData (maxgel)
+  dtac_gel_step* steps;     // their parts of the joint step (maxgel)
+  dtac_frame* sites;        // their sites at the step start (maxgel)
+  int nsub_last;            // substeps taken in the last step
   // outputs of the last passive evaluation (compute)
   double* contact_force;    // contact force on each node, world (nnode x 3; 0 off the surface)
   mjtNum wrench[6];         // contact force/torque on the gel (world; torque about the site)

@@ -2,5 +2,9 @@
 #include <mujoco/mujoco.h>
 
 #include "elastomer.h"
+#include "tactile.h"
 
-mjPLUGIN_LIB_INIT(difftac) { dtac_elastomer_register(); }
+mjPLUGIN_LIB_INIT(difftac) {
+  dtac_elastomer_register();
+  dtac_tactile_register();
+}

@@ -1,3 +1,5 @@
+
+
 // gel.c: creation of a gel model from its definition: the tetrahedral mesh of the pad, rest
 // shapes, lumped masses, contact constants, and the stable explicit substep.
 #include "gel.h"
@@ -383,10 +385,15 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
   for (int s = 0; s < ns; s++) {
     m_per_area = fmin(m_per_area, gm->mass[gm->surf[s]] / gm->surf_area[s]);
   }
-  double kn = def->contact_stiffness > 0 ? def->contact_stiffness : 0.25 * wk2 * m_per_area;
-  double kt = def->friction_stiffness > 0 ? def->friction_stiffness : kn;
+  // normal contact is integrated implicitly per node, so its stiffness does not bound the
+  // substep. Default: ten times the gel's own stiffness over one cell, 10 E / h, so the
+  // penalty's penetration is about p h / (10 E) (1 % of a cell per 10 % of E in pressure).
+  // Against light bodies the plugin scales it down (dtac_collider.kscale). Friction is
+  // explicit: its stick spring defaults to half the gel's highest frequency on the lightest node.
+  double kn = def->contact_stiffness > 0 ? def->contact_stiffness : 10 * def->young / hmin;
+  double kt = def->friction_stiffness > 0 ? def->friction_stiffness : 0.25 * wk2 * m_per_area;
   double width = def->contact_width > 0 ? def->contact_width : 0.02 * hmin;
-  double wc2 = 0, cm = 0;
+  double wc2 = 0;
   for (int s = 0; s < ns; s++) {
     dtac_contact_node_param* p = gm->surf_param + s;
     double m = gm->mass[gm->surf[s]];
@@ -394,16 +401,15 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
     p->kt = kt * gm->surf_area[s];
     p->cn = 2 * def->contact_damping * sqrt(p->kn * m);
     p->width = width;
-    wc2 = fmax(wc2, fmax(p->kn, p->kt) / m);
-    cm = fmax(cm, p->cn / m);
+    wc2 = fmax(wc2, p->kt / m);
   }
   gm->contact_stiffness = kn;
 
   // largest stable step of symplectic Euler for a damped oscillator:
-  // dt < (2/w)(sqrt(1+z^2) - z) with w^2 = wK^2 + wc^2, 2 z w = beta wK^2 + cn/m + alpha
+  // dt < (2/w)(sqrt(1+z^2) - z) with w^2 = wK^2 + wt^2 (friction), 2 z w = beta wK^2 + alpha
   gm->omega_contact = sqrt(wc2);
   double w = sqrt(wk2 + wc2);
-  double z = (beta * wk2 + cm + gm->alpha) / (2 * w);
+  double z = (beta * wk2 + gm->alpha) / (2 * w);
   gm->dt_stable = 0.9 * (2 / w) * (sqrt(1 + z * z) - z);
   if (timestep > 0 && dtac_gel_substeps(gm, timestep) > DTAC_MAX_SUBSTEPS) {
     snprintf(err, errlen,
@@ -447,7 +453,8 @@ int dtac_gel_scratch_make(dtac_gel_scratch* s, const dtac_gel_model* gm, int max
   s->col_t = (dtac_collider*)malloc(sizeof(dtac_collider) * mc);
   s->col_local = (double*)malloc(sizeof(double) * 12 * mc);
   s->col_ft = (double*)malloc(sizeof(double) * 6 * mc);
-  if (!s->tet_force || !s->force || !s->tet_J || !s->col_t || !s->col_local || !s->col_ft) {
+  s->imp = (double*)malloc(sizeof(double) * DTAC_IMP_SIZE * (gm->nsurf > 0 ? gm->nsurf : 1));
+  if (!s->imp || !s->tet_force || !s->force || !s->tet_J || !s->col_t || !s->col_local || !s->col_ft) {
     dtac_gel_scratch_free(s);
     return 1;
   }
@@ -461,5 +468,6 @@ void dtac_gel_scratch_free(dtac_gel_scratch* s) {
   free(s->col_t);
   free(s->col_local);
   free(s->col_ft);
+  free(s->imp);
   memset(s, 0, sizeof(*s));
 }

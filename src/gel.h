@@ -97,6 +97,7 @@ typedef struct dtac_gel_scratch_ {
   dtac_collider* col_t;  // colliders at the current substep time
   double* col_local;  // collider pose in its body's frame: pos 3, mat 9 (maxcol x 12)
   double* col_ft;     // reaction wrench on each collider in a substep (maxcol x 6)
+  double* imp;        // implicit contact terms per contact node (nsurf x DTAC_IMP_SIZE)
   int maxcol;
 } dtac_gel_scratch;
 
@@ -105,6 +106,7 @@ typedef struct dtac_step_report_ {
   double min_J;        // smallest det F seen
   int nonfinite;       // 1 if a non-finite value appeared
   int ncontact;        // contact nodes in contact at the end
+  int nsub;            // substeps taken (more than asked when elements were compressed or inverted)
 } dtac_step_report;
 
 // ---- model ---------------------------------------------------------------------------------------
@@ -153,11 +155,43 @@ void dtac_gel_mass_damping(const dtac_gel_model* gm, const double* x, const doub
                            const double pos[3], const dtac_frame* frame, double* force,
                            double wrench[6]);
 
+// the same, leaving the deepest collider's normal damping out of the forces and reporting, per
+// contact node, what the implicit update needs in imp (nsurf x DTAC_IMP_SIZE), for the deepest
+// and one more penetrated collider, 7 each: normal stiffness, damping, normal (3), collider index
+// (-1: none), elastic normal force
+#define DTAC_IMP_SIZE 14
+int dtac_gel_contact_ex(const dtac_gel_model* gm, const double* x, const double* v,
+                        const double* anchor, double* anchor_out, const dtac_collider* col,
+                        int ncol, double* node_force, double* col_ft, double* imp);
+
 // advances the state by h seconds in nsub explicit substeps, the site and colliders moving
 // with constant velocity over the step
 void dtac_gel_advance(const dtac_gel_model* gm, dtac_gel_scratch* s, double* state,
                       const dtac_frame* site, const dtac_collider* col, int ncol,
                       const double gravity[3], double h, int nsub, dtac_step_report* rep);
+
+#define DTAC_MAX_BODY 64  // bodies coupled in one step
+
+// one gel's part of a joint step of several gels (dtac_gels_advance)
+typedef struct dtac_gel_step_ {
+  const dtac_gel_model* gm;
+  dtac_gel_scratch* s;
+  double* state;
+  const dtac_frame* site;    // the site at the step start (pose, velocity)
+  int site_slot;             // body slot carrying the site, -1: constant velocity
+  const dtac_collider* col;  // colliders at the step start
+  const int* col_slot;       // body slot of each collider, -1 (or NULL): constant velocity
+  int ncol;
+  int nsub;                  // substeps this gel needs
+  dtac_frame site_b;         // internal: the site in its body's frame
+  dtac_step_report rep;      // out
+} dtac_gel_step;
+
+// steps several gels together over h, with the bodies they touch moving inside the substeps
+// (substep coupling shared by all gels: a body squeezed between two gels feels both at the
+// substep rate); the finest substep any gel needs is used for all
+void dtac_gels_advance(dtac_gel_step* gels, int ngel, dtac_body* bodies, int nbody,
+                       const double gravity[3], double h);
 
 // the same with substep coupling: collider c moves with body col_slot[c] (>= 0) or at its own
 // constant velocity (-1, or col_slot NULL); the site moves with body site_slot or, if -1, at the

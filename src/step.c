@@ -54,14 +54,59 @@ double dtac_gel_internal_force(const dtac_gel_model* gm, dtac_gel_scratch* s, co
 int dtac_gel_contact(const dtac_gel_model* gm, const double* x, const double* v,
                      const double* anchor, double* anchor_out, const dtac_collider* col, int ncol,
                      double* node_force, double* col_ft) {
+  return dtac_gel_contact_ex(gm, x, v, anchor, anchor_out, col, ncol, node_force, col_ft, NULL);
+}
+
+// adds the reaction of node force f at xa to collider c's wrench (about its origin)
+static void react(double* col_ft, const dtac_collider* c, int ci, const double xa[3],
+                  const double f[3]) {
+  if (!col_ft) return;
+  double r[3], t[3];
+  dtac_sub3(r, xa, c->pos);
+  dtac_cross3(t, r, f);
+  for (int k = 0; k < 3; k++) {
+    col_ft[6 * ci + k] -= f[k];
+    col_ft[6 * ci + 3 + k] -= t[k];
+  }
+}
+
+// a node's contact constants against collider c: normal stiffness scaled for light bodies,
+// damping with it (same damping ratio)
+static dtac_contact_node_param scaled(const dtac_contact_node_param* p, const dtac_collider* c) {
+  dtac_contact_node_param q = *p;
+  if (c->kscale > 0 && c->kscale < 1) {
+    q.kn *= c->kscale;
+    q.cn *= sqrt(c->kscale);
+  }
+  return q;
+}
+
+// what the implicit normal update needs of one node-collider contact
+static void imp_record(double* q, const dtac_contact_node_param* p, double dist,
+                       const double n[3], int c) {
+  double dramp;
+  q[6] = p->kn * dtac_contact_ramp(-dist, p->width, &dramp);  // elastic normal force
+  q[0] = p->kn * dramp;
+  q[1] = p->cn * dramp;
+  q[2] = n[0];
+  q[3] = n[1];
+  q[4] = n[2];
+  q[5] = c;
+}
+
+int dtac_gel_contact_ex(const dtac_gel_model* gm, const double* x, const double* v,
+                        const double* anchor, double* anchor_out, const dtac_collider* col,
+                        int ncol, double* node_force, double* col_ft, double* imp) {
   int ncontact = 0;
   for (int s = 0; s < gm->nsurf; s++) {
     int a = gm->surf[s];
     const double* xa = x + 3 * a;
     const double* va = v + 3 * a;
     const dtac_contact_node_param* p = gm->surf_param + s;
+    if (imp) imp[DTAC_IMP_SIZE * s + 5] = imp[DTAC_IMP_SIZE * s + 12] = -1;
 
-    // narrow phase: distance to every collider near the node; friction with the deepest
+    // narrow phase: the deepest collider near the node carries friction (and, with imp, its
+    // normal stiffness and damping are left to the implicit update)
     int deepest = -1;
     double dmin = 0, nd[3] = {0, 0, 0};
     for (int c = 0; c < ncol; c++) {
@@ -72,26 +117,10 @@ int dtac_gel_contact(const dtac_gel_model* gm, const double* x, const double* v,
       }
       double n[3];
       double d = dtac_collider_dist(col + c, xa, n);
-      if (d >= 0) continue;
-      double f[3];
       if (d < dmin) {
         dmin = d;
         deepest = c;
         memcpy(nd, n, sizeof(nd));
-      }
-      // normal force from each penetrated collider (no anchor offset: no friction here)
-      dtac_contact_force(p, col + c, d, n, xa, va, xa, f, NULL);
-      if (node_force) {
-        for (int k = 0; k < 3; k++) node_force[3 * a + k] += f[k];
-      }
-      if (col_ft) {
-        double r[3], t[3];
-        dtac_sub3(r, xa, col[c].pos);
-        dtac_cross3(t, r, f);
-        for (int k = 0; k < 3; k++) {
-          col_ft[6 * c + k] -= f[k];
-          col_ft[6 * c + 3 + k] -= t[k];
-        }
       }
     }
     const double* an = anchor + 4 * s;
@@ -102,29 +131,47 @@ int dtac_gel_contact(const dtac_gel_model* gm, const double* x, const double* v,
     }
     ncontact++;
 
-    // friction with the deepest collider, from the stick anchor kept in its frame
+    // other penetrated colliders: normal force only; the first of them implicit too
+    int second = 0;
+    for (int c = 0; c < ncol; c++) {
+      if (c == deepest) continue;
+      if (col[c].rbound > 0) {
+        double r[3];
+        dtac_sub3(r, xa, col[c].pos);
+        if (dtac_dot3(r, r) > col[c].rbound * col[c].rbound) continue;
+      }
+      double n[3], f[3];
+      double d = dtac_collider_dist(col + c, xa, n);
+      if (d >= 0) continue;
+      dtac_contact_node_param pe = scaled(p, col + c);
+      if (imp && !second) {
+        imp_record(imp + DTAC_IMP_SIZE * s + 7, &pe, d, n, c);
+        pe.cn = 0;
+        second = 1;
+      }
+      dtac_contact_force(&pe, col + c, d, n, xa, va, xa, f, NULL);
+      if (node_force) {
+        for (int k = 0; k < 3; k++) node_force[3 * a + k] += f[k];
+      }
+      react(col_ft, col + c, c, xa, f);
+    }
+
+    // the deepest: normal force and friction from the stick anchor kept in its frame
     const dtac_collider* c = col + deepest;
-    double aw[3], anew[3], f[3], fn_only[3];
+    double aw[3], anew[3], f[3];
     if ((int)an[0] == c->geom) {
       dtac_collider_to_world(c, an + 1, aw);
     } else {
       memcpy(aw, xa, sizeof(aw));
     }
-    dtac_contact_force(p, c, dmin, nd, xa, va, xa, fn_only, NULL);
-    dtac_contact_force(p, c, dmin, nd, xa, va, aw, f, anew);
-    for (int k = 0; k < 3; k++) f[k] -= fn_only[k];  // the friction part alone
+    dtac_contact_node_param pe = scaled(p, c);
+    if (imp) imp_record(imp + DTAC_IMP_SIZE * s, &pe, dmin, nd, deepest);
+    if (imp) pe.cn = 0;  // damping goes into the implicit update
+    dtac_contact_force(&pe, c, dmin, nd, xa, va, aw, f, anew);
     if (node_force) {
       for (int k = 0; k < 3; k++) node_force[3 * a + k] += f[k];
     }
-    if (col_ft) {
-      double r[3], t[3];
-      dtac_sub3(r, xa, c->pos);
-      dtac_cross3(t, r, f);
-      for (int k = 0; k < 3; k++) {
-        col_ft[6 * deepest + k] -= f[k];
-        col_ft[6 * deepest + 3 + k] -= t[k];
-      }
-    }
+    react(col_ft, c, deepest, xa, f);
     if (ao) {
       ao[0] = c->geom;
       dtac_collider_to_local(c, anew, ao + 1);
@@ -194,181 +241,256 @@ void dtac_gel_advance_coupled(const dtac_gel_model* gm, dtac_gel_scratch* s, dou
                               int nbody, const dtac_collider* col, const int* col_slot, int ncol,
                               const double gravity[3], double h, int nsub,
                               dtac_step_report* rep) {
-  dtac_state_layout L = dtac_gel_state_layout(gm);
-  double* x = state + L.x;
-  double* v = state + L.v;
-  double* anchor = state + L.anchor;
-  double dt = h / nsub;
-  double minJ = INFINITY;
-  int ncontact = 0;
-  if (ncol > s->maxcol) ncol = s->maxcol;
+  dtac_gel_step g;
+  memset(&g, 0, sizeof(g));
+  g.gm = gm;
+  g.s = s;
+  g.state = state;
+  g.site = site;
+  g.site_slot = site_slot;
+  g.col = col;
+  g.col_slot = col_slot;
+  g.ncol = ncol;
+  g.nsub = nsub;
+  dtac_gels_advance(&g, 1, bodies, nbody, gravity, h);
+  if (rep) *rep = g.rep;
+}
 
-  // bodies start at their step-start frames; colliders and the site are fixed in them
+// a frame moving with body B: its world pose, velocity and angular velocity
+static void frame_on_body(const dtac_frame* B, const double* lpos, const double* lmat,
+                          dtac_frame* f) {
+  pose_from_local(B, lpos, lmat, f->pos, f->mat);
+  double r[3], w[3];
+  dtac_sub3(r, f->pos, B->pos);
+  dtac_cross3(w, B->angvel, r);
+  for (int k = 0; k < 3; k++) {
+    f->vel[k] = B->vel[k] + w[k];
+    f->angvel[k] = B->angvel[k];
+  }
+}
+
+// one gel's substep at time t: forces, implicit contact, integration of free nodes; the gel's
+// wrench on each body slot is added to wb (about the slots' current origins)
+static void gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, double dt,
+                        const double gravity[3], double* wb) {
+  const dtac_gel_model* gm = g->gm;
+  dtac_gel_scratch* s = g->s;
+  dtac_state_layout L = dtac_gel_state_layout(gm);
+  double* x = g->state + L.x;
+  double* v = g->state + L.v;
+  double* anchor = g->state + L.anchor;
+  int ncol = g->ncol;
+
+  // colliders and the site at the start of this substep
+  for (int c = 0; c < ncol; c++) {
+    dtac_collider* ct = s->col_t + c;
+    *ct = g->col[c];
+    int b = g->col_slot ? g->col_slot[c] : -1;
+    if (b >= 0) {
+      dtac_frame f;
+      frame_on_body(cur + b, s->col_local + 12 * c, s->col_local + 12 * c + 3, &f);
+      memcpy(ct->pos, f.pos, sizeof(f.pos));
+      memcpy(ct->mat, f.mat, sizeof(f.mat));
+      memcpy(ct->vel, f.vel, sizeof(f.vel));
+      memcpy(ct->angvel, f.angvel, sizeof(f.angvel));
+    } else {
+      dtac_frame fc;
+      memcpy(fc.pos, g->col[c].pos, sizeof(fc.pos));
+      memcpy(fc.mat, g->col[c].mat, sizeof(fc.mat));
+      memcpy(fc.vel, g->col[c].vel, sizeof(fc.vel));
+      memcpy(fc.angvel, g->col[c].angvel, sizeof(fc.angvel));
+      frame_pose_const(&fc, t, ct->pos, ct->mat);
+    }
+  }
+  dtac_frame st;
+  if (g->site_slot >= 0) {
+    frame_on_body(cur + g->site_slot, g->site_b.pos, g->site_b.mat, &st);
+  } else {
+    st = *g->site;
+    frame_pose_const(g->site, t, st.pos, st.mat);
+  }
+
+  // forces: internal, damping relative to the site's body, gravity, contact
+  g->rep.min_J = fmin(g->rep.min_J, dtac_gel_internal_force(gm, s, x, v));
+  double wsite[6] = {0, 0, 0, 0, 0, 0};  // gel wrench on the site's body, about st.pos
+  if (g->site_slot >= 0) {
+    const double zero[3] = {0, 0, 0};
+    for (int i = 0; i < gm->nfixed; i++) {
+      int a = gm->fixed_id[i];
+      add_wrench(wsite, s->force + 3 * a, zero, x + 3 * a, st.pos);
+    }
+  }
+  dtac_gel_mass_damping(gm, x, v, st.pos, &st, s->force, g->site_slot >= 0 ? wsite : NULL);
+  for (int a = 0; a < gm->nnode; a++) {
+    for (int k = 0; k < 3; k++) s->force[3 * a + k] += gm->mass[a] * gravity[k];
+  }
+  memset(s->col_ft, 0, sizeof(double) * 6 * ncol);
+  g->rep.ncontact =
+      dtac_gel_contact_ex(gm, x, v, anchor, anchor, s->col_t, ncol, s->force, s->col_ft, s->imp);
+
+  // symplectic Euler: velocities first
+  for (int a = 0; a < gm->nnode; a++) {
+    double im = gm->inv_mass[a];
+    if (im == 0) continue;
+    for (int k = 0; k < 3; k++) v[3 * a + k] += dt * im * s->force[3 * a + k];
+  }
+
+  // contact normal stiffness and damping, linearly implicit per node (backward Euler on the
+  // node's own penalty spring relative to the collider), so they do not bound the substep:
+  // (m + dt c + dt^2 k) u_n' = m u_n*, u = v - v_collider; never pulling (no adhesion)
+  for (int si = 0; si < 2 * gm->nsurf; si++) {
+    const double* q = s->imp + DTAC_IMP_SIZE * (si >> 1) + 7 * (si & 1);
+    if (q[5] < 0) continue;
+    int a = gm->surf[si >> 1];
+    if (gm->inv_mass[a] == 0) continue;
+    const dtac_collider* c = s->col_t + (int)q[5];
+    double m = gm->mass[a], r[3], w[3], u[3];
+    dtac_sub3(r, x + 3 * a, c->pos);
+    dtac_cross3(w, c->angvel, r);
+    for (int k = 0; k < 3; k++) u[k] = v[3 * a + k] - c->vel[k] - w[k];
+    double un = q[2] * u[0] + q[3] * u[1] + q[4] * u[2];
+    double un_new = m * un / (m + dt * q[1] + dt * dt * q[0]);
+    double fcorr = m / dt * (un_new - un);
+    if (q[6] + fcorr < 0) fcorr = -q[6];
+    double f[3];
+    for (int k = 0; k < 3; k++) {
+      f[k] = fcorr * q[2 + k];
+      v[3 * a + k] += dt / m * f[k];
+    }
+    react(s->col_ft, c, (int)q[5], x + 3 * a, f);
+  }
+
+  // then positions
+  for (int a = 0; a < gm->nnode; a++) {
+    if (gm->inv_mass[a] == 0) continue;
+    for (int k = 0; k < 3; k++) {
+      if (gm->lock[a] & (1 << k)) v[3 * a + k] = 0;
+      x[3 * a + k] += dt * v[3 * a + k];
+    }
+  }
+
+  // this gel's wrench on the bodies
+  if (wb) {
+    for (int c = 0; c < ncol; c++) {
+      int b = g->col_slot ? g->col_slot[c] : -1;
+      if (b < 0) continue;
+      add_wrench(wb + 6 * b, s->col_ft + 6 * c, s->col_ft + 6 * c + 3, s->col_t[c].pos,
+                 cur[b].pos);
+    }
+    if (g->site_slot >= 0) {
+      add_wrench(wb + 6 * g->site_slot, wsite, wsite + 3, st.pos, cur[g->site_slot].pos);
+    }
+  }
+}
+
+// the back face rigidly with the site at time t
+static void gel_place_back(dtac_gel_step* g, const dtac_frame* cur, double t) {
+  const dtac_gel_model* gm = g->gm;
+  dtac_state_layout L = dtac_gel_state_layout(gm);
+  double* x = g->state + L.x;
+  double* v = g->state + L.v;
+  dtac_frame sf;
+  if (g->site_slot >= 0) {
+    frame_on_body(cur + g->site_slot, g->site_b.pos, g->site_b.mat, &sf);
+  } else {
+    sf = *g->site;
+    dtac_frame_at(g->site, t, sf.pos, sf.mat);
+  }
+  for (int i = 0; i < gm->nfixed; i++) {
+    int a = gm->fixed_id[i];
+    double r[3], w[3];
+    dtac_mulmv3(r, sf.mat, gm->X + 3 * a);
+    dtac_cross3(w, sf.angvel, r);
+    for (int k = 0; k < 3; k++) {
+      x[3 * a + k] = sf.pos[k] + r[k];
+      v[3 * a + k] = sf.vel[k] + w[k];
+    }
+  }
+}
+
+void dtac_gels_advance(dtac_gel_step* gels, int ngel, dtac_body* bodies, int nbody,
+                       const double gravity[3], double h) {
+  if (nbody > DTAC_MAX_BODY) nbody = DTAC_MAX_BODY;
+
+  // substeps: the finest any gel needs; compressed and inverted elements are stiffer than the
+  // rest state the stable substep was computed at (stable Neo-Hookean's lambda' (J - alpha)
+  // term grows), so such steps take 2x (J < 0.5) or 3x (J < 0) more
+  int nsub = 1;
+  for (int i = 0; i < ngel; i++) {
+    dtac_gel_step* g = gels + i;
+    dtac_state_layout L = dtac_gel_state_layout(g->gm);
+    double minJ0 =
+        dtac_gel_internal_force(g->gm, g->s, g->state + L.x, g->state + L.v);
+    int n = g->nsub * (minJ0 < 0 ? 3 : (minJ0 < 0.5 ? 2 : 1));
+    if (n > nsub) nsub = n;
+    g->rep.min_J = minJ0;
+    if (g->ncol > g->s->maxcol) g->ncol = g->s->maxcol;
+  }
+  double dt = h / nsub;
+
+  // bodies start at their step-start frames; colliders and sites are fixed in them
   for (int b = 0; b < nbody; b++) {
     for (int k = 0; k < 6; k++) bodies[b].dP[k] = bodies[b].dQ[k] = 0;
   }
-  dtac_frame site_b;  // the site in its body's frame, when it has one
-  if (site_slot >= 0) {
-    const dtac_frame* B = &bodies[site_slot].frame;
-    double r[3];
-    dtac_sub3(r, site->pos, B->pos);
-    dtac_mulmTv3(site_b.pos, B->mat, r);
-    dtac_mulT33(site_b.mat, B->mat, site->mat);
+  for (int i = 0; i < ngel; i++) {
+    dtac_gel_step* g = gels + i;
+    if (g->site_slot >= 0) {
+      const dtac_frame* B = &bodies[g->site_slot].frame;
+      double r[3];
+      dtac_sub3(r, g->site->pos, B->pos);
+      dtac_mulmTv3(g->site_b.pos, B->mat, r);
+      dtac_mulT33(g->site_b.mat, B->mat, g->site->mat);
+    }
+    for (int c = 0; c < g->ncol; c++) {
+      int b = g->col_slot ? g->col_slot[c] : -1;
+      if (b < 0) continue;
+      const dtac_frame* B = &bodies[b].frame;
+      double r[3];
+      dtac_sub3(r, g->col[c].pos, B->pos);
+      dtac_mulmTv3(g->s->col_local + 12 * c, B->mat, r);
+      dtac_mulT33(g->s->col_local + 12 * c + 3, B->mat, g->col[c].mat);
+    }
   }
-  for (int c = 0; c < ncol; c++) {
-    int b = col_slot ? col_slot[c] : -1;
-    if (b < 0) continue;
-    const dtac_frame* B = &bodies[b].frame;
-    double r[3];
-    dtac_sub3(r, col[c].pos, B->pos);
-    dtac_mulmTv3(s->col_local + 12 * c, B->mat, r);
-    dtac_mulT33(s->col_local + 12 * c + 3, B->mat, col[c].mat);
-  }
-  // current body frames (pose and velocity evolve over the substeps)
-  dtac_frame cur[64];
-  if (nbody > 64) nbody = 64;
+  dtac_frame cur[DTAC_MAX_BODY];
   for (int b = 0; b < nbody; b++) cur[b] = bodies[b].frame;
 
   for (int sub = 0; sub < nsub; sub++) {
     double t = sub * dt;
+    double wb[DTAC_MAX_BODY * 6];
+    memset(wb, 0, sizeof(double) * 6 * nbody);
+    for (int i = 0; i < ngel; i++) gel_substep(gels + i, cur, t, dt, gravity, nbody ? wb : NULL);
 
-    // colliders and the site at the start of this substep
-    for (int c = 0; c < ncol; c++) {
-      dtac_collider* ct = s->col_t + c;
-      *ct = col[c];
-      int b = col_slot ? col_slot[c] : -1;
-      if (b >= 0) {
-        const dtac_frame* B = cur + b;
-        pose_from_local(B, s->col_local + 12 * c, s->col_local + 12 * c + 3, ct->pos, ct->mat);
-        double r[3], w[3];
-        dtac_sub3(r, ct->pos, B->pos);
-        dtac_cross3(w, B->angvel, r);
-        for (int k = 0; k < 3; k++) {
-          ct->vel[k] = B->vel[k] + w[k];
-          ct->angvel[k] = B->angvel[k];
-        }
-      } else {
-        dtac_frame fc;
-        memcpy(fc.pos, col[c].pos, sizeof(fc.pos));
-        memcpy(fc.mat, col[c].mat, sizeof(fc.mat));
-        memcpy(fc.vel, col[c].vel, sizeof(fc.vel));
-        memcpy(fc.angvel, col[c].angvel, sizeof(fc.angvel));
-        frame_pose_const(&fc, t, ct->pos, ct->mat);
+    // bodies: the gels' wrench beyond what the rigid step applied changes their velocity now
+    for (int b = 0; b < nbody; b++) {
+      dtac_body* B = bodies + b;
+      dtac_frame* F = cur + b;
+      double dw[6], dv[6];
+      for (int k = 0; k < 6; k++) dw[k] = wb[6 * b + k] - B->wrench_app[k];
+      for (int i = 0; i < 6; i++) {
+        dv[i] = 0;
+        for (int j = 0; j < 6; j++) dv[i] += B->Winv[6 * i + j] * dw[j];
       }
-    }
-    dtac_frame st;  // the site now
-    if (site_slot >= 0) {
-      const dtac_frame* B = cur + site_slot;
-      pose_from_local(B, site_b.pos, site_b.mat, st.pos, st.mat);
-      double r[3], w[3];
-      dtac_sub3(r, st.pos, B->pos);
-      dtac_cross3(w, B->angvel, r);
       for (int k = 0; k < 3; k++) {
-        st.vel[k] = B->vel[k] + w[k];
-        st.angvel[k] = B->angvel[k];
+        F->vel[k] += dt * dv[k];
+        F->angvel[k] += dt * dv[3 + k];
       }
-    } else {
-      st = *site;
-      frame_pose_const(site, t, st.pos, st.mat);
-    }
-
-    // forces: internal, damping relative to the site's body, gravity, contact
-    minJ = fmin(minJ, dtac_gel_internal_force(gm, s, x, v));
-    double wsite[6] = {0, 0, 0, 0, 0, 0};  // gel wrench on the site's body, about st.pos
-    if (site_slot >= 0) {
-      for (int i = 0; i < gm->nfixed; i++) {
-        int a = gm->fixed_id[i];
-        const double zero[3] = {0, 0, 0};
-        add_wrench(wsite, s->force + 3 * a, zero, x + 3 * a, st.pos);
+      for (int k = 0; k < 6; k++) {
+        B->dP[k] += dt * dw[k];
+        B->dQ[k] += dt * B->dP[k];
       }
+      dtac_frame F0 = *F;
+      dtac_frame_at(&F0, dt, F->pos, F->mat);
     }
-    dtac_gel_mass_damping(gm, x, v, st.pos, &st, s->force, site_slot >= 0 ? wsite : NULL);
-    for (int a = 0; a < gm->nnode; a++) {
-      for (int k = 0; k < 3; k++) s->force[3 * a + k] += gm->mass[a] * gravity[k];
-    }
-    memset(s->col_ft, 0, sizeof(double) * 6 * ncol);
-    ncontact = dtac_gel_contact(gm, x, v, anchor, anchor, s->col_t, ncol, s->force, s->col_ft);
-
-    // symplectic Euler on free nodes
-    for (int a = 0; a < gm->nnode; a++) {
-      double im = gm->inv_mass[a];
-      if (im == 0) continue;
-      for (int k = 0; k < 3; k++) {
-        v[3 * a + k] += dt * im * s->force[3 * a + k];
-        if (gm->lock[a] & (1 << k)) v[3 * a + k] = 0;
-        x[3 * a + k] += dt * v[3 * a + k];
-      }
-    }
-
-    // bodies: the gel's wrench beyond what the rigid step applied changes their velocity now
-    if (nbody > 0) {
-      double wb[64 * 6];
-      memset(wb, 0, sizeof(double) * 6 * nbody);
-      for (int c = 0; c < ncol; c++) {
-        int b = col_slot ? col_slot[c] : -1;
-        if (b < 0) continue;
-        add_wrench(wb + 6 * b, s->col_ft + 6 * c, s->col_ft + 6 * c + 3, s->col_t[c].pos,
-                   cur[b].pos);
-      }
-      if (site_slot >= 0) add_wrench(wb + 6 * site_slot, wsite, wsite + 3, st.pos, cur[site_slot].pos);
-      for (int b = 0; b < nbody; b++) {
-        dtac_body* B = bodies + b;
-        dtac_frame* F = cur + b;
-        double dw[6], dv[6];
-        for (int k = 0; k < 6; k++) dw[k] = wb[6 * b + k] - B->wrench_app[k];
-        for (int i = 0; i < 6; i++) {
-          dv[i] = 0;
-          for (int j = 0; j < 6; j++) dv[i] += B->Winv[6 * i + j] * dw[j];
-        }
-        for (int k = 0; k < 3; k++) {
-          F->vel[k] += dt * dv[k];
-          F->angvel[k] += dt * dv[3 + k];
-        }
-        for (int k = 0; k < 6; k++) {
-          B->dP[k] += dt * dw[k];
-          B->dQ[k] += dt * B->dP[k];
-        }
-        // move with the new velocity
-        dtac_frame F0 = *F;
-        dtac_frame_at(&F0, dt, F->pos, F->mat);
-      }
-    }
-
-    // back face: rigidly with the site at the end of the substep
-    double sp[3], sm[9], sw[3], svel[3];
-    if (site_slot >= 0) {
-      const dtac_frame* B = cur + site_slot;
-      pose_from_local(B, site_b.pos, site_b.mat, sp, sm);
-      memcpy(sw, B->angvel, sizeof(sw));
-      double r[3], w[3];
-      dtac_sub3(r, sp, B->pos);
-      dtac_cross3(w, B->angvel, r);
-      for (int k = 0; k < 3; k++) svel[k] = B->vel[k] + w[k];
-    } else {
-      dtac_frame_at(site, t + dt, sp, sm);
-      memcpy(sw, site->angvel, sizeof(sw));
-      memcpy(svel, site->vel, sizeof(svel));
-    }
-    for (int i = 0; i < gm->nfixed; i++) {
-      int a = gm->fixed_id[i];
-      double* xa = x + 3 * a;
-      double r[3], w[3];
-      dtac_mulmv3(r, sm, gm->X + 3 * a);
-      dtac_cross3(w, sw, r);
-      for (int k = 0; k < 3; k++) {
-        xa[k] = sp[k] + r[k];
-        v[3 * a + k] = svel[k] + w[k];
-      }
-    }
+    for (int i = 0; i < ngel; i++) gel_place_back(gels + i, cur, t + dt);
   }
 
-  if (rep) {
-    rep->min_J = minJ;
-    rep->ncontact = ncontact;
-    rep->nonfinite = 0;
-    for (int i = 0; i < 6 * gm->nnode; i++) {
-      if (!isfinite(state[i])) {
-        rep->nonfinite = 1;
+  for (int i = 0; i < ngel; i++) {
+    dtac_gel_step* g = gels + i;
+    g->rep.nsub = nsub;
+    g->rep.nonfinite = 0;
+    for (int k = 0; k < 6 * g->gm->nnode; k++) {
+      if (!isfinite(g->state[k])) {
+        g->rep.nonfinite = 1;
         break;
       }
     }

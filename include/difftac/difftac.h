@@ -67,4 +67,77 @@ DTAC_API mjtNum dtac_gel_kinetic_energy(const mjModel* m, const mjData* d, int i
 }
 #endif
 
+
+// ==== tactile sensor (difftac.tactile) and its optics ============================================
+// Sensor outputs are read from mjData.sensordata (docs/tactile.md gives each layout and unit).
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// lighting basis size: rgb_c = background_c + sum_k lighting[c * NBASIS + k] phi_k(n, depth)
+#define DTAC_TACTILE_NBASIS 10
+
+// output kinds of a tactile sensor (the `output` key)
+enum {
+  DTAC_TACTILE_RGB = 0,   // H x W x 3 in [0, 1]
+  DTAC_TACTILE_DEPTH,     // H x W indentation, m
+  DTAC_TACTILE_PRESSURE,  // H x W normal contact pressure, Pa
+  DTAC_TACTILE_SHEAR,     // H x W x 2 tangential traction (u, v), Pa
+  DTAC_TACTILE_MARKERS,   // N x 2 marker displacement (u, v), pixels
+  DTAC_TACTILE_FORCE      // 6: contact force (N) and torque about the site (N m), site frame
+};
+
+// description of one tactile sensor in one mjData
+typedef struct dtac_tactile_info_ {
+  int output;             // DTAC_TACTILE_*
+  int width, height;      // image size, pixels
+  double pitch;           // m per pixel
+  double x0, y0;          // site-frame x, y of the image corner: pixel (col, row) has its centre
+                          // at (x0 + (col + 0.5) pitch, y0 + (row + 0.5) pitch)
+  int gel;                // plugin instance id of the elastomer it reads
+  int nmarker, marker_cols, marker_rows;
+  double marker_pitch;    // m
+  int nout;               // sensordata values
+  long nevaluation;       // evaluations that were not cache hits
+  double background[3];   // lighting parameters in use
+  double lighting[3 * DTAC_TACTILE_NBASIS];
+} dtac_tactile_info;
+
+// sensor id of the difftac.tactile sensor named `name`, or -1
+DTAC_API int dtac_tactile_find(const mjModel* m, const char* name);
+
+// fills info for sensor id `sensor`; returns 0, or -1 if it is not a difftac.tactile sensor
+DTAC_API int dtac_tactile_get_info(const mjModel* m, const mjData* d, int sensor,
+                                   dtac_tactile_info* info);
+
+// rest pixel positions (u, v) of the marker grid (nmarker x 2, marker k = row * cols + col);
+// returns nmarker, or -1
+DTAC_API int dtac_tactile_marker_rest(const mjModel* m, const mjData* d, int sensor, mjtNum* uv);
+
+// the default lighting parameters (three coloured lights, GelSight-Mini-like background)
+DTAC_API void dtac_optics_default_params(double background[3],
+                                         double lighting[3 * DTAC_TACTILE_NBASIS]);
+
+// the lighting basis phi(n, depth): n unit outward normal of the gel surface in the site frame
+// (+z at rest), depth the indentation in m
+DTAC_API void dtac_optics_basis_eval(const double normal[3], double depth,
+                                     double phi[DTAC_TACTILE_NBASIS]);
+
+// renders rgb (H x W x 3) from a depth map (H x W, m, row-major) sampled at `pitch` m/pixel,
+// normals by finite differences of the depth map
+DTAC_API void dtac_optics_render(int width, int height, double pitch, const double* depth,
+                                 const double background[3], const double* lighting, double* rgb);
+
+// calibration: least-squares fit of background (3) and lighting (3 x NBASIS) to nimage pairs of
+// depth map (nimage x H x W, m) and rgb image (nimage x H x W x 3, [0, 1]) sampled at `pitch`;
+// normals by finite differences; pixels with a saturated channel are left out. Returns the rms
+// colour residual, or -1 with a reason in err (may be NULL)
+DTAC_API double dtac_optics_fit(int nimage, int width, int height, double pitch,
+                                const double* depth, const double* rgb, double background[3],
+                                double* lighting, char* err, int errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
 #endif  // DIFFTAC_DIFFTAC_H_

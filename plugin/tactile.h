@@ -1,0 +1,74 @@
+// tactile.h: the difftac.tactile sensor plugin: images (rgb, depth, pressure, shear), marker
+// displacements and the net contact wrench of one difftac.elastomer gel, seen by an orthographic
+// camera behind the gel's back face. One sensor element per output; any number may read one gel.
+#ifndef DTAC_PLUGIN_TACTILE_H_
+#define DTAC_PLUGIN_TACTILE_H_
+
+#include <mujoco/mujoco.h>
+
+#include "elastomer.h"
+#include "optics.h"
+#include "raster.h"
+
+#define DTAC_TACTILE_NAME "difftac.tactile"
+
+typedef enum dtac_tactile_output_ {
+  DTAC_OUT_RGB = 0,   // H x W x 3, [0, 1]
+  DTAC_OUT_DEPTH,     // H x W, m
+  DTAC_OUT_PRESSURE,  // H x W, Pa
+  DTAC_OUT_SHEAR,     // H x W x 2, Pa
+  DTAC_OUT_MARKERS,   // N x 2, pixels
+  DTAC_OUT_FORCE,     // 6: force N, torque N m, site frame
+  DTAC_OUT_COUNT
+} dtac_tactile_output;
+
+// the sensor's config with defaults (parsed in tactile.c, the only place the keys are named)
+typedef struct dtac_tactile_def_ {
+  char elastomer[DTAC_NAMELEN];  // elastomer instance name
+  int output;                    // dtac_tactile_output
+  int width, height;             // image size, pixels
+  double pitch;                  // m per pixel
+  double center[2];              // site-frame x, y of the image centre, m
+  double bg[3];                  // lighting: background colour
+  double coef[3 * DTAC_OPTICS_NBASIS];  // lighting: basis coefficients per channel
+  int marker_cols, marker_rows;  // marker grid (along u, along v)
+  double marker_pitch;           // m
+} dtac_tactile_def;
+
+// plugin_data of one sensor in one mjData: setup, scratch and the cache of the last output
+typedef struct dtac_tactile_ {
+  char name[DTAC_NAMELEN];  // sensor name, for messages
+  int instance, sensor;     // plugin instance id, sensor id
+  int gel;                  // plugin instance id of the elastomer
+  dtac_tactile_def def;
+  dtac_camera cam;
+  int nvx, nvy, nv;         // top-face vertex grid of the gel
+  int top0;                 // node id of the first top-face vertex (top face: top0 .. top0 + nv)
+  int ready;                // 1 once the marker embedding was computed from the gel's rest mesh
+  int nout;                 // sensordata size
+  // scratch (allocated at init for the output)
+  double* p;                // top-face vertices, site frame (nv x 3)
+  double* attr;             // per-vertex attributes (nv x 4)
+  double* area;             // per-vertex lumped projected area (nv)
+  dtac_vis vis;             // visibility buffer (images only)
+  double* pix;              // per-pixel normal + depth for rgb (W*H x 4)
+  // markers
+  int nmarker;
+  int* mk_tri;              // top-face triangle of each marker (nmarker)
+  double* mk_w;             // barycentric weights (nmarker x 3)
+  double* mk_rest;          // rest position, site frame x y (nmarker x 2)
+  // cache: the inputs of the last evaluation and its output
+  int nkey;
+  double* key;              // site pose (12), top-face positions and contact forces, wrench
+  double* keynew;
+  double* out;              // last output (nout)
+  int valid;
+  long ncompute;            // evaluations that were not cache hits (tests, benchmarks)
+} dtac_tactile;
+
+// the tactile sensor of a plugin instance in d, or NULL
+dtac_tactile* dtac_tactile_get(const mjModel* m, const mjData* d, int instance);
+
+void dtac_tactile_register(void);
+
+#endif  // DTAC_PLUGIN_TACTILE_H_
