@@ -1,0 +1,127 @@
+// Geoms: the gel presses on every supported geom type with a force that pushes back, and a mesh
+// (its convex hull) acts like the primitive of the same shape.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "common.h"
+
+namespace {
+
+// a 10 x 10 x 4 mm gel pressed 0.5 mm into `geom`, whose top is at z = 0.01
+std::string PressOn(const std::string& geom, const std::string& asset = "") {
+  return R"(
+<mujoco>
+  <option timestep="0.002"/>
+  <asset>)" + asset + R"(</asset>
+  <extension>
+    <plugin plugin="difftac.elastomer">
+      <instance name="gel">
+        <config key="site" value="s"/>
+        <config key="size" value="0.01 0.01 0.004"/>
+        <config key="resolution" value="0.001"/>
+      </instance>
+    </plugin>
+  </extension>
+  <worldbody>
+    )" + geom + R"(
+    <body name="finger" pos="0 0 0.0142" gravcomp="1">
+      <joint name="z" type="slide" axis="0 0 1" damping="5"/>
+      <geom type="box" size="0.006 0.006 0.001" pos="0 0 0.001" mass="0.05" contype="0" conaffinity="0"/>
+      <site name="s" euler="180 0 0"/>
+    </body>
+  </worldbody>
+  <actuator><position joint="z" kp="2000"/></actuator>
+</mujoco>)";
+}
+
+// contact wrench (z) after pressing; also checks everything stayed finite
+double Press(const std::string& xml, int* ncontact) {
+  Scene s = Scene::FromString(xml);
+  EXPECT_TRUE(s.m) << s.err;
+  if (!s.m) return NAN;
+  int gel = dtac_gel_find(s.m, "gel");
+  for (int i = 0; i < 60; i++) {
+    s.d->ctrl[0] = -0.0007;  // face 0.5 mm below the geom's top
+    mj_step(s.m, s.d);
+  }
+  for (int i = 0; i < s.m->npluginstate; i++) EXPECT_TRUE(std::isfinite(s.d->plugin_state[i]));
+  dtac_gel_info info;
+  dtac_gel_get_info(s.m, s.d, gel, &info);
+  *ncontact = info.ncontact;
+  mjtNum w[6];
+  dtac_gel_contact_wrench(s.m, s.d, gel, w);
+  return w[2];
+}
+
+}  // namespace
+
+TEST(Geoms, EverySupportedTypePushesBack) {
+  struct Case {
+    const char* name;
+    std::string geom;
+  } cases[] = {
+      {"plane", R"(<geom type="plane" size="0.05 0.05 0.01" pos="0 0 0.01"/>)"},
+      {"sphere", R"(<geom type="sphere" size="0.004" pos="0 0 0.006"/>)"},
+      {"capsule", R"(<geom type="capsule" size="0.003 0.004" pos="0 0 0.007" euler="90 0 0"/>)"},
+      {"ellipsoid", R"(<geom type="ellipsoid" size="0.004 0.003 0.002" pos="0 0 0.008"/>)"},
+      {"cylinder", R"(<geom type="cylinder" size="0.003 0.004" pos="0 0 0.007" euler="90 0 0"/>)"},
+      {"box", R"(<geom type="box" size="0.003 0.003 0.002" pos="0 0 0.008"/>)"},
+  };
+  for (const Case& c : cases) {
+    int nc = 0;
+    double fz = Press(PressOn(c.geom), &nc);
+    std::printf("%-10s contact nodes %3d  force %.4f N\n", c.name, nc, fz);
+    EXPECT_GT(nc, 0) << c.name;
+    EXPECT_GT(fz, 0.01) << c.name;
+  }
+}
+
+TEST(Geoms, MeshActsLikeItsPrimitive) {
+  // the same 6 x 6 x 4 mm block as a box geom and as a mesh of its 8 corners
+  std::string mesh = R"(<mesh name="block" vertex="-0.003 -0.003 -0.002  0.003 -0.003 -0.002
+      0.003 0.003 -0.002  -0.003 0.003 -0.002  -0.003 -0.003 0.002  0.003 -0.003 0.002
+      0.003 0.003 0.002  -0.003 0.003 0.002"/>)";
+  int nb = 0, nm = 0;
+  double fb = Press(PressOn(R"(<geom type="box" size="0.003 0.003 0.002" pos="0 0 0.008"/>)"), &nb);
+  double fm = Press(PressOn(R"(<geom type="mesh" mesh="block" pos="0 0 0.008"/>)", mesh), &nm);
+  std::printf("box %.5f N (%d nodes), mesh %.5f N (%d nodes)\n", fb, nb, fm, nm);
+  EXPECT_EQ(nb, nm);
+  EXPECT_NEAR(fm, fb, 1e-6 * fb);
+}
+
+TEST(Visualize, DrawsDeformedFaceColouredByIndentation) {
+  Scene s = Scene::FromString(PressOn(R"(<geom type="sphere" size="0.004" pos="0 0 0.006"/>)"));
+  ASSERT_TRUE(s.m) << s.err;
+  for (int i = 0; i < 60; i++) {
+    s.d->ctrl[0] = -0.0007;
+    mj_step(s.m, s.d);
+  }
+  mjvScene scn;
+  mjv_defaultScene(&scn);
+  mjv_makeScene(s.m, &scn, 5000);
+  mjvOption opt;
+  mjv_defaultOption(&opt);
+  mjvCamera cam;
+  mjv_defaultCamera(&cam);
+  mjvPerturb pert;
+  mjv_defaultPerturb(&pert);
+  mjv_updateScene(s.m, s.d, &opt, &pert, &cam, mjCAT_ALL, &scn);
+  int ntri = 0;
+  float rmin = 1, rmax = 0;
+  for (int i = 0; i < scn.ngeom; i++) {
+    const mjvGeom& g = scn.geoms[i];
+    if (g.type == mjGEOM_TRIANGLE && g.objtype == mjOBJ_PLUGIN) {
+      ntri++;
+      rmin = std::fmin(rmin, g.rgba[0]);
+      rmax = std::fmax(rmax, g.rgba[0]);
+    }
+  }
+  dtac_gel_info info;
+  dtac_gel_get_info(s.m, s.d, dtac_gel_find(s.m, "gel"), &info);
+  EXPECT_EQ(ntri, 2 * info.ncell[0] * info.ncell[1]);
+  EXPECT_GT(rmax - rmin, 0.05f);  // the dent is coloured differently from the flat face
+  mjv_freeScene(&scn);
+}
