@@ -114,6 +114,12 @@ static int elastomer_nstate(const mjModel* m, int instance) {
     mju_error("%s instance '%s': %s", DTAC_ELASTOMER_NAME, name, err);
     return 0;
   }
+  // names are compiled by now: a missing site is caught here, before any mjData exists
+  if (m->names && mj_name2id(m, mjOBJ_SITE, def.site) < 0) {
+    mju_error("%s instance '%s': key 'site' has value '%s': no site of that name in the model",
+              DTAC_ELASTOMER_NAME, name, def.site);
+    return 0;
+  }
   dtac_gel_model probe;
   memset(&probe, 0, sizeof(probe));
   dtac_gel_counts(&def.gel, probe.n, &probe.nnode, &probe.ntet, &probe.nsurf);

@@ -17,7 +17,7 @@ namespace {
 const double kI[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
 
 dtac_collider MakeCollider(int type, double size0, int geom) {
-  dtac_collider c;
+  dtac_collider c = {};
   c.type = type;
   c.geom = geom;
   c.body = 1;
@@ -251,7 +251,7 @@ TEST(Contact, ReactionIsEqualAndOpposite) {
   std::normal_distribution<double> n01(0, 1);
   const double T = gm.def.size[2];
   // a sphere pressed into the top face, a rotated box into the +x side face
-  dtac_collider col[2];
+  dtac_collider col[2] = {};
   col[0] = MakeCollider(DTAC_GEOM_SPHERE, 0.003, 7);
   col[0].pos[0] = 0.0004;
   col[0].pos[1] = -0.0003;
