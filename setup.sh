@@ -23,7 +23,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import mujoco,sys; sys.exit(mujoco.__version__!='$MUJOCO_VERSION')" 2>/dev/null; then
+if ! .venv/bin/python -c "import mujoco,sys,numpy,pytest,matplotlib,gymnasium; sys.exit(mujoco.__version__!='$MUJOCO_VERSION')" 2>/dev/null; then
   echo "[setup] pip install mujoco==$MUJOCO_VERSION numpy gymnasium pytest"
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q "mujoco==$MUJOCO_VERSION" numpy gymnasium pytest matplotlib

@@ -42,8 +42,8 @@ int main(int argc, char** argv) {
     printf("\n%-8s %14s %12s %12s\n", names[k], "indentation_mm", "force_N", "contacts");
     mj_resetData(m, d);
     d->qpos[0] = xs[k];
-    d->qpos[1] = -0.004;  // gel face 2 mm above the indenter top
-    hold(m, d, xs[k], -0.004, 0.02);
+    d->qpos[1] = -0.006;  // gel face at the indenter top
+    hold(m, d, xs[k], -0.006, 0.02);
     for (int s = 0; s <= 6; s++) {
       // commanded gel face 0 .. 1.2 mm below the indenter top: face = 0.026 + qz
       double target = -0.006 - 0.0002 * s;
