@@ -59,6 +59,18 @@ DTAC_HD double dtac_collider_dist(const dtac_collider* c, const double x[3], dou
   return d;
 }
 
+// adds a wrench (force f, torque t about point p) to w, taken about point q
+DTAC_HD void dtac_wrench_add(double w[6], const double f[3], const double t[3], const double p[3],
+                             const double q[3]) {
+  double r[3], m[3];
+  dtac_sub3(r, p, q);
+  dtac_cross3(m, r, f);
+  for (int k = 0; k < 3; k++) {
+    w[k] += f[k];
+    w[3 + k] += t[k] + m[k];
+  }
+}
+
 // smooth ramp of the normal force: quadratic below width w, linear above (C1)
 DTAC_HD double dtac_contact_ramp(double pen, double w, double* dramp) {
   if (pen <= 0) {

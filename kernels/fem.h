@@ -120,4 +120,20 @@ DTAC_HD double dtac_tet_force(const dtac_material* mat, const double* x0, const 
   return dtac_det33(F);
 }
 
+// force on node a: the sum of its incident tets' node forces in a fixed order (a gather, so
+// results do not depend on thread count and need no atomics)
+DTAC_HD void dtac_node_gather(int a, const int* node_tetadr, const int* node_tet,
+                              const double* tet_force, double* force) {
+  double f0 = 0, f1 = 0, f2 = 0;
+  for (int i = node_tetadr[a]; i < node_tetadr[a + 1]; i++) {
+    const double* tf = tet_force + 3 * node_tet[i];
+    f0 += tf[0];
+    f1 += tf[1];
+    f2 += tf[2];
+  }
+  force[3 * a] = f0;
+  force[3 * a + 1] = f1;
+  force[3 * a + 2] = f2;
+}
+
 #endif  // DTAC_KERNELS_FEM_H_

@@ -14,16 +14,5 @@ void dtac_fem_tet_forces_cpu(int ntet, const int* tet, const double* Dm_inv, con
 
 void dtac_fem_gather_cpu(int nnode, const int* node_tetadr, const int* node_tet,
                          const double* tet_force, double* force) {
-  for (int a = 0; a < nnode; a++) {
-    double f0 = 0, f1 = 0, f2 = 0;
-    for (int i = node_tetadr[a]; i < node_tetadr[a + 1]; i++) {
-      const double* tf = tet_force + 3 * node_tet[i];
-      f0 += tf[0];
-      f1 += tf[1];
-      f2 += tf[2];
-    }
-    force[3 * a] = f0;
-    force[3 * a + 1] = f1;
-    force[3 * a + 2] = f2;
-  }
+  for (int a = 0; a < nnode; a++) dtac_node_gather(a, node_tetadr, node_tet, tet_force, force);
 }

@@ -22,16 +22,7 @@ __global__ void dtac_fem_gather_kernel(int nnode, const int* node_tetadr, const 
                                        const double* tet_force, double* force) {
   int a = blockIdx.x * blockDim.x + threadIdx.x;
   if (a >= nnode) return;
-  double f0 = 0, f1 = 0, f2 = 0;
-  for (int i = node_tetadr[a]; i < node_tetadr[a + 1]; i++) {
-    const double* tf = tet_force + 3 * node_tet[i];
-    f0 += tf[0];
-    f1 += tf[1];
-    f2 += tf[2];
-  }
-  force[3 * a] = f0;
-  force[3 * a + 1] = f1;
-  force[3 * a + 2] = f2;
+  dtac_node_gather(a, node_tetadr, node_tet, tet_force, force);
 }
 
 // 1 if a CUDA device is usable in this process

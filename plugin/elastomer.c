@@ -379,18 +379,6 @@ static int recover_nonfinite(const mjModel* m, mjData* d, dtac_elastomer* e, con
   return 0;
 }
 
-// adds a wrench (force f, torque t about p) to w, about point q
-static void wrench_about(mjtNum w[6], const mjtNum f[3], const mjtNum t[3], const mjtNum p[3],
-                         const mjtNum q[3]) {
-  mjtNum r[3], m[3];
-  mju_sub3(r, p, q);
-  mju_cross(m, r, f);
-  for (int k = 0; k < 3; k++) {
-    w[k] += f[k];
-    w[3 + k] += t[k] + m[k];
-  }
-}
-
 // PASSIVE: forces of the gel on the bodies, from the current state (a pure function of it)
 static void elastomer_compute(const mjModel* m, mjData* d, int instance, int capability_bit) {
   dtac_elastomer* e = (dtac_elastomer*)d->plugin_data[instance];
@@ -435,7 +423,7 @@ static void elastomer_compute(const mjModel* m, mjData* d, int instance, int cap
   memset(e->body_wrench, 0, sizeof(mjtNum) * 6 * m->nbody);
   if (e->body > 0) {
     mj_applyFT(m, d, F, T, sp, e->body, d->qfrc_passive);
-    wrench_about(e->body_wrench + 6 * e->body, F, T, sp, d->xpos + 3 * e->body);
+    dtac_wrench_add(e->body_wrench + 6 * e->body, F, T, sp, d->xpos + 3 * e->body);
   }
 
   // contact: reactions on the touched bodies; the gel feels the opposite
@@ -450,7 +438,7 @@ static void elastomer_compute(const mjModel* m, mjData* d, int instance, int cap
     const dtac_collider* col = e->col + c;
     if (col->body > 0) {
       mj_applyFT(m, d, ft, ft + 3, col->pos, col->body, d->qfrc_passive);
-      wrench_about(e->body_wrench + 6 * col->body, ft, ft + 3, col->pos, d->xpos + 3 * col->body);
+      dtac_wrench_add(e->body_wrench + 6 * col->body, ft, ft + 3, col->pos, d->xpos + 3 * col->body);
     }
     // the gel's wrench about the site: minus the collider's, moved from its origin
     double r[3], t[3];

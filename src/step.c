@@ -224,18 +224,6 @@ static void pose_from_local(const dtac_frame* b, const double* lpos, const doubl
   if (mat) dtac_mul33(mat, b->mat, lmat);
 }
 
-// adds a wrench (force f, torque t about point p) to w, taken about point q
-static void add_wrench(double w[6], const double f[3], const double t[3], const double p[3],
-                       const double q[3]) {
-  double r[3], m[3];
-  dtac_sub3(r, p, q);
-  dtac_cross3(m, r, f);
-  for (int k = 0; k < 3; k++) {
-    w[k] += f[k];
-    w[3 + k] += t[k] + m[k];
-  }
-}
-
 void dtac_gel_advance_coupled(const dtac_gel_model* gm, dtac_gel_scratch* s, double* state,
                               const dtac_frame* site, int site_slot, dtac_body* bodies,
                               int nbody, const dtac_collider* col, const int* col_slot, int ncol,
@@ -317,7 +305,7 @@ static void gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, doubl
     const double zero[3] = {0, 0, 0};
     for (int i = 0; i < gm->nfixed; i++) {
       int a = gm->fixed_id[i];
-      add_wrench(wsite, s->force + 3 * a, zero, x + 3 * a, st.pos);
+      dtac_wrench_add(wsite, s->force + 3 * a, zero, x + 3 * a, st.pos);
     }
   }
   dtac_gel_mass_damping(gm, x, v, st.pos, &st, s->force, g->site_slot >= 0 ? wsite : NULL);
@@ -374,11 +362,11 @@ static void gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, doubl
     for (int c = 0; c < ncol; c++) {
       int b = g->col_slot ? g->col_slot[c] : -1;
       if (b < 0) continue;
-      add_wrench(wb + 6 * b, s->col_ft + 6 * c, s->col_ft + 6 * c + 3, s->col_t[c].pos,
+      dtac_wrench_add(wb + 6 * b, s->col_ft + 6 * c, s->col_ft + 6 * c + 3, s->col_t[c].pos,
                  cur[b].pos);
     }
     if (g->site_slot >= 0) {
-      add_wrench(wb + 6 * g->site_slot, wsite, wsite + 3, st.pos, cur[g->site_slot].pos);
+      dtac_wrench_add(wb + 6 * g->site_slot, wsite, wsite + 3, st.pos, cur[g->site_slot].pos);
     }
   }
 }
