@@ -28,6 +28,18 @@ static const double TIMESTEP = 0.002;  // MuJoCo step of press.xml
 // sphere's top is at z = 0.02, so qz = -0.006 puts the gel face on the sphere top
 #define NSEG 3
 static const double Q_START = -0.006, Q_PRESS = -0.007;  // commanded 1 mm press
+static const double SPHERE_C[3] = {0, 0, 0.014}, SPHERE_R = 0.006;  // the indenter (SCENE_HEAD)
+
+// deepest penetration of a node centre into the sphere, mm (negative: no node inside)
+static double sphere_penetration_mm(const mjtNum* x, long n) {
+  double best = -INFINITY;
+  for (long a = 0; a < n; a++) {
+    double dx = x[3 * a] - SPHERE_C[0], dy = x[3 * a + 1] - SPHERE_C[1], dz = x[3 * a + 2] - SPHERE_C[2];
+    double p = SPHERE_R - sqrt(dx * dx + dy * dy + dz * dz);
+    if (p > best) best = p;
+  }
+  return 1e3 * best;
+}
 
 // estimated floating-point operations of one tet force evaluation in kernels/fem.h
 // (dtac_tet_force with damping on) plus its share of the node gather; see docs/benchmarks.md
@@ -430,6 +442,7 @@ int main(int argc, char** argv) {
     dtac_gel_get_info(m, d, gel, &info);
     double fz, lift;
     gel_press(m, d, gel, &info, &fz, &lift);
+    double pen = sphere_penetration_mm(dtac_gel_positions(m, d, gel), info.nnode);
     double step_s = 1 / t.sps_med;
     R->sps_gel = 1 / step_s;
     R->rtf_gel = TIMESTEP / step_s;
@@ -441,17 +454,19 @@ int main(int argc, char** argv) {
            "\"realtime_factor\":%.5g,\"ns_per_step\":%.6g,\"ns_per_elem_substep\":%.4g,\"elem_substeps_per_s\":%.5g,"
            "\"flops_per_elem_substep_est\":%d,\"gflops_est\":%.4g,\"bytes_per_elem_substep_est\":%d,"
            "\"gbytes_per_s_est\":%.4g,\"ncontact_nodes\":%d,\"contact_force_N\":%.4g,"
-           "\"center_lift_mm\":%.4g,\"gel_warnings\":%d,\"mujoco_warnings\":%d,\"stable\":%s}\n",
+           "\"center_lift_mm\":%.4g,\"node_penetration_mm\":%.4g,\"gel_warnings\":%d,"
+           "\"mujoco_warnings\":%d,\"stable\":%s}\n",
            R->res, info.ncell[0], info.ncell[1], info.ncell[2], info.nnode, info.ntet, (int)m->nv,
            m->opt.timestep, info.nsub, info.dt_sub, info.nsub + 1, t.nstep, t.wall, t.warm_sim,
            R->sps_gel, t.sps[0], t.sps[1], t.sps[2], R->rtf_gel, 1e9 * step_s, 1e9 / es, es, FLOPS_PER_TET,
            es * FLOPS_PER_TET * 1e-9, BYTES_PER_TET, es * BYTES_PER_TET * 1e-9, info.ncontact, fz,
-           lift, info.nwarning, nwarn_total(d), t.ok && !info.nwarning ? "true" : "false");
+           lift, pen, info.nwarning, nwarn_total(d), t.ok && !info.nwarning ? "true" : "false");
     fflush(stdout);
     fprintf(stderr,
             "  difftac  res %.4g m  %5d nodes %6d tets  nsub %3d  %9.1f steps/s  RTF %7.4f  "
-            "%6.1f ns/elem-substep  F %.3g N  lift %.3f mm\n",
-            R->res, info.nnode, info.ntet, info.nsub, R->sps_gel, R->rtf_gel, 1e9 / es, fz, lift);
+            "%6.1f ns/elem-substep  F %.3g N  lift %.3f mm  pen %.3f mm\n",
+            R->res, info.nnode, info.ntet, info.nsub, R->sps_gel, R->rtf_gel, 1e9 / es, fz, lift,
+            pen);
     mj_deleteData(d);
     mj_deleteModel(m);
 
@@ -495,6 +510,7 @@ int main(int argc, char** argv) {
       }
       int ncon;
       flex_press(m, d, &fz, &lift, &ncon);
+      pen = sphere_penetration_mm(d->flexvert_xpos, m->nflexvert);
       step_s = 1 / t.sps_med;
       double sps = 1 / step_s, rtf = h / step_s;
       double eps = (double)m->nflexelem / step_s;  // element-steps per second
@@ -507,17 +523,18 @@ int main(int argc, char** argv) {
              "\"warmup_sim_s\":%.4g,\"steps_per_s\":%.5g,\"steps_per_s_segments\":[%.5g,%.5g,%.5g],"
              "\"realtime_factor\":%.5g,\"ns_per_step\":%.6g,\"ns_per_elem_step\":%.4g,\"elem_steps_per_s\":%.5g,"
              "\"ncontact\":%d,\"contact_force_N\":%.4g,\"center_lift_mm\":%.4g,"
+             "\"node_penetration_mm\":%.4g,"
              "\"elasticity_damping_s\":%.4g,\"mujoco_warnings\":%d,\"inertia_warnings\":%d,\"first_warning\":\"%s\","
              "\"stable\":%s}\n",
              R->res, R->ncell[0], R->ncell[1], R->ncell[2], (int)m->nflexvert, (int)m->nflexelem, (int)m->nv,
              integ, solver, h, t.nstep, t.wall, t.warm_sim, sps, t.sps[0], t.sps[1], t.sps[2], rtf, 1e9 * step_s, 1e9 / eps,
-             eps, ncon, fz, lift, R->beta, nwarn_total(d), d->warning[mjWARN_INERTIA].number, g_warn, t.ok ? "true" : "false");
+             eps, ncon, fz, lift, pen, R->beta, nwarn_total(d), d->warning[mjWARN_INERTIA].number, g_warn, t.ok ? "true" : "false");
       fflush(stdout);
       fprintf(stderr,
               "  flex     res %.4g m  %5d nodes %6d tets  %-8s h %.3g  %9.1f steps/s  RTF %7.4f  "
-              "%6.1f ns/elem-step  F %.3g N  lift %.3f mm%s\n",
+              "%6.1f ns/elem-step  F %.3g N  lift %.3f mm  pen %.3f mm%s\n",
               R->res, (int)m->nflexvert, (int)m->nflexelem, integ, h, sps, rtf, 1e9 / eps, fz, lift,
-              nwarn_total(d) ? "  (MuJoCo warnings)" : "");
+              pen, nwarn_total(d) ? "  (MuJoCo warnings)" : "");
       if (variant == 0) {
         R->sps_flex_discrete = sps;
         R->rtf_flex_discrete = t.ok ? rtf : 0;
