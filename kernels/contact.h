@@ -130,4 +130,106 @@ DTAC_HD double dtac_contact_force(const dtac_contact_node_param* p, const dtac_c
   return fn;
 }
 
+// contact force of a node against a collider with nothing moved (no anchor update): the
+// function the adjoint below differentiates; returns the normal force (0 out of contact)
+DTAC_HD double dtac_contact_node_force(const dtac_contact_node_param* p, const dtac_collider* c,
+                                       const double x[3], const double v[3],
+                                       const double anchor[3], double f[3]) {
+  double n[3];
+  double d = dtac_collider_dist(c, x, n);
+  if (d >= 0) {
+    f[0] = f[1] = f[2] = 0;
+    return 0;
+  }
+  return dtac_contact_force(p, c, d, n, x, v, anchor, f, 0);
+}
+
+// cotangents of a node's contact constants (accumulated)
+typedef struct dtac_contact_param_adj_ {
+  double kn, cn, kt, mu;
+} dtac_contact_param_adj;
+
+// VJP of dtac_contact_node_force: given f_bar, accumulates the cotangents of the node position,
+// velocity and anchor and of the contact constants (pa, may be null). Where the force is
+// clamped at zero (separating) or out of contact the derivative is zero.
+DTAC_HD void dtac_contact_node_force_adj(const dtac_contact_node_param* p, const dtac_collider* c,
+                                         const double x[3], const double v[3],
+                                         const double anchor[3], const double f_bar[3],
+                                         double x_bar[3], double v_bar[3], double anchor_bar[3],
+                                         dtac_contact_param_adj* pa) {
+  // forward, keeping what the reverse pass needs
+  double pl[3], gl[3], n[3];
+  dtac_collider_to_local(c, x, pl);
+  double d = dtac_sdf(c->type, c->size, c->planes, c->nplane, pl, gl);
+  if (d >= 0) return;
+  dtac_mulmv3(n, c->mat, gl);
+  double pen = -d, dramp;
+  double ramp = dtac_contact_ramp(pen, p->width, &dramp);
+  double ddramp = (pen > 0 && pen < p->width) ? 1 / p->width : 0;
+  double r[3], w[3], vrel[3];
+  dtac_sub3(r, x, c->pos);
+  dtac_cross3(w, c->angvel, r);
+  for (int k = 0; k < 3; k++) vrel[k] = v[k] - c->vel[k] - w[k];
+  double vn = dtac_dot3(vrel, n);
+  double fn = p->kn * ramp - p->cn * dramp * vn;
+  if (fn <= 0) return;
+  double da[3], dt[3];
+  dtac_sub3(da, x, anchor);
+  double an = dtac_dot3(da, n);
+  for (int k = 0; k < 3; k++) dt[k] = da[k] - an * n[k];
+  double s = dtac_norm3(dt);
+  double L = c->mu * fn;
+
+  // reverse: f = fn n - ft dt / s
+  double n_bar[3], fn_bar = dtac_dot3(f_bar, n), x_b[3] = {0, 0, 0};
+  for (int k = 0; k < 3; k++) n_bar[k] = fn * f_bar[k];
+  if (L > 0 && s > 0) {
+    double e[3], u = p->kt * s / L, th = tanh(u), sech2 = 1 - th * th;
+    double ft = L * th;
+    for (int k = 0; k < 3; k++) e[k] = dt[k] / s;
+    double ft_bar = -dtac_dot3(f_bar, e);
+    double e_bar[3], ee, dt_bar[3];
+    for (int k = 0; k < 3; k++) e_bar[k] = -ft * f_bar[k];
+    ee = dtac_dot3(e_bar, e);
+    double s_bar = ft_bar * p->kt * sech2;
+    double L_bar = ft_bar * (th - u * sech2);
+    if (pa) pa->kt += ft_bar * s * sech2;
+    for (int k = 0; k < 3; k++) dt_bar[k] = (e_bar[k] - ee * e[k]) / s + s_bar * e[k];
+    fn_bar += c->mu * L_bar;
+    if (pa) pa->mu += fn * L_bar;
+    // dt = da - (da . n) n
+    double ndt = dtac_dot3(n, dt_bar);
+    for (int k = 0; k < 3; k++) {
+      double da_bar = dt_bar[k] - ndt * n[k];
+      x_b[k] += da_bar;
+      anchor_bar[k] -= da_bar;
+      n_bar[k] -= ndt * da[k] + an * dt_bar[k];
+    }
+  }
+  // fn = kn ramp(pen) - cn dramp(pen) vn
+  if (pa) {
+    pa->kn += fn_bar * ramp;
+    pa->cn -= fn_bar * dramp * vn;
+  }
+  double pen_bar = fn_bar * (p->kn * dramp - p->cn * vn * ddramp);
+  double vn_bar = -fn_bar * p->cn * dramp;
+  // vn = vrel . n, vrel = v - vc - w x (x - pos)
+  double vrel_bar[3], wv[3];
+  for (int k = 0; k < 3; k++) {
+    vrel_bar[k] = vn_bar * n[k];
+    n_bar[k] += vn_bar * vrel[k];
+    v_bar[k] += vrel_bar[k];
+  }
+  dtac_cross3(wv, c->angvel, vrel_bar);
+  for (int k = 0; k < 3; k++) x_b[k] += wv[k];
+  // pen = -sdf(pl), n = R grad(pl), pl = R^T (x - pos)
+  double gl_bar[3], H[9], Hg[3], pl_bar[3], xr[3];
+  dtac_mulmTv3(gl_bar, c->mat, n_bar);
+  dtac_sdf_hess(c->type, c->size, c->planes, c->nplane, pl, H);
+  dtac_mulmv3(Hg, H, gl_bar);
+  for (int k = 0; k < 3; k++) pl_bar[k] = -pen_bar * gl[k] + Hg[k];
+  dtac_mulmv3(xr, c->mat, pl_bar);
+  for (int k = 0; k < 3; k++) x_bar[k] += x_b[k] + xr[k];
+}
+
 #endif  // DTAC_KERNELS_CONTACT_H_
