@@ -133,8 +133,8 @@ DTAC_HD double dtac_contact_force(const dtac_contact_node_param* p, const dtac_c
 // contact force of a node against a collider with nothing moved (no anchor update): the
 // function the adjoint below differentiates; returns the normal force (0 out of contact)
 DTAC_HD double dtac_contact_node_force(const dtac_contact_node_param* p, const dtac_collider* c,
-                                       const double x[3], const double v[3],
-                                       const double anchor[3], double f[3]) {
+                                       const double x[3], const double v[3], const double anchor[3],
+                                       double f[3]) {
   double n[3];
   double d = dtac_collider_dist(c, x, n);
   if (d >= 0) {

@@ -16,7 +16,8 @@
 // the physics real type: double, matching mjtNum
 typedef double dtac_real;
 
-// ---- 3-vectors -------------------------------------------------------------------------------------
+// ---- 3-vectors
+// -------------------------------------------------------------------------------------
 
 DTAC_HD double dtac_dot3(const double a[3], const double b[3]) {
   return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
@@ -31,7 +32,9 @@ DTAC_HD void dtac_cross3(double r[3], const double a[3], const double b[3]) {
   r[2] = z;
 }
 
-DTAC_HD double dtac_norm3(const double a[3]) { return sqrt(dtac_dot3(a, a)); }
+DTAC_HD double dtac_norm3(const double a[3]) {
+  return sqrt(dtac_dot3(a, a));
+}
 
 DTAC_HD void dtac_sub3(double r[3], const double a[3], const double b[3]) {
   r[0] = a[0] - b[0];
@@ -45,7 +48,8 @@ DTAC_HD void dtac_addscl3(double r[3], const double a[3], const double b[3], dou
   r[2] = a[2] + s * b[2];
 }
 
-// ---- 3x3 matrices, row-major (as MuJoCo) -------------------------------------------------------------
+// ---- 3x3 matrices, row-major (as MuJoCo)
+// -------------------------------------------------------------
 
 // r = a * b
 DTAC_HD void dtac_mul33(double r[9], const double a[9], const double b[9]) {
@@ -63,7 +67,8 @@ DTAC_HD void dtac_mul33T(double r[9], const double a[9], const double b[9]) {
   double t[9];
   for (int i = 0; i < 3; i++) {
     for (int j = 0; j < 3; j++) {
-      t[3 * i + j] = a[3 * i] * b[3 * j] + a[3 * i + 1] * b[3 * j + 1] + a[3 * i + 2] * b[3 * j + 2];
+      t[3 * i + j] =
+          a[3 * i] * b[3 * j] + a[3 * i + 1] * b[3 * j + 1] + a[3 * i + 2] * b[3 * j + 2];
     }
   }
   for (int k = 0; k < 9; k++) r[k] = t[k];

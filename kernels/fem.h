@@ -7,12 +7,12 @@
 
 // material constants of one gel, derived once from (young, poisson, damping)
 typedef struct dtac_material_ {
-  double mu;       // Lame shear modulus of the linearised material, Pa
-  double lambda;   // Lame first parameter of the linearised material, Pa
-  double mu_s;     // stable Neo-Hookean mu' = 4/3 mu, Pa
-  double lambda_s; // stable Neo-Hookean lambda' = lambda + 5/6 mu, Pa
-  double alpha;    // rest-stability shift 1 + 3/4 mu'/lambda' (zero stress at F = I)
-  double beta;     // stiffness-proportional damping time, s
+  double mu;        // Lame shear modulus of the linearised material, Pa
+  double lambda;    // Lame first parameter of the linearised material, Pa
+  double mu_s;      // stable Neo-Hookean mu' = 4/3 mu, Pa
+  double lambda_s;  // stable Neo-Hookean lambda' = lambda + 5/6 mu, Pa
+  double alpha;     // rest-stability shift 1 + 3/4 mu'/lambda' (zero stress at F = I)
+  double beta;      // stiffness-proportional damping time, s
 } dtac_material;
 
 // Lame parameters from Young's modulus and Poisson ratio, and the stable Neo-Hookean

@@ -8,14 +8,14 @@
 
 // geom type codes: the numeric values of MuJoCo's mjtGeom
 typedef enum dtacGeom_ {
-  DTAC_GEOM_PLANE     = 0,
-  DTAC_GEOM_HFIELD    = 1,   // unsupported
-  DTAC_GEOM_SPHERE    = 2,
-  DTAC_GEOM_CAPSULE   = 3,
+  DTAC_GEOM_PLANE = 0,
+  DTAC_GEOM_HFIELD = 1,  // unsupported
+  DTAC_GEOM_SPHERE = 2,
+  DTAC_GEOM_CAPSULE = 3,
   DTAC_GEOM_ELLIPSOID = 4,
-  DTAC_GEOM_CYLINDER  = 5,
-  DTAC_GEOM_BOX       = 6,
-  DTAC_GEOM_MESH      = 7
+  DTAC_GEOM_CYLINDER = 5,
+  DTAC_GEOM_BOX = 6,
+  DTAC_GEOM_MESH = 7
 } dtacGeom;
 
 // returned for unsupported types and empty meshes: far outside, never in contact
@@ -24,7 +24,8 @@ typedef enum dtacGeom_ {
 // lengths below this are degenerate: direction is picked, curvature term dropped
 #define DTAC_SDF_TINY 1e-150
 
-// ---- helpers -------------------------------------------------------------------------------------
+// ---- helpers
+// -------------------------------------------------------------------------------------
 
 DTAC_HD void dtac_sdf_set3(double r[3], double x, double y, double z) {
   r[0] = x;
@@ -106,10 +107,9 @@ DTAC_HD double dtac_sdf_capsule(const double size[3], const double p[3], double 
   return L - size[0];
 }
 
-// ellipsoid: f = k0 (k0 - 1) / k1, k0 = |p/r|, k1 = |p/r^2| (first-order distance (k0-1)/|grad k0|),
-// exact zero set, exact for equal radii; computed on q = p/s, s = max|p_i|, to avoid overflow
-DTAC_HD double dtac_sdf_ellipsoid(const double size[3], const double p[3], double g[3],
-                                  double* H) {
+// ellipsoid: f = k0 (k0 - 1) / k1, k0 = |p/r|, k1 = |p/r^2| (first-order distance (k0-1)/|grad
+// k0|), exact zero set, exact for equal radii; computed on q = p/s, s = max|p_i|, to avoid overflow
+DTAC_HD double dtac_sdf_ellipsoid(const double size[3], const double p[3], double g[3], double* H) {
   double rmin = size[0];
   if (size[1] < rmin) rmin = size[1];
   if (size[2] < rmin) rmin = size[2];
@@ -158,8 +158,8 @@ DTAC_HD double dtac_sdf_ellipsoid(const double size[3], const double p[3], doubl
     double fk = fk1 / k1;
     for (int i = 0; i < 3; i++) {
       for (int j = 0; j < 3; j++) {
-        double m = 2 * a[i] * a[j] + e * ((i == j ? A[i] : 0.0) - a[i] * a[j]) -
-                   gN[i] * b[j] - b[i] * gN[j];
+        double m = 2 * a[i] * a[j] + e * ((i == j ? A[i] : 0.0) - a[i] * a[j]) - gN[i] * b[j] -
+                   b[i] * gN[j];
         H[3 * i + j] = m / k1 + fk * (3 * b[i] * b[j] - (i == j ? B[i] : 0.0));
       }
     }
@@ -276,28 +276,29 @@ DTAC_HD double dtac_sdf_mesh(const double* planes, int nplane, const double p[3]
 DTAC_HD double dtac_sdf_eval(int type, const double size[3], const double* planes, int nplane,
                              const double p[3], double g[3], double* H) {
   switch (type) {
-  case DTAC_GEOM_PLANE:
-    return dtac_sdf_plane(p, g, H);
-  case DTAC_GEOM_SPHERE:
-    return dtac_sdf_sphere(size, p, g, H);
-  case DTAC_GEOM_CAPSULE:
-    return dtac_sdf_capsule(size, p, g, H);
-  case DTAC_GEOM_ELLIPSOID:
-    return dtac_sdf_ellipsoid(size, p, g, H);
-  case DTAC_GEOM_CYLINDER:
-    return dtac_sdf_cylinder(size, p, g, H);
-  case DTAC_GEOM_BOX:
-    return dtac_sdf_box(size, p, g, H);
-  case DTAC_GEOM_MESH:
-    return dtac_sdf_mesh(planes, nplane, p, g, H);
-  default:
-    dtac_sdf_set3(g, 0, 0, 1);
-    dtac_sdf_zero9(H);
-    return DTAC_SDF_FAR;
+    case DTAC_GEOM_PLANE:
+      return dtac_sdf_plane(p, g, H);
+    case DTAC_GEOM_SPHERE:
+      return dtac_sdf_sphere(size, p, g, H);
+    case DTAC_GEOM_CAPSULE:
+      return dtac_sdf_capsule(size, p, g, H);
+    case DTAC_GEOM_ELLIPSOID:
+      return dtac_sdf_ellipsoid(size, p, g, H);
+    case DTAC_GEOM_CYLINDER:
+      return dtac_sdf_cylinder(size, p, g, H);
+    case DTAC_GEOM_BOX:
+      return dtac_sdf_box(size, p, g, H);
+    case DTAC_GEOM_MESH:
+      return dtac_sdf_mesh(planes, nplane, p, g, H);
+    default:
+      dtac_sdf_set3(g, 0, 0, 1);
+      dtac_sdf_zero9(H);
+      return DTAC_SDF_FAR;
   }
 }
 
-// ---- API -----------------------------------------------------------------------------------------
+// ---- API
+// -----------------------------------------------------------------------------------------
 
 // signed distance of local point p (negative inside); grad = d(sdf)/dp
 DTAC_HD double dtac_sdf(int type, const double size[3], const double* planes, int nplane,

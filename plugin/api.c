@@ -4,9 +4,13 @@
 #include "difftac/difftac.h"
 #include "elastomer.h"
 
-const char* dtac_version(void) { return DTAC_VERSION_STRING; }
+const char* dtac_version(void) {
+  return DTAC_VERSION_STRING;
+}
 
-int dtac_mujoco_header_version(void) { return mjVERSION_HEADER; }
+int dtac_mujoco_header_version(void) {
+  return mjVERSION_HEADER;
+}
 
 int dtac_gel_find(const mjModel* m, const char* name) {
   int id = mj_name2id(m, mjOBJ_PLUGIN, name);
@@ -62,6 +66,5 @@ mjtNum dtac_gel_elastic_energy(const mjModel* m, const mjData* d, int instance) 
 mjtNum dtac_gel_kinetic_energy(const mjModel* m, const mjData* d, int instance) {
   const dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
   if (!e) return 0;
-  return dtac_gel_kinetic(&e->model,
-                                 d->plugin_state + m->plugin_stateadr[instance] + e->L.v);
+  return dtac_gel_kinetic(&e->model, d->plugin_state + m->plugin_stateadr[instance] + e->L.v);
 }

@@ -8,10 +8,24 @@
 
 #include "elastomer.h"
 
-const char* const dtac_elastomer_attributes[] = {
-    "site",     "shape",   "size",     "resolution",        "young",           "poisson",
-    "density",  "damping", "mass_damping", "friction", "contact_stiffness", "contact_damping", "friction_stiffness",
-    "contact_width", "contype", "conaffinity", "device", "coupling"};
+const char* const dtac_elastomer_attributes[] = {"site",
+                                                 "shape",
+                                                 "size",
+                                                 "resolution",
+                                                 "young",
+                                                 "poisson",
+                                                 "density",
+                                                 "damping",
+                                                 "mass_damping",
+                                                 "friction",
+                                                 "contact_stiffness",
+                                                 "contact_damping",
+                                                 "friction_stiffness",
+                                                 "contact_width",
+                                                 "contype",
+                                                 "conaffinity",
+                                                 "device",
+                                                 "coupling"};
 const int dtac_elastomer_nattribute =
     sizeof(dtac_elastomer_attributes) / sizeof(dtac_elastomer_attributes[0]);
 
@@ -85,7 +99,8 @@ int dtac_elastomer_parse(const mjModel* m, int instance, dtac_elastomer_def* def
   if (device && device[0] && strcmp(device, "auto") != 0 && strcmp(device, "cpu") != 0) {
     snprintf(err, errlen,
              "key 'device' has value '%s': this version steps gels on the CPU only "
-             "(auto, cpu)", device);
+             "(auto, cpu)",
+             device);
     return 1;
   }
 

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-// ---- helpers ---------------------------------------------------------------------------------------
+// ---- helpers
+// ---------------------------------------------------------------------------------------
 
 static void instance_name(const mjModel* m, int instance, char* out, int len) {
   const char* nm = m->names && m->name_pluginadr ? m->names + m->name_pluginadr[instance] : "";
@@ -93,7 +94,8 @@ static int hull_planes(const mjModel* m, int mesh, double* planes) {
   return np;
 }
 
-// ---- callbacks ---------------------------------------------------------------------------------------
+// ---- callbacks
+// ---------------------------------------------------------------------------------------
 
 static int check_version(char* err, int errlen) {
   if (mj_version() != mjVERSION_HEADER) {
@@ -110,7 +112,8 @@ static int elastomer_nstate(const mjModel* m, int instance) {
   char err[DTAC_ERRLEN], name[DTAC_NAMELEN];
   dtac_elastomer_def def;
   instance_name(m, instance, name, sizeof(name));
-  if (check_version(err, sizeof(err)) || dtac_elastomer_parse(m, instance, &def, err, sizeof(err))) {
+  if (check_version(err, sizeof(err)) ||
+      dtac_elastomer_parse(m, instance, &def, err, sizeof(err))) {
     mju_error("%s instance '%s': %s", DTAC_ELASTOMER_NAME, name, err);
     return 0;
   }
@@ -205,8 +208,9 @@ static dtac_elastomer* elastomer_make(const mjModel* m, int instance, char* err,
   e->gels = (dtac_elastomer**)calloc(e->maxgel, sizeof(dtac_elastomer*));
   e->steps = (dtac_gel_step*)calloc(e->maxgel, sizeof(dtac_gel_step));
   e->sites = (dtac_frame*)calloc(e->maxgel, sizeof(dtac_frame));
-  if (!e->gels || !e->steps || !e->sites || !e->slot_body || !e->body_slot || !e->col_slot || !e->slot || !e->slot_jac || !e->slot_tmp ||
-      !e->body_wrench || !e->contact_force || !e->geom_ok || !e->geom_planeadr || !e->geom_nplane || !e->col || !e->col_ft || !e->jac ||
+  if (!e->gels || !e->steps || !e->sites || !e->slot_body || !e->body_slot || !e->col_slot ||
+      !e->slot || !e->slot_jac || !e->slot_tmp || !e->body_wrench || !e->contact_force ||
+      !e->geom_ok || !e->geom_planeadr || !e->geom_nplane || !e->col || !e->col_ft || !e->jac ||
       dtac_gel_scratch_make(&e->scratch, &e->model, ng)) {
     snprintf(err, errlen, "out of memory");
     elastomer_free(e);
@@ -229,7 +233,8 @@ static dtac_elastomer* elastomer_make(const mjModel* m, int instance, char* err,
     }
     e->geom_planeadr[g] = -1;
     int type = m->geom_type[g];
-    int filt = (e->def.contype & m->geom_conaffinity[g]) || (m->geom_contype[g] & e->def.conaffinity);
+    int filt =
+        (e->def.contype & m->geom_conaffinity[g]) || (m->geom_contype[g] & e->def.conaffinity);
     e->geom_ok[g] = filt && m->geom_bodyid[g] != e->body && dtac_sdf_supported(type);
     if (e->geom_ok[g] && type == mjGEOM_MESH) {
       e->geom_planeadr[g] = nplane;
@@ -368,9 +373,10 @@ static int recover_nonfinite(const mjModel* m, mjData* d, dtac_elastomer* e, con
   for (int i = 0; i < 6 * e->model.nnode; i++) {
     if (!isfinite(state[i])) {
       e->nwarning++;
-      mju_warning("%s instance '%s': the gel state became non-finite (%s, time %g); the gel was "
-                  "reset to its rest shape (warning %d)",
-                  DTAC_ELASTOMER_NAME, e->name, where, d->time, e->nwarning);
+      mju_warning(
+          "%s instance '%s': the gel state became non-finite (%s, time %g); the gel was "
+          "reset to its rest shape (warning %d)",
+          DTAC_ELASTOMER_NAME, e->name, where, d->time, e->nwarning);
       state[e->L.placed] = 0;
       dtac_elastomer_ensure_placed(m, d, e);
       return 1;
@@ -438,7 +444,8 @@ static void elastomer_compute(const mjModel* m, mjData* d, int instance, int cap
     const dtac_collider* col = e->col + c;
     if (col->body > 0) {
       mj_applyFT(m, d, ft, ft + 3, col->pos, col->body, d->qfrc_passive);
-      dtac_wrench_add(e->body_wrench + 6 * col->body, ft, ft + 3, col->pos, d->xpos + 3 * col->body);
+      dtac_wrench_add(e->body_wrench + 6 * col->body, ft, ft + 3, col->pos,
+                      d->xpos + 3 * col->body);
     }
     // the gel's wrench about the site: minus the collider's, moved from its origin
     double r[3], t[3];
@@ -562,7 +569,8 @@ static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
     int b = e->slot_body[k];
     mju_zero(e->slot[k].wrench_app, 6);
     for (int i = 0; i < ngel; i++) {
-      if (e->gels[i]->coupling) mju_addTo(e->slot[k].wrench_app, e->gels[i]->body_wrench + 6 * b, 6);
+      if (e->gels[i]->coupling)
+        mju_addTo(e->slot[k].wrench_app, e->gels[i]->body_wrench + 6 * b, 6);
     }
   }
 
@@ -578,9 +586,10 @@ static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
     // a blown-up gel is reported and restarted from rest at the site's new pose
     if (st->rep.nonfinite) {
       g->nwarning++;
-      mju_warning("%s instance '%s': the gel state became non-finite in the step (time %g); the "
-                  "gel was reset to its rest shape (warning %d)",
-                  DTAC_ELASTOMER_NAME, g->name, d->time, g->nwarning);
+      mju_warning(
+          "%s instance '%s': the gel state became non-finite in the step (time %g); the "
+          "gel was reset to its rest shape (warning %d)",
+          DTAC_ELASTOMER_NAME, g->name, d->time, g->nwarning);
       dtac_frame f;
       dtac_frame_at(e->sites + i, m->opt.timestep, f.pos, f.mat);
       dtac_gel_state_rest(&g->model, &f, st->state);

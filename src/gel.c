@@ -120,7 +120,8 @@ dtac_state_layout dtac_gel_state_layout(const dtac_gel_model* gm) {
   return L;
 }
 
-// ---- mesh ----------------------------------------------------------------------------------------
+// ---- mesh
+// ----------------------------------------------------------------------------------------
 
 static int node_id(const int n[3], int i, int j, int k) {
   return i + (n[0] + 1) * (j + (n[1] + 1) * k);
@@ -218,7 +219,8 @@ static void make_incidence(dtac_gel_model* gm) {
   free(fill);
 }
 
-// ---- stability ---------------------------------------------------------------------------------------
+// ---- stability
+// ---------------------------------------------------------------------------------------
 
 // highest eigenvalue of M^{-1} K0 (K0: linear elasticity at rest, fixed nodes held) by power
 // iteration in the mass inner product; returns omega_max^2
@@ -280,7 +282,8 @@ int dtac_gel_substeps(const dtac_gel_model* gm, double timestep) {
   return ns < 1 ? 1 : (int)ns;
 }
 
-// ---- creation ------------------------------------------------------------------------------------------
+// ---- creation
+// ------------------------------------------------------------------------------------------
 
 int dtac_gel_model_make(dtac_gel_model* gm, const dtac_gel_def* def, int nofixed, double timestep,
                         char* err, size_t errlen) {
@@ -288,8 +291,8 @@ int dtac_gel_model_make(dtac_gel_model* gm, const dtac_gel_def* def, int nofixed
 }
 
 int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const int ncell[3],
-                             const double* const coords[3], int nofixed, double timestep,
-                             char* err, size_t errlen) {
+                             const double* const coords[3], int nofixed, double timestep, char* err,
+                             size_t errlen) {
   memset(gm, 0, sizeof(*gm));
   if (dtac_gel_def_check(def, err, errlen)) return 1;
   gm->def = *def;
@@ -309,8 +312,8 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
       return 1;
     }
     for (int i = 0; i <= gm->n[k]; i++) {
-      gm->coord[k][i] = coords ? coords[k][i]
-                               : (k < 2 ? -0.5 * def->size[k] : 0) + def->size[k] * i / gm->n[k];
+      gm->coord[k][i] =
+          coords ? coords[k][i] : (k < 2 ? -0.5 * def->size[k] : 0) + def->size[k] * i / gm->n[k];
     }
   }
   gm->lock = (unsigned char*)calloc(nn, 1);
@@ -327,9 +330,9 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
   gm->surf = (int*)malloc(sizeof(int) * ns);
   gm->surf_area = (double*)malloc(sizeof(double) * ns);
   gm->surf_param = (dtac_contact_node_param*)malloc(sizeof(dtac_contact_node_param) * ns);
-  if (!gm->lock || !gm->X || !gm->tet || !gm->Dm_inv || !gm->vol || !gm->mass || !gm->inv_mass || !gm->fixed ||
-      !gm->fixed_id || !gm->node_tetadr || !gm->node_tet || !gm->surf || !gm->surf_area ||
-      !gm->surf_param) {
+  if (!gm->lock || !gm->X || !gm->tet || !gm->Dm_inv || !gm->vol || !gm->mass || !gm->inv_mass ||
+      !gm->fixed || !gm->fixed_id || !gm->node_tetadr || !gm->node_tet || !gm->surf ||
+      !gm->surf_area || !gm->surf_param) {
     dtac_gel_model_free(gm);
     snprintf(err, errlen, "out of memory for a mesh of %d nodes", nn);
     return 1;
@@ -347,8 +350,8 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
       int tmp = gm->tet[4 * t + 2];
       gm->tet[4 * t + 2] = gm->tet[4 * t + 3];
       gm->tet[4 * t + 3] = tmp;
-      v = dtac_tet_rest(gm->X + 3 * tv[0], gm->X + 3 * tv[1], gm->X + 3 * tv[2],
-                        gm->X + 3 * tv[3], gm->Dm_inv + 9 * t);
+      v = dtac_tet_rest(gm->X + 3 * tv[0], gm->X + 3 * tv[1], gm->X + 3 * tv[2], gm->X + 3 * tv[3],
+                        gm->Dm_inv + 9 * t);
     }
     gm->vol[t] = v;
     for (int q = 0; q < 4; q++) gm->mass[tv[q]] += 0.25 * def->density * v;
@@ -454,7 +457,8 @@ int dtac_gel_scratch_make(dtac_gel_scratch* s, const dtac_gel_model* gm, int max
   s->col_local = (double*)malloc(sizeof(double) * 12 * mc);
   s->col_ft = (double*)malloc(sizeof(double) * 6 * mc);
   s->imp = (double*)malloc(sizeof(double) * DTAC_IMP_SIZE * (gm->nsurf > 0 ? gm->nsurf : 1));
-  if (!s->imp || !s->tet_force || !s->force || !s->tet_J || !s->col_t || !s->col_local || !s->col_ft) {
+  if (!s->imp || !s->tet_force || !s->force || !s->tet_J || !s->col_t || !s->col_local ||
+      !s->col_ft) {
     dtac_gel_scratch_free(s);
     return 1;
   }

@@ -18,39 +18,39 @@ typedef enum dtac_shape_ { DTAC_SHAPE_BOX = 0 } dtac_shape;
 // everything the user can set, with defaults (dtac_gel_def_default); negative = derived
 typedef struct dtac_gel_def_ {
   dtac_shape shape;
-  double size[3];            // full extents x y z, m
-  double resolution;         // target element edge length, m
-  double young;              // Pa
-  double poisson;            // (-1, 0.5)
-  double density;            // kg/m^3
-  double damping;            // stiffness-proportional damping time, s (<0: derived)
-  double mass_damping;       // mass-proportional damping relative to the site's body, 1/s (<0: derived)
-  double friction;           // Coulomb coefficient against every geom
-  double contact_stiffness;  // normal penalty per unit area, Pa/m (<0: derived)
-  double contact_damping;    // normal contact damping ratio, dimensionless
-  double friction_stiffness; // tangential stick stiffness per area, Pa/m (<0: = contact)
-  double contact_width;      // penetration over which the normal force ramps in, m (<0: derived)
+  double size[3];       // full extents x y z, m
+  double resolution;    // target element edge length, m
+  double young;         // Pa
+  double poisson;       // (-1, 0.5)
+  double density;       // kg/m^3
+  double damping;       // stiffness-proportional damping time, s (<0: derived)
+  double mass_damping;  // mass-proportional damping relative to the site's body, 1/s (<0: derived)
+  double friction;      // Coulomb coefficient against every geom
+  double contact_stiffness;   // normal penalty per unit area, Pa/m (<0: derived)
+  double contact_damping;     // normal contact damping ratio, dimensionless
+  double friction_stiffness;  // tangential stick stiffness per area, Pa/m (<0: = contact)
+  double contact_width;       // penetration over which the normal force ramps in, m (<0: derived)
 } dtac_gel_def;
 
 // immutable after creation
 typedef struct dtac_gel_model_ {
   dtac_gel_def def;
-  int n[3];                  // cells along x y z
+  int n[3];  // cells along x y z
   int nnode, ntet, nsurf, nfixed;
-  double* coord[3];          // grid coordinates along x y z, gel frame (n[k] + 1 each)
-  double* X;                 // rest positions in the gel frame (nnode x 3)
-  unsigned char* lock;       // bit k set: velocity component k held at zero (nnode; tests)
-  int* tet;                  // node ids of each tet (ntet x 4)
-  double* Dm_inv;            // rest shape inverse (ntet x 9)
-  double* vol;               // rest volume (ntet)
-  double* mass;              // lumped mass (nnode)
-  double* inv_mass;          // 1/mass of free nodes, 0 of fixed (nnode)
-  unsigned char* fixed;      // 1: back-face node moved with the site (nnode)
-  int* fixed_id;             // the fixed nodes (nfixed)
-  int* node_tetadr;          // node -> first incidence in node_tet (nnode + 1)
-  int* node_tet;             // incidences: 4*tet + local vertex (4 ntet)
-  int* surf;                 // contact (surface, non-back) node ids (nsurf)
-  double* surf_area;         // tributary surface area of each contact node, m^2 (nsurf)
+  double* coord[3];      // grid coordinates along x y z, gel frame (n[k] + 1 each)
+  double* X;             // rest positions in the gel frame (nnode x 3)
+  unsigned char* lock;   // bit k set: velocity component k held at zero (nnode; tests)
+  int* tet;              // node ids of each tet (ntet x 4)
+  double* Dm_inv;        // rest shape inverse (ntet x 9)
+  double* vol;           // rest volume (ntet)
+  double* mass;          // lumped mass (nnode)
+  double* inv_mass;      // 1/mass of free nodes, 0 of fixed (nnode)
+  unsigned char* fixed;  // 1: back-face node moved with the site (nnode)
+  int* fixed_id;         // the fixed nodes (nfixed)
+  int* node_tetadr;      // node -> first incidence in node_tet (nnode + 1)
+  int* node_tet;         // incidences: 4*tet + local vertex (4 ntet)
+  int* surf;             // contact (surface, non-back) node ids (nsurf)
+  double* surf_area;     // tributary surface area of each contact node, m^2 (nsurf)
   dtac_contact_node_param* surf_param;  // contact constants per contact node (nsurf)
   dtac_material mat;
   double total_mass;         // kg
@@ -63,19 +63,19 @@ typedef struct dtac_gel_model_ {
 
 // state layout inside one flat array (MuJoCo's plugin_state)
 typedef struct dtac_state_layout_ {
-  int x;        // node positions, world (nnode x 3)
-  int v;        // node velocities, world (nnode x 3)
-  int anchor;   // per contact node: geom id (-1 none), anchor in the geom frame (nsurf x 4)
-  int placed;   // 1 once the rest shape was placed at the site (0 after a reset)
+  int x;       // node positions, world (nnode x 3)
+  int v;       // node velocities, world (nnode x 3)
+  int anchor;  // per contact node: geom id (-1 none), anchor in the geom frame (nsurf x 4)
+  int placed;  // 1 once the rest shape was placed at the site (0 after a reset)
   int size;
 } dtac_state_layout;
 
 // a rigid frame's pose and velocity (the site the gel's back face is attached to)
 typedef struct dtac_frame_ {
   double pos[3];
-  double mat[9];      // local -> world, row-major
-  double vel[3];      // linear velocity of pos
-  double angvel[3];   // angular velocity
+  double mat[9];     // local -> world, row-major
+  double vel[3];     // linear velocity of pos
+  double angvel[3];  // angular velocity
 } dtac_frame;
 
 // a rigid body moved inside the substeps by the gel's forces (substep coupling): the part of its
@@ -91,25 +91,26 @@ typedef struct dtac_body_ {
 
 // mutable scratch for stepping, sized at creation (no allocation in the step)
 typedef struct dtac_gel_scratch_ {
-  double* tet_force;  // per-tet node forces (ntet x 12)
-  double* force;      // per-node force (nnode x 3)
-  double* tet_J;      // det F per tet (ntet)
+  double* tet_force;     // per-tet node forces (ntet x 12)
+  double* force;         // per-node force (nnode x 3)
+  double* tet_J;         // det F per tet (ntet)
   dtac_collider* col_t;  // colliders at the current substep time
-  double* col_local;  // collider pose in its body's frame: pos 3, mat 9 (maxcol x 12)
-  double* col_ft;     // reaction wrench on each collider in a substep (maxcol x 6)
-  double* imp;        // implicit contact terms per contact node (nsurf x DTAC_IMP_SIZE)
+  double* col_local;     // collider pose in its body's frame: pos 3, mat 9 (maxcol x 12)
+  double* col_ft;        // reaction wrench on each collider in a substep (maxcol x 6)
+  double* imp;           // implicit contact terms per contact node (nsurf x DTAC_IMP_SIZE)
   int maxcol;
 } dtac_gel_scratch;
 
 // what a step or force evaluation reports back
 typedef struct dtac_step_report_ {
-  double min_J;        // smallest det F seen
-  int nonfinite;       // 1 if a non-finite value appeared
-  int ncontact;        // contact nodes in contact at the end
-  int nsub;            // substeps taken (more than asked when elements were compressed or inverted)
+  double min_J;   // smallest det F seen
+  int nonfinite;  // 1 if a non-finite value appeared
+  int ncontact;   // contact nodes in contact at the end
+  int nsub;       // substeps taken (more than asked when elements were compressed or inverted)
 } dtac_step_report;
 
-// ---- model ---------------------------------------------------------------------------------------
+// ---- model
+// ---------------------------------------------------------------------------------------
 
 void dtac_gel_def_default(dtac_gel_def* def);
 // checks a def; on error returns nonzero with a message naming key and value in err
@@ -123,8 +124,8 @@ int dtac_gel_model_make(dtac_gel_model* gm, const dtac_gel_def* def, int nofixed
 // coords[k] (ncell[k] + 1 increasing values; z from 0 at the back face); def->size and
 // def->resolution are then ignored for the mesh
 int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const int ncell[3],
-                             const double* const coords[3], int nofixed, double timestep,
-                             char* err, size_t errlen);
+                             const double* const coords[3], int nofixed, double timestep, char* err,
+                             size_t errlen);
 void dtac_gel_model_free(dtac_gel_model* gm);
 dtac_state_layout dtac_gel_state_layout(const dtac_gel_model* gm);
 int dtac_gel_substeps(const dtac_gel_model* gm, double timestep);
@@ -132,7 +133,8 @@ int dtac_gel_substeps(const dtac_gel_model* gm, double timestep);
 int dtac_gel_scratch_make(dtac_gel_scratch* s, const dtac_gel_model* gm, int maxcol);
 void dtac_gel_scratch_free(dtac_gel_scratch* s);
 
-// ---- state and stepping (step.c) --------------------------------------------------------------------
+// ---- state and stepping (step.c)
+// --------------------------------------------------------------------
 
 // rest shape placed at the site frame, zero velocity, no anchors
 void dtac_gel_state_rest(const dtac_gel_model* gm, const dtac_frame* site, double* state);
@@ -182,9 +184,9 @@ typedef struct dtac_gel_step_ {
   const dtac_collider* col;  // colliders at the step start
   const int* col_slot;       // body slot of each collider, -1 (or NULL): constant velocity
   int ncol;
-  int nsub;                  // substeps this gel needs
-  dtac_frame site_b;         // internal: the site in its body's frame
-  dtac_step_report rep;      // out
+  int nsub;              // substeps this gel needs
+  dtac_frame site_b;     // internal: the site in its body's frame
+  dtac_step_report rep;  // out
 } dtac_gel_step;
 
 // steps several gels together over h, with the bodies they touch moving inside the substeps
@@ -197,10 +199,9 @@ void dtac_gels_advance(dtac_gel_step* gels, int ngel, dtac_body* bodies, int nbo
 // constant velocity (-1, or col_slot NULL); the site moves with body site_slot or, if -1, at the
 // constant velocity of `site`. Bodies' dP and dQ are written.
 void dtac_gel_advance_coupled(const dtac_gel_model* gm, dtac_gel_scratch* s, double* state,
-                              const dtac_frame* site, int site_slot, dtac_body* bodies,
-                              int nbody, const dtac_collider* col, const int* col_slot, int ncol,
-                              const double gravity[3], double h, int nsub,
-                              dtac_step_report* rep);
+                              const dtac_frame* site, int site_slot, dtac_body* bodies, int nbody,
+                              const dtac_collider* col, const int* col_slot, int ncol,
+                              const double gravity[3], double h, int nsub, dtac_step_report* rep);
 
 // kinetic energy and elastic energy of a state (tests, diagnostics)
 double dtac_gel_kinetic(const dtac_gel_model* gm, const double* v);

@@ -82,8 +82,8 @@ static dtac_contact_node_param scaled(const dtac_contact_node_param* p, const dt
 }
 
 // what the implicit normal update needs of one node-collider contact
-static void imp_record(double* q, const dtac_contact_node_param* p, double dist,
-                       const double n[3], int c) {
+static void imp_record(double* q, const dtac_contact_node_param* p, double dist, const double n[3],
+                       int c) {
   double dramp;
   q[6] = p->kn * dtac_contact_ramp(-dist, p->width, &dramp);  // elastic normal force
   q[0] = p->kn * dramp;
@@ -207,8 +207,7 @@ void dtac_gel_mass_damping(const dtac_gel_model* gm, const double* x, const doub
 void dtac_gel_advance(const dtac_gel_model* gm, dtac_gel_scratch* s, double* state,
                       const dtac_frame* site, const dtac_collider* col, int ncol,
                       const double gravity[3], double h, int nsub, dtac_step_report* rep) {
-  dtac_gel_advance_coupled(gm, s, state, site, -1, NULL, 0, col, NULL, ncol, gravity, h, nsub,
-                           rep);
+  dtac_gel_advance_coupled(gm, s, state, site, -1, NULL, 0, col, NULL, ncol, gravity, h, nsub, rep);
 }
 
 // a frame's pose at time t when it moves at constant velocity from f0
@@ -225,10 +224,9 @@ static void pose_from_local(const dtac_frame* b, const double* lpos, const doubl
 }
 
 void dtac_gel_advance_coupled(const dtac_gel_model* gm, dtac_gel_scratch* s, double* state,
-                              const dtac_frame* site, int site_slot, dtac_body* bodies,
-                              int nbody, const dtac_collider* col, const int* col_slot, int ncol,
-                              const double gravity[3], double h, int nsub,
-                              dtac_step_report* rep) {
+                              const dtac_frame* site, int site_slot, dtac_body* bodies, int nbody,
+                              const dtac_collider* col, const int* col_slot, int ncol,
+                              const double gravity[3], double h, int nsub, dtac_step_report* rep) {
   dtac_gel_step g;
   memset(&g, 0, sizeof(g));
   g.gm = gm;
@@ -363,7 +361,7 @@ static void gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, doubl
       int b = g->col_slot ? g->col_slot[c] : -1;
       if (b < 0) continue;
       dtac_wrench_add(wb + 6 * b, s->col_ft + 6 * c, s->col_ft + 6 * c + 3, s->col_t[c].pos,
-                 cur[b].pos);
+                      cur[b].pos);
     }
     if (g->site_slot >= 0) {
       dtac_wrench_add(wb + 6 * g->site_slot, wsite, wsite + 3, st.pos, cur[g->site_slot].pos);
@@ -407,8 +405,7 @@ void dtac_gels_advance(dtac_gel_step* gels, int ngel, dtac_body* bodies, int nbo
   for (int i = 0; i < ngel; i++) {
     dtac_gel_step* g = gels + i;
     dtac_state_layout L = dtac_gel_state_layout(g->gm);
-    double minJ0 =
-        dtac_gel_internal_force(g->gm, g->s, g->state + L.x, g->state + L.v);
+    double minJ0 = dtac_gel_internal_force(g->gm, g->s, g->state + L.x, g->state + L.v);
     int n = g->nsub * (minJ0 < 0 ? 3 : (minJ0 < 0.5 ? 2 : 1));
     if (n > nsub) nsub = n;
     g->rep.min_J = minJ0;
@@ -496,8 +493,8 @@ double dtac_gel_strain_energy(const dtac_gel_model* gm, const double* x) {
   for (int t = 0; t < gm->ntet; t++) {
     const int* tv = gm->tet + 4 * t;
     double F[9];
-    dtac_tet_defgrad(x + 3 * tv[0], x + 3 * tv[1], x + 3 * tv[2], x + 3 * tv[3],
-                     gm->Dm_inv + 9 * t, F);
+    dtac_tet_defgrad(x + 3 * tv[0], x + 3 * tv[1], x + 3 * tv[2], x + 3 * tv[3], gm->Dm_inv + 9 * t,
+                     F);
     e += gm->vol[t] * dtac_snh_energy(&gm->mat, F);
   }
   return e;

@@ -29,19 +29,19 @@ DTAC_API int dtac_gel_find(const mjModel* m, const char* name);
 
 // description of one elastomer instance in one mjData
 typedef struct dtac_gel_info_ {
-  int nnode;              // mesh nodes
-  int ntet;               // tetrahedra
-  int nsurf;              // contact (surface) nodes
-  int ncell[3];           // grid cells along x y z of the pad
-  int nsub;               // explicit substeps per MuJoCo step
-  double dt_sub;          // substep, s
-  double dt_stable;       // largest stable substep, s
-  double omega_max;       // highest elastic angular frequency at rest, rad/s
-  double mass;            // gel mass, kg
-  int site;               // MuJoCo site id of the gel frame
-  int body;               // MuJoCo body id the back face is attached to
-  int ncontact;           // surface nodes in contact after the last step
-  int nwarning;           // blow-ups detected and recovered from (gel reset to rest)
+  int nnode;         // mesh nodes
+  int ntet;          // tetrahedra
+  int nsurf;         // contact (surface) nodes
+  int ncell[3];      // grid cells along x y z of the pad
+  int nsub;          // explicit substeps per MuJoCo step
+  double dt_sub;     // substep, s
+  double dt_stable;  // largest stable substep, s
+  double omega_max;  // highest elastic angular frequency at rest, rad/s
+  double mass;       // gel mass, kg
+  int site;          // MuJoCo site id of the gel frame
+  int body;          // MuJoCo body id the back face is attached to
+  int ncontact;      // surface nodes in contact after the last step
+  int nwarning;      // blow-ups detected and recovered from (gel reset to rest)
 } dtac_gel_info;
 
 // fills info; returns 0, or -1 if `instance` is not a difftac elastomer
@@ -67,7 +67,6 @@ DTAC_API mjtNum dtac_gel_kinetic_energy(const mjModel* m, const mjData* d, int i
 }
 #endif
 
-
 // ==== tactile sensor (difftac.tactile) and its optics ============================================
 // Sensor outputs are read from mjData.sensordata (docs/tactile.md gives each layout and unit).
 #ifdef __cplusplus
@@ -89,17 +88,17 @@ enum {
 
 // description of one tactile sensor in one mjData
 typedef struct dtac_tactile_info_ {
-  int output;             // DTAC_TACTILE_*
-  int width, height;      // image size, pixels
-  double pitch;           // m per pixel
-  double x0, y0;          // site-frame x, y of the image corner: pixel (col, row) has its centre
-                          // at (x0 + (col + 0.5) pitch, y0 + (row + 0.5) pitch)
-  int gel;                // plugin instance id of the elastomer it reads
+  int output;         // DTAC_TACTILE_*
+  int width, height;  // image size, pixels
+  double pitch;       // m per pixel
+  double x0, y0;      // site-frame x, y of the image corner: pixel (col, row) has its centre
+                      // at (x0 + (col + 0.5) pitch, y0 + (row + 0.5) pitch)
+  int gel;            // plugin instance id of the elastomer it reads
   int nmarker, marker_cols, marker_rows;
-  double marker_pitch;    // m
-  int nout;               // sensordata values
-  long nevaluation;       // evaluations that were not cache hits
-  double background[3];   // lighting parameters in use
+  double marker_pitch;   // m
+  int nout;              // sensordata values
+  long nevaluation;      // evaluations that were not cache hits
+  double background[3];  // lighting parameters in use
   double lighting[3 * DTAC_TACTILE_NBASIS];
 } dtac_tactile_info;
 
