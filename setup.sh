@@ -9,7 +9,7 @@ MUJOCO_VERSION=4.0.0                 # the one pinned MuJoCo; python/pyproject.t
 BUILD=${DTAC_BUILD:-build}
 
 need_apt=()
-for p in cmake g++ make pkg-config libglfw3-dev libcglm-dev libgtest-dev python3-venv python3-dev xvfb xauth; do
+for p in cmake g++ make pkg-config libglfw3-dev libcglm-dev libgtest-dev python3-venv python3-dev xvfb xauth zlib1g-dev libgl1-mesa-dri; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -23,11 +23,12 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import mujoco,sys,numpy,pytest,matplotlib,gymnasium; sys.exit(mujoco.__version__!='$MUJOCO_VERSION')" 2>/dev/null; then
+if ! .venv/bin/python -c "import mujoco,sys,numpy,pytest,matplotlib,gymnasium,mujoco_menagerie; sys.exit(mujoco.__version__!='$MUJOCO_VERSION')" 2>/dev/null; then
   echo "[setup] pip install mujoco==$MUJOCO_VERSION numpy gymnasium pytest"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q "mujoco==$MUJOCO_VERSION" numpy gymnasium pytest matplotlib
+  .venv/bin/pip install -q "mujoco==$MUJOCO_VERSION" numpy gymnasium pytest matplotlib mujoco-menagerie
 fi
+.venv/bin/pip show -q difftac >/dev/null 2>&1 || .venv/bin/pip install -q -e python  # the difftac package (docs/python.md)
 
 MJ_PKG=$(.venv/bin/python -c "import mujoco,os;print(os.path.dirname(mujoco.__file__))")
 JOBS=${DTAC_JOBS:-$(nproc)}

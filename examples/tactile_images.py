@@ -1,6 +1,7 @@
 """tactile_images.py: presses the GelSight-Mini-sized gel of models/press_tactile.xml onto the
 sphere, slides it a little, and writes what the difftac.tactile sensors see into out/:
-rgb.png, depth.png, pressure.png, shear.png, markers.png and all.png.
+rgb.png, depth.png, pressure.png, shear.png, markers.png and the combined
+tactile.png (RGB, depth, pressure, markers; the README picture).
 
     .venv/bin/python examples/tactile_images.py [--lib build/libdifftac.so] [--out out]
 
@@ -36,7 +37,8 @@ def marker_rest(lib, m, d, name):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--lib", default=os.path.join(ROOT, "build", "libdifftac.so"))
+    ap.add_argument("--lib", default=os.path.join(
+        ROOT, os.environ.get("DTAC_BUILD_DIR", "build"), "libdifftac.so"))
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "press_tactile.xml"))
     ap.add_argument("--out", default=os.path.join(ROOT, "out"))
     ap.add_argument("--press", type=float, default=0.0008, help="finger travel past touch, m")
@@ -83,9 +85,12 @@ def main():
           f"max marker displacement {np.abs(markers).max():.2f} px")
     rest = marker_rest(lib, m, d, "markers")
 
+    written = []
+
     def save(fig, name):
         fig.savefig(os.path.join(args.out, name), dpi=120, bbox_inches="tight")
         plt.close(fig)
+        written.append(name)
 
     # one picture per output
     fig, ax = plt.subplots(figsize=(4, 3))
@@ -115,26 +120,41 @@ def main():
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.imshow(rgb)
     scale = 5.0
-    ax.quiver(rest[:, 0], rest[:, 1], scale * markers[:, 0], scale * markers[:, 1], color="w",
-              angles="xy", scale_units="xy", scale=1)
-    ax.plot(rest[:, 0], rest[:, 1], "k.", ms=3)
+    ax.quiver(rest[:, 0] - 0.5, rest[:, 1] - 0.5, scale * markers[:, 0], scale * markers[:, 1],
+              color="w", angles="xy", scale_units="xy", scale=1)
+    ax.plot(rest[:, 0] - 0.5, rest[:, 1] - 0.5, "k.", ms=3)
     ax.set_title(f"markers (displacement x{scale:g})")
     save(fig, "markers.png")
 
-    fig, axs = plt.subplots(1, 4, figsize=(16, 3))
-    axs[0].imshow(rgb)
-    axs[0].set_title("rgb")
-    axs[1].imshow(1e3 * depth, cmap="viridis")
-    axs[1].set_title(f"depth (max {1e3 * depth.max():.2f} mm)")
-    axs[2].imshow(1e-3 * pressure, cmap="inferno")
-    axs[2].set_title(f"pressure (max {1e-3 * pressure.max():.0f} kPa)")
-    axs[3].imshow(rgb)
-    axs[3].quiver(rest[:, 0], rest[:, 1], scale * markers[:, 0], scale * markers[:, 1],
-                  color="w", angles="xy", scale_units="xy", scale=1)
-    axs[3].set_title(f"markers x{scale:g}")
-    save(fig, "all.png")
-    print("wrote", ", ".join(sorted(f for f in os.listdir(args.out) if f.endswith(".png"))),
-          "to", args.out)
+    # the combined picture (README): physical axes in mm, u along the site's +x, v along +y
+    x0, y0 = -0.5 * W * pitch, -0.5 * H * pitch
+    ext = [1e3 * x0, 1e3 * (x0 + W * pitch), 1e3 * (y0 + H * pitch), 1e3 * y0]
+    rest_mm = 1e3 * (np.array([x0, y0]) + rest * pitch)
+    disp_mm = 1e3 * markers * pitch
+    fig, axs = plt.subplots(1, 4, figsize=(17, 3.6), layout="constrained")
+    axs[0].imshow(rgb, extent=ext)
+    axs[0].set_title("RGB (lighting model)")
+    im = axs[1].imshow(1e3 * depth, cmap="viridis", extent=ext)
+    fig.colorbar(im, ax=axs[1], label="indentation (mm)", shrink=0.85)
+    axs[1].set_title("depth")
+    im = axs[2].imshow(1e-3 * pressure, cmap="inferno", extent=ext)
+    fig.colorbar(im, ax=axs[2], label="pressure (kPa)", shrink=0.85)
+    axs[2].set_title("pressure")
+    axs[3].imshow(rgb, extent=ext, alpha=0.6)
+    axs[3].plot(rest_mm[:, 0], rest_mm[:, 1], "k.", ms=4)
+    axs[3].quiver(rest_mm[:, 0], rest_mm[:, 1], scale * disp_mm[:, 0], scale * disp_mm[:, 1],
+                  color="crimson", angles="xy", scale_units="xy", scale=1, width=0.008)
+    axs[3].set_title(f"markers (displacement x{scale:g}, "
+                     f"max {1e3 * np.abs(disp_mm).max():.0f} µm)")
+    for a in axs:
+        a.set_xlabel("u (mm)")
+    axs[0].set_ylabel("v (mm)")
+    fig.suptitle(f"difftac.tactile: a 6 mm sphere pressed {1e3 * depth.max():.2f} mm into a "
+                 f"GelSight-Mini-sized gel and slid {1e3 * args.slide:.1f} mm along u "
+                 f"({-force[2]:.2f} N normal, {np.hypot(force[0], force[1]):.2f} N shear)",
+                 fontsize=11)
+    save(fig, "tactile.png")
+    print("wrote", ", ".join(written), "to", args.out)
 
 
 if __name__ == "__main__":

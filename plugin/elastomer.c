@@ -34,12 +34,15 @@ static void site_frame(const mjData* d, int site, dtac_frame* f) {
   memset(f->angvel, 0, sizeof(f->angvel));
 }
 
-void dtac_elastomer_ensure_placed(const mjModel* m, mjData* d, dtac_elastomer* e) {
+int dtac_elastomer_ensure_placed(const mjModel* m, mjData* d, dtac_elastomer* e) {
   mjtNum* state = d->plugin_state + m->plugin_stateadr[e->instance];
-  if (state[e->L.placed] != 0) return;
+  if (state[e->L.placed] != 0) return 1;
+  // before the first kinematics pass (a scene drawn before mj_forward) the site has no pose yet
+  if (fabs(dtac_det33(d->site_xmat + 9 * e->site) - 1) > 1e-6) return 0;
   dtac_frame f;
   site_frame(d, e->site, &f);
   dtac_gel_state_rest(&e->model, &f, state);
+  return 1;
 }
 
 // convex hull planes of a mesh from MuJoCo's convex graph:
@@ -601,8 +604,7 @@ static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
 static void elastomer_visualize(const mjModel* m, mjData* d, const mjvOption* opt, mjvScene* scn,
                                 int instance) {
   dtac_elastomer* e = (dtac_elastomer*)d->plugin_data[instance];
-  if (!e) return;
-  dtac_elastomer_ensure_placed(m, d, e);
+  if (!e || !dtac_elastomer_ensure_placed(m, d, e)) return;
   const double* x = d->plugin_state + m->plugin_stateadr[instance] + e->L.x;
   const dtac_gel_model* gm = &e->model;
   const mjtNum* sp = d->site_xpos + 3 * e->site;

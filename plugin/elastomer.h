@@ -74,8 +74,9 @@ int dtac_elastomer_parse(const mjModel* m, int instance, dtac_elastomer_def* def
 // the elastomer of a plugin instance in d, or NULL if the instance is not one
 dtac_elastomer* dtac_elastomer_get(const mjModel* m, const mjData* d, int instance);
 
-// places the rest shape at the site if the state was reset (needs kinematics)
-void dtac_elastomer_ensure_placed(const mjModel* m, mjData* d, dtac_elastomer* e);
+// places the rest shape at the site if the state was reset; returns 0 (and places nothing) while
+// the site has no pose yet (before the first kinematics pass), else 1
+int dtac_elastomer_ensure_placed(const mjModel* m, mjData* d, dtac_elastomer* e);
 
 void dtac_elastomer_register(void);
 

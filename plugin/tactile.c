@@ -554,6 +554,74 @@ static void tactile_compute(const mjModel* m, mjData* d, int instance, int capab
   memcpy(sd, t->out, sizeof(mjtNum) * t->nout);
 }
 
+// ---- visualize: the marker field ----------------------------------------------------------------
+
+// arrows show a marker's in-plane displacement this many times enlarged (real displacements are
+// tens to hundreds of micrometres, about a marker's size)
+#define MARKER_ARROW_SCALE 10.0
+
+// markers sensors draw each marker as a small sphere at its deformed position on the gel's top
+// face (lifted a little off the surface so the gel's own drawing does not hide it) and an arrow
+// from its rest position (in-plane; at the deformed surface's height) along its displacement,
+// MARKER_ARROW_SCALE times as long: it runs through the marker, whose sphere would hide the
+// head of an unscaled arrow; other outputs draw nothing
+static void tactile_visualize(const mjModel* m, mjData* d, const mjvOption* opt, mjvScene* scn,
+                              int instance) {
+  dtac_tactile* t = (dtac_tactile*)d->plugin_data[instance];
+  if (!t || t->def.output != DTAC_OUT_MARKERS || !t->nmarker) return;
+  dtac_elastomer* e = dtac_elastomer_get(m, d, t->gel);
+  if (!e || !dtac_elastomer_ensure_placed(m, d, e)) return;
+  if (!t->ready) setup_markers(t, e);
+  const double* x = d->plugin_state + m->plugin_stateadr[t->gel] + e->L.x + 3 * t->top0;
+  const mjtNum* R = d->site_xmat + 9 * e->site;
+  const double mp = t->def.marker_pitch;
+  const double radius = 0.075 * mp, width = 0.05 * mp, lift = 0.1 * mp;
+  const float rgba_dot[4] = {0.05f, 0.05f, 0.05f, 1.0f};
+  const float rgba_arrow[4] = {1.0f, 0.85f, 0.1f, 1.0f};
+  for (int k = 0; k < t->nmarker; k++) {
+    int tri = t->mk_tri[k];
+    if (tri < 0) continue;
+    int v[3];
+    dtac_top_tri(t->nvx, tri, v);
+    const double* w = t->mk_w + 3 * k;
+    // deformed position (world), lifted along the site's +z (the top face's outward normal)
+    double p[3] = {0, 0, 0};
+    for (int q = 0; q < 3; q++) {
+      for (int c = 0; c < 3; c++) p[c] += w[q] * x[3 * v[q] + c];
+    }
+    for (int c = 0; c < 3; c++) p[c] += lift * R[3 * c + 2];
+    // in-plane displacement: site-frame xy of the deformed point minus the rest xy, in world
+    double r[3], ps[3];
+    dtac_sub3(r, p, d->site_xpos + 3 * e->site);
+    dtac_mulmTv3(ps, R, r);
+    double du = ps[0] - t->mk_rest[2 * k], dv = ps[1] - t->mk_rest[2 * k + 1];
+    if (scn->ngeom >= scn->maxgeom) return;
+    mjtNum size[3] = {radius, radius, radius}, pos[3] = {p[0], p[1], p[2]};
+    mjvGeom* g = scn->geoms + scn->ngeom;
+    mjv_initGeom(g, mjGEOM_SPHERE, size, pos, NULL, rgba_dot);
+    g->category = mjCAT_DECOR;
+    g->objtype = mjOBJ_PLUGIN;
+    g->objid = instance;
+    scn->ngeom++;
+    double len = MARKER_ARROW_SCALE * sqrt(du * du + dv * dv);
+    if (len < 1e-3 * mp) continue;  // moved less than 1e-4 marker pitches: no arrow
+    if (scn->ngeom >= scn->maxgeom) return;
+    mjtNum from[3], to[3];
+    for (int c = 0; c < 3; c++) {
+      double dc = R[3 * c] * du + R[3 * c + 1] * dv;  // world displacement
+      from[c] = p[c] - dc;
+      to[c] = from[c] + MARKER_ARROW_SCALE * dc;
+    }
+    g = scn->geoms + scn->ngeom;
+    mjv_initGeom(g, mjGEOM_NONE, NULL, NULL, NULL, rgba_arrow);
+    mjv_connector(g, mjGEOM_ARROW, width, from, to);
+    g->category = mjCAT_DECOR;
+    g->objtype = mjOBJ_PLUGIN;
+    g->objid = instance;
+    scn->ngeom++;
+  }
+}
+
 // ---- public API ----------------------------------------------------------------------------------------
 
 int dtac_tactile_find(const mjModel* m, const char* name) {
@@ -650,5 +718,6 @@ void dtac_tactile_register(void) {
   p.destroy = tactile_destroy;
   p.reset = tactile_reset;
   p.compute = tactile_compute;
+  p.visualize = tactile_visualize;
   mjp_registerPlugin(&p);
 }

@@ -125,3 +125,27 @@ TEST(Visualize, DrawsDeformedFaceColouredByIndentation) {
   EXPECT_GT(rmax - rmin, 0.05f);  // the dent is coloured differently from the flat face
   mjv_freeScene(&scn);
 }
+
+TEST(Visualize, DrawingBeforeTheFirstForwardLeavesTheGelAlone) {
+  // a viewer may draw a fresh mjData before any kinematics; the gel must not be placed at a
+  // site that has no pose yet (it then blew up on the first step)
+  Scene s = Scene::FromString(PressOn(R"(<geom type="sphere" size="0.004" pos="0 0 0.006"/>)"));
+  ASSERT_TRUE(s.m) << s.err;
+  mjvScene scn;
+  mjv_defaultScene(&scn);
+  mjv_makeScene(s.m, &scn, 5000);
+  mjvOption opt;
+  mjv_defaultOption(&opt);
+  mjvCamera cam;
+  mjv_defaultCamera(&cam);
+  mjvPerturb pert;
+  mjv_defaultPerturb(&pert);
+  mjv_updateScene(s.m, s.d, &opt, &pert, &cam, mjCAT_ALL, &scn);
+  for (int i = 0; i < 5; i++) mj_step(s.m, s.d);
+  dtac_gel_info info;
+  dtac_gel_get_info(s.m, s.d, dtac_gel_find(s.m, "gel"), &info);
+  EXPECT_EQ(info.nwarning, 0);
+  for (int i = 0; i < s.m->npluginstate; i++) ASSERT_TRUE(std::isfinite(s.d->plugin_state[i]));
+  EXPECT_LT(dtac_gel_kinetic_energy(s.m, s.d, dtac_gel_find(s.m, "gel")), 1e-9);
+  mjv_freeScene(&scn);
+}

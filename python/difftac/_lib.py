@@ -1,0 +1,110 @@
+"""Finds libdifftac.so, checks it against the running mujoco and loads it (once)."""
+import ctypes
+import os
+import pathlib
+import threading
+
+import mujoco
+
+LIBNAME = "libdifftac.so"
+_PKG_DIR = pathlib.Path(__file__).resolve().parent
+# python/difftac/_lib.py -> the repository root (meaningful for a source checkout / editable install)
+_REPO_ROOT = _PKG_DIR.parents[1]
+
+
+class LibraryError(ImportError):
+    """libdifftac.so is missing, cannot be loaded, or was built against another MuJoCo."""
+
+
+def format_mujoco_version(v):
+    """MuJoCo's integer version as 'major.minor.patch' (4.x: 4000000 -> '4.0.0'; 3.x: 325 -> '3.2.5')."""
+    v = int(v)
+    if v >= 1000000:
+        return f"{v // 1000000}.{v // 1000 % 1000}.{v % 1000}"
+    return f"{v // 100}.{v // 10 % 10}.{v % 10}"
+
+
+def candidates():
+    """Where the library is looked for, in order, as (path, origin) pairs."""
+    env = os.environ.get("DIFFTAC_LIB")
+    if env:
+        return [(pathlib.Path(env).expanduser(), "DIFFTAC_LIB")]
+    cands = []
+    # the package's source in a difftac checkout (python/difftac): the repository's build
+    if (_REPO_ROOT / "include" / "difftac" / "difftac.h").is_file():
+        build = os.environ.get("DTAC_BUILD_DIR", "build")
+        cands.append((_REPO_ROOT / build / LIBNAME, f"the repository's {build}/"))
+    cands.append((_PKG_DIR / LIBNAME, "the copy shipped in the package"))
+    return cands
+
+
+def find():
+    """Path of the library to load; LibraryError naming every place looked at when none exists."""
+    cands = candidates()
+    for path, _ in cands:
+        if path.is_file():
+            return path.resolve()
+    looked = "\n".join(f"  {p} ({origin})" for p, origin in cands)
+    if os.environ.get("DIFFTAC_LIB"):
+        hint = "DIFFTAC_LIB must name an existing libdifftac.so (unset it to use the repository's build)."
+    else:
+        hint = ("Build it with ./setup.sh (or cmake --build build) in the difftac repository, or set "
+                "DIFFTAC_LIB to its path.")
+    raise LibraryError(f"difftac: {LIBNAME} not found; looked at\n{looked}\n{hint}")
+
+
+def check_versions(built, running, path="libdifftac.so"):
+    """LibraryError unless the MuJoCo header version the library was built with is the running one."""
+    if int(built) != int(running):
+        raise LibraryError(
+            f"difftac: {path} was built against MuJoCo {format_mujoco_version(built)} (header "
+            f"{built}) but the running mujoco is {format_mujoco_version(running)} ({running}); "
+            f"rebuild difftac against this mujoco (./setup.sh) or install the matching mujoco")
+
+
+def _prototype(lib):
+    c_int, c_double, c_char_p, vp = ctypes.c_int, ctypes.c_double, ctypes.c_char_p, ctypes.c_void_p
+    dp = ctypes.POINTER(ctypes.c_double)
+    sig = {
+        "dtac_version": (c_char_p, []),
+        "dtac_mujoco_header_version": (c_int, []),
+        "dtac_gel_find": (c_int, [vp, c_char_p]),
+        "dtac_gel_get_info": (c_int, [vp, vp, c_int, vp]),
+        "dtac_gel_positions": (vp, [vp, vp, c_int]),
+        "dtac_gel_rest_positions": (vp, [vp, vp, c_int]),
+        "dtac_gel_contact_wrench": (c_int, [vp, vp, c_int, dp]),
+        "dtac_gel_elastic_energy": (c_double, [vp, vp, c_int]),
+        "dtac_gel_kinetic_energy": (c_double, [vp, vp, c_int]),
+        "dtac_tactile_find": (c_int, [vp, c_char_p]),
+        "dtac_tactile_get_info": (c_int, [vp, vp, c_int, vp]),
+        "dtac_tactile_marker_rest": (c_int, [vp, vp, c_int, dp]),
+    }
+    for name, (res, args) in sig.items():
+        try:
+            f = getattr(lib, name)
+        except AttributeError as e:
+            raise LibraryError(f"difftac: {lib._name} has no symbol {name}; is it libdifftac.so "
+                               f"from this version of difftac?") from e
+        f.restype, f.argtypes = res, args
+
+
+_lock = threading.Lock()
+_state = {"lib": None, "path": None}
+
+
+def load():
+    """Loads the library once per process; returns (ctypes handle, path)."""
+    with _lock:
+        if _state["lib"] is not None:
+            return _state["lib"], _state["path"]
+        path = find()
+        try:
+            # dlopen: the same handle mujoco.mj_loadPluginLibrary gets for this path below
+            lib = ctypes.CDLL(str(path))
+        except OSError as e:
+            raise LibraryError(f"difftac: cannot load {path}: {e}") from e
+        _prototype(lib)
+        check_versions(lib.dtac_mujoco_header_version(), mujoco.mj_version(), path)
+        mujoco.mj_loadPluginLibrary(str(path))
+        _state["lib"], _state["path"] = lib, path
+        return lib, path

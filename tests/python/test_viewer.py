@@ -1,0 +1,110 @@
+"""examples/viewer (C, GLFW + MuJoCo's renderer) renders a pressed gel and its tactile panel.
+
+Runs the real viewer under Xvfb (Mesa software GL) in --screenshot mode on
+models/press_tactile.xml with the finger pressed 1 mm into the cylinder, decodes the PNG it
+writes (stdlib zlib: also checks the viewer's PNG encoder) and checks the pixels: the 3D scene
+is not blank, the tactile panel is not blank, and the panel shows contact (the top of the
+colour map, yellow, appears only where the depth/pressure/shear maps are non-zero).
+Skipped, with the reason, when the viewer was not built (no GLFW/zlib) or no X server / OpenGL
+window can be had.
+"""
+import os
+import pathlib
+import shutil
+import struct
+import subprocess
+import zlib
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BUILD = ROOT / os.environ.get("DTAC_BUILD_DIR", "build")
+VIEWER = BUILD / "examples" / "viewer"
+W, H = 960, 540
+PANEL_X = W - int(0.38 * W)  # the viewer gives the panel 38 % of the width
+
+
+def read_png(path):
+    """8-bit RGB, non-interlaced PNG -> H x W x 3 uint8 (all five row filters)"""
+    data = pathlib.Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, hdr = 8, b"", None
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        crc = struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])[0]
+        assert zlib.crc32(kind + body) == crc, kind
+        if kind == b"IHDR":
+            hdr = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    w, h, depth, ctype, _, _, interlace = hdr
+    assert (depth, ctype, interlace) == (8, 2, 0)
+    raw = zlib.decompress(idat)
+    stride = 3 * w
+    img = np.zeros((h, stride), np.int32)
+    prev = np.zeros(stride, np.int32)
+    for y in range(h):
+        f = raw[y * (stride + 1)]
+        row = np.frombuffer(raw, np.uint8, stride, y * (stride + 1) + 1).astype(np.int32)
+        if f == 0:
+            cur = row
+        elif f == 2:
+            cur = (row + prev) & 255
+        else:  # 1, 3, 4 need the left neighbour: sequential
+            cur = np.zeros(stride, np.int32)
+            for x in range(stride):
+                a = cur[x - 3] if x >= 3 else 0
+                b, c = prev[x], (prev[x - 3] if x >= 3 else 0)
+                if f == 1:
+                    p = a
+                elif f == 3:
+                    p = (a + b) // 2
+                else:
+                    pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                    p = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                cur[x] = (row[x] + p) & 255
+        img[y] = cur
+        prev = cur
+    return img.reshape(h, w, 3).astype(np.uint8)
+
+
+def run_viewer(tmp_path, *args):
+    if not VIEWER.exists():
+        pytest.skip(f"{VIEWER} not built (needs libglfw3-dev and zlib1g-dev)")
+    cmd = [str(VIEWER), *args]
+    if not os.environ.get("DISPLAY"):
+        if shutil.which("xvfb-run") is None:
+            pytest.skip("no DISPLAY and no xvfb-run (apt: xvfb xauth)")
+        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x1024x24"] + cmd
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    if p.returncode == 3:  # the viewer's code for "no GLFW / no OpenGL window"
+        pytest.skip(f"no OpenGL window: {p.stderr.strip()}")
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout
+
+
+def test_screenshot_shows_scene_and_tactile_panel(tmp_path):
+    out = tmp_path / "viewer.png"
+    log = run_viewer(tmp_path, str(ROOT / "models" / "press_tactile.xml"), "--ctrl", "0,-0.007",
+                     "--steps", "40", "--width", str(W), "--height", str(H),
+                     "--screenshot", str(out))
+    assert "5 tactile image sensors, 1 force sensors" in log
+    img = read_png(out)
+    assert img.shape == (H, W, 3)
+    scene = img[:, :PANEL_X].astype(float)
+    panel = img[:, PANEL_X:].astype(float)
+    # not blank: a rendered floor, indenters, shadows and text vary a lot; a cleared buffer not
+    assert scene.std() > 20, scene.std()
+    assert len(np.unique(scene.reshape(-1, 3), axis=0)) > 50
+    assert panel.std() > 20, panel.std()
+    # the panel differs from the scene's background colour and has the colour map's top
+    # (yellow: contact in the depth, pressure and shear maps)
+    r, g, b = panel[..., 0], panel[..., 1], panel[..., 2]
+    yellow = (r > 180) & (g > 170) & (b < 110)
+    assert yellow.sum() > 200, yellow.sum()
+    # the rgb tile (top left of the panel) is not one flat colour: the cylinder's imprint
+    tile = panel[35:150, 15:165]
+    assert tile.std() > 3, tile.std()
