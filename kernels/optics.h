@@ -3,8 +3,8 @@
 //   rgb_c = background_c + sum_k coef[c][k] phi_k(n, depth)
 // whose basis phi is a polynomial in the surface normal and the indentation, so that the model is
 // linear in its parameters (calibration is linear least squares) and smooth in the geometry (its
-// gradient is informative, unlike a binned look-up table). Forward only; adjoints come with the
-// gradient issue. Host and device; MuJoCo-free.
+// gradient is informative, unlike a binned look-up table). Each shading function has its adjoint
+// after it. Host and device; MuJoCo-free.
 #ifndef DTAC_KERNELS_OPTICS_H_
 #define DTAC_KERNELS_OPTICS_H_
 
@@ -85,11 +85,68 @@ DTAC_HD void dtac_optics_shade_raw(const double bg[3], const double* coef, const
   }
 }
 
+// VJP of dtac_optics_basis: n_bar (3) and depth_bar accumulate phi_bar's pull-back
+DTAC_HD void dtac_optics_basis_adj(const double n[3], const double phi_bar[DTAC_OPTICS_NBASIS],
+                                   double n_bar[3], double* depth_bar) {
+  double x = n[0], y = n[1];
+  const double* b = phi_bar;
+  n_bar[0] += b[0] + 2 * x * b[2] + y * b[3] + 3 * x * x * b[5] + 2 * x * y * b[6] + y * y * b[7];
+  n_bar[1] += b[1] + x * b[3] + 2 * y * b[4] + x * x * b[6] + 2 * x * y * b[7] + 3 * y * y * b[8];
+  *depth_bar += DTAC_OPTICS_DEPTH_SCALE * b[9];
+}
+
+// VJP of dtac_optics_shade_raw: accumulates the cotangents of the normal, the depth and (when
+// not null) the parameters bg (3) and coef (3 x NBASIS)
+DTAC_HD void dtac_optics_shade_raw_adj(const double* coef, const double n[3], double depth,
+                                       const double rgb_bar[3], double n_bar[3], double* depth_bar,
+                                       double* bg_bar, double* coef_bar) {
+  double phi[DTAC_OPTICS_NBASIS], phi_bar[DTAC_OPTICS_NBASIS];
+  dtac_optics_basis(n, depth, phi);
+  for (int k = 0; k < DTAC_OPTICS_NBASIS; k++) {
+    phi_bar[k] = 0;
+    for (int c = 0; c < 3; c++) phi_bar[k] += coef[DTAC_OPTICS_NBASIS * c + k] * rgb_bar[c];
+  }
+  for (int c = 0; c < 3; c++) {
+    if (bg_bar) bg_bar[c] += rgb_bar[c];
+    if (coef_bar) {
+      for (int k = 0; k < DTAC_OPTICS_NBASIS; k++) {
+        coef_bar[DTAC_OPTICS_NBASIS * c + k] += rgb_bar[c] * phi[k];
+      }
+    }
+  }
+  dtac_optics_basis_adj(n, phi_bar, n_bar, depth_bar);
+}
+
 // colour of one pixel, clamped to [0, 1] (a real sensor's pixels saturate too)
 DTAC_HD void dtac_optics_shade(const double bg[3], const double* coef, const double n[3],
                                double depth, double rgb[3]) {
   dtac_optics_shade_raw(bg, coef, n, depth, rgb);
   for (int c = 0; c < 3; c++) rgb[c] = fmin(1.0, fmax(0.0, rgb[c]));
+}
+
+// VJP of dtac_optics_shade: a saturated channel passes no gradient
+DTAC_HD void dtac_optics_shade_adj(const double bg[3], const double* coef, const double n[3],
+                                   double depth, const double rgb_bar[3], double n_bar[3],
+                                   double* depth_bar, double* bg_bar, double* coef_bar) {
+  double raw[3], g[3];
+  dtac_optics_shade_raw(bg, coef, n, depth, raw);
+  for (int c = 0; c < 3; c++) g[c] = (raw[c] > 0 && raw[c] < 1) ? rgb_bar[c] : 0;
+  dtac_optics_shade_raw_adj(coef, n, depth, g, n_bar, depth_bar, bg_bar, coef_bar);
+}
+
+// unit vector n = m / |m| and its VJP: m_bar += (n_bar - (n_bar . n) n) / |m|
+DTAC_HD double dtac_normalize3(const double m[3], double n[3]) {
+  double l = dtac_norm3(m);
+  for (int k = 0; k < 3; k++) n[k] = l > 0 ? m[k] / l : 0;
+  return l;
+}
+
+DTAC_HD void dtac_normalize3_adj(const double m[3], const double n_bar[3], double m_bar[3]) {
+  double n[3];
+  double l = dtac_normalize3(m, n);
+  if (l <= 0) return;
+  double d = dtac_dot3(n_bar, n);
+  for (int k = 0; k < 3; k++) m_bar[k] += (n_bar[k] - d * n[k]) / l;
 }
 
 // default parameters: three coloured directional lights around the pad (red from +x, green and
@@ -121,6 +178,15 @@ DTAC_HD void dtac_optics_normal_from_slope(double ddx, double ddy, double n[3]) 
   n[0] = ddx * s;
   n[1] = ddy * s;
   n[2] = s;
+}
+
+// VJP of dtac_optics_normal_from_slope
+DTAC_HD void dtac_optics_normal_from_slope_adj(double ddx, double ddy, const double n_bar[3],
+                                               double* ddx_bar, double* ddy_bar) {
+  double m[3] = {ddx, ddy, 1}, m_bar[3] = {0, 0, 0};
+  dtac_normalize3_adj(m, n_bar, m_bar);
+  *ddx_bar += m_bar[0];
+  *ddy_bar += m_bar[1];
 }
 
 #endif  // DTAC_KERNELS_OPTICS_H_
