@@ -3,8 +3,6 @@ the indentation of the gel's contact face and the force-indentation curve. Write
 
     .venv/bin/python examples/press_plot.py
 """
-import ctypes
-import os
 import pathlib
 import sys
 
@@ -15,48 +13,32 @@ import mujoco
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-LIB = ROOT / os.environ.get("DTAC_BUILD_DIR", "build") / "libdifftac.so"
-
-
-class GelInfo(ctypes.Structure):
-    _fields_ = [("nnode", ctypes.c_int), ("ntet", ctypes.c_int), ("nsurf", ctypes.c_int),
-                ("ncell", ctypes.c_int * 3), ("nsub", ctypes.c_int), ("dt_sub", ctypes.c_double),
-                ("dt_stable", ctypes.c_double), ("omega_max", ctypes.c_double),
-                ("mass", ctypes.c_double), ("site", ctypes.c_int), ("body", ctypes.c_int),
-                ("ncontact", ctypes.c_int), ("nwarning", ctypes.c_int)]
+sys.path.insert(0, str(ROOT / "python"))
+import difftac  # noqa: E402  (loads libdifftac.so into mujoco)
 
 
 def main():
-    mujoco.mj_loadPluginLibrary(str(LIB))
-    lib = ctypes.CDLL(str(LIB))
-    lib.dtac_gel_get_info.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
-                                      ctypes.POINTER(GelInfo)]
-    lib.dtac_gel_contact_wrench.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
-                                            ctypes.POINTER(ctypes.c_double)]
     m = mujoco.MjModel.from_xml_path(str(ROOT / "models" / "press.xml"))
     d = mujoco.MjData(m)
-    info = GelInfo()
-    lib.dtac_gel_get_info(m._address, d._address, 0, ctypes.byref(info))
+    info = difftac.gel_info(m, d, "gel")
     nx, ny, nz = info.ncell
     print(f"gel: {info.nnode} nodes, {info.ntet} tets, {info.nsub} substeps per step")
 
     # the finger over the sphere, lowered step by step; face = 0.026 + qz, sphere top at 0.02
     d.qpos[:] = [-0.05, -0.006]
     curve = []
-    wrench = (ctypes.c_double * 6)()
     targets = np.linspace(0.2e-3, 1.2e-3, 6)
     for i, ind in enumerate(targets):
         d.ctrl[:] = [-0.05, -0.006 - ind]
         for _ in range(40):
             mujoco.mj_step(m, d)
         face = d.site_xpos[info.site][2] - 0.004
-        lib.dtac_gel_contact_wrench(m._address, d._address, 0, wrench)
-        curve.append((1e3 * (0.02 - face), wrench[2]))
+        curve.append((1e3 * (0.02 - face), difftac.contact_wrench(m, d, "gel")[2]))
         print(f"  [{i + 1}/{len(targets)}] indentation {curve[-1][0]:.3f} mm, "
               f"force {curve[-1][1]:.3f} N", flush=True)
 
     # top-face nodes (k = nz) in the site frame: indentation = thickness - local z
-    x = d.plugin_state[:3 * info.nnode].reshape(-1, 3)
+    x = difftac.gel_positions(m, d, "gel")
     R = d.site_xmat[info.site].reshape(3, 3)
     local = (x - d.site_xpos[info.site]) @ R
     top = local.reshape(nz + 1, ny + 1, nx + 1, 3)[nz]

@@ -37,6 +37,7 @@ int dtac_gel_get_info(const mjModel* m, const mjData* d, int instance, dtac_gel_
   info->body = e->body;
   info->ncontact = e->ncontact;
   info->nwarning = e->nwarning;
+  info->nsub_last = e->nsub_last;
   return 0;
 }
 

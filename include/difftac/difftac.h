@@ -42,6 +42,7 @@ typedef struct dtac_gel_info_ {
   int body;          // MuJoCo body id the back face is attached to
   int ncontact;      // surface nodes in contact after the last step
   int nwarning;      // blow-ups detected and recovered from (gel reset to rest)
+  int nsub_last;     // substeps the last step took (more when elements were compressed)
 } dtac_gel_info;
 
 // fills info; returns 0, or -1 if `instance` is not a difftac elastomer

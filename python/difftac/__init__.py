@@ -52,7 +52,8 @@ class _CGelInfo(ctypes.Structure):
                 ("ncell", ctypes.c_int * 3), ("nsub", ctypes.c_int), ("dt_sub", ctypes.c_double),
                 ("dt_stable", ctypes.c_double), ("omega_max", ctypes.c_double),
                 ("mass", ctypes.c_double), ("site", ctypes.c_int), ("body", ctypes.c_int),
-                ("ncontact", ctypes.c_int), ("nwarning", ctypes.c_int)]
+                ("ncontact", ctypes.c_int), ("nwarning", ctypes.c_int),
+                ("nsub_last", ctypes.c_int)]
 
 
 class _CTactileInfo(ctypes.Structure):
@@ -82,6 +83,7 @@ class GelInfo:
     body: int           # MuJoCo body id the back face is attached to
     ncontact: int       # surface nodes in contact after the last step
     nwarning: int       # blow-ups detected and recovered from
+    nsub_last: int      # substeps the last step took (more when elements were compressed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +157,7 @@ def gel_info(model, data, name):
     return GelInfo(name=nm, instance=i, nnode=c.nnode, ntet=c.ntet, nsurf=c.nsurf,
                    ncell=tuple(c.ncell), nsub=c.nsub, dt_sub=c.dt_sub, dt_stable=c.dt_stable,
                    omega_max=c.omega_max, mass=c.mass, site=c.site, body=c.body,
-                   ncontact=c.ncontact, nwarning=c.nwarning)
+                   ncontact=c.ncontact, nwarning=c.nwarning, nsub_last=c.nsub_last)
 
 
 def gel_positions(model, data, name):
