@@ -1,0 +1,106 @@
+// raster_adj.h: the tactile images as functions of the gel's top-face nodes, and their adjoints
+// (vector-Jacobian products), MuJoCo-free. Forward: the same composition plugin/tactile.c
+// evaluates (visibility pass, per-vertex attributes, resolve pass; see raster.h and
+// docs/tactile.md), bit for bit. Adjoint: given the cotangent of an image, accumulates (+=) the
+// cotangents of the node positions p (site frame, nv x 3), of the node forces and of the optics
+// parameters.
+//
+// Visibility is held fixed: every adjoint takes the visibility buffer of the forward pass (per
+// pixel the covering triangle) as a constant and differentiates the image with the covering
+// triangle of each pixel frozen, as rasterisers' gradients usually are. The image is smooth in p
+// at a pixel whose centre is not on a projected triangle edge (a pixel whose covering triangle
+// does not change under a small perturbation); where a pixel centre lies on an edge, the image
+// is continuous across inner edges (P1 interpolation) but not differentiable, and jumps at the
+// pad's outline (the image is 0 outside it); there the adjoint is the one-sided derivative of
+// the frozen triangle and coverage changes (pixels entering or leaving the pad) are not seen.
+// Markers and the force output are not covered here (they are linear in p and in the wrench).
+// Everything is in the site frame: a caller with world-frame nodes x (p = R^T (x - pos)) and
+// forces (f_site = R^T f) maps the cotangents back with x_bar = R p_bar, f_bar = R f_site_bar.
+//
+// All scatters run serially in a fixed order (pixels in index order, then triangles in index
+// order), so the results are deterministic. Output arrays are accumulated into, not cleared.
+#ifndef DTAC_SRC_RASTER_ADJ_H_
+#define DTAC_SRC_RASTER_ADJ_H_
+
+#include "optics.h"  // static inline only: included outside the C-linkage block (it includes math.h)
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "raster.h"  // plain C declarations: C linkage from C++ too
+
+// doubles of scratch memory the functions below need for nv top-face vertices
+#define DTAC_RASTER_WORK(nv) (24 * (size_t)(nv))
+
+// ---- building blocks ------------------------------------------------------------------------------
+
+// VJP of dtac_edge2(a, b, p) (any argument's cotangent may be null): e_bar d(edge2)/d(.)
+void dtac_edge2_adj(const double a[2], const double b[2], const double p[2], double e_bar,
+                    double a_bar[2], double b_bar[2], double p_bar[2]);
+
+// VJP of the barycentric weights w (3) of the fixed point p in the triangle (a, b, c) with
+// respect to the vertices (as dtac_barycentric computes them; non-degenerate triangle)
+void dtac_barycentric_adj(const double a[2], const double b[2], const double c[2],
+                          const double p[2], const double w_bar[3], double a_bar[2],
+                          double b_bar[2], double c_bar[2]);
+
+// transpose of dtac_raster_resolve with the weights fixed: attr_bar (nv x C) +=
+// sum over covered pixels of the pixel's weights times out_bar (H x W x C)
+void dtac_raster_resolve_adj(const dtac_camera* cam, int nvx, const dtac_vis* vis,
+                             const double* out_bar, int C, double* attr_bar);
+
+// VJP of out = resolve(attr) including the weights' dependence on the projected vertices: for
+// the image of the per-vertex attribute attr (nv x C) over the top face p (nv x 3), visibility
+// vis fixed, accumulates p_bar (x and y only: orthographic projection) and attr_bar; either may
+// be null
+void dtac_raster_interp_adj(const dtac_camera* cam, int nvx, const double* p, const dtac_vis* vis,
+                            const double* attr, int C, const double* out_bar, double* p_bar,
+                            double* attr_bar);
+
+// VJP of dtac_top_normals: nrm_bar (nv x 3, cotangent of the unit normals) -> p_bar (work: 6 nv)
+void dtac_top_normals_adj(int nvx, int nvy, const double* p, const double* nrm_bar, double* p_bar,
+                          double* work);
+
+// VJP of dtac_top_areas: area_bar (nv) -> p_bar (x and y)
+void dtac_top_areas_adj(int nvx, int nvy, const double* p, const double* area_bar, double* p_bar);
+
+// ---- images (forward as in plugin/tactile.c, and adjoints) ------------------------------------
+// p: top-face nodes in the site frame (nv x 3); X: rest positions (nv x 3, only z is used: the
+// indentation of node a is X[3a+2] - p[3a+2]); vis: the camera's visibility buffer (written by
+// the forward, read by the adjoint); work: DTAC_RASTER_WORK(nv) doubles.
+
+// depth image (H x W), 0 outside the pad
+void dtac_raster_depth(const dtac_camera* cam, int nvx, int nvy, const double* p, const double* X,
+                       dtac_vis* vis, double* work, double* img);
+void dtac_raster_depth_adj(const dtac_camera* cam, int nvx, int nvy, const double* p,
+                           const double* X, const dtac_vis* vis, const double* img_bar,
+                           double* p_bar, double* work);
+
+// traction image from site-frame node forces f (nv x 3) and the lumped projected areas A(p):
+// C = 1 pressure -f_z / A, C = 2 shear (f_x, f_y) / A (H x W x C); a node of zero area reads 0
+void dtac_raster_traction(const dtac_camera* cam, int nvx, int nvy, const double* p,
+                          const double* f, int C, dtac_vis* vis, double* work, double* img);
+// accumulates p_bar (through the weights and the areas) and f_bar (nv x 3); either may be null
+void dtac_raster_traction_adj(const dtac_camera* cam, int nvx, int nvy, const double* p,
+                              const double* f, int C, const dtac_vis* vis, const double* img_bar,
+                              double* p_bar, double* f_bar, double* work);
+
+// rgb image (H x W x 3): area-weighted vertex normals and indentations interpolated per pixel,
+// the normal renormalised, then dtac_optics_shade with bg (3), coef (3 x NBASIS); pix: 4 H W
+// doubles of scratch (the interpolated normal and indentation per pixel)
+void dtac_raster_rgb(const dtac_camera* cam, int nvx, int nvy, const double* p, const double* X,
+                     const double bg[3], const double* coef, dtac_vis* vis, double* work,
+                     double* pix, double* img);
+// accumulates p_bar (through the normals, the indentation and the weights), bg_bar (3) and
+// coef_bar (3 x NBASIS); any may be null. A saturated channel passes no gradient
+void dtac_raster_rgb_adj(const dtac_camera* cam, int nvx, int nvy, const double* p,
+                         const double* X, const double bg[3], const double* coef,
+                         const dtac_vis* vis, const double* img_bar, double* p_bar,
+                         double* bg_bar, double* coef_bar, double* work);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif  // DTAC_SRC_RASTER_ADJ_H_
