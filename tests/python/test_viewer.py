@@ -121,15 +121,19 @@ def test_mujoco_passive_viewer_steps_a_gel_scene():
         "import sys; sys.path.insert(0, %r)\n"
         "import difftac, mujoco, mujoco.viewer, numpy as np\n"
         "m = mujoco.MjModel.from_xml_path(%r); d = mujoco.MjData(m)\n"
+        "import os\n"
         "with mujoco.viewer.launch_passive(m, d) as v:\n"
         "    for _ in range(20):\n"
         "        mujoco.mj_step(m, d); v.sync()\n"
-        "info = difftac.gel_info(m, d, 'gel')\n"
-        "assert np.isfinite(d.plugin_state).all() and info.nwarning == 0, info\n"
-        "print('viewer ok', d.time)\n"
+        "    info = difftac.gel_info(m, d, 'gel')\n"
+        "    assert np.isfinite(d.plugin_state).all() and info.nwarning == 0, info\n"
+        "    print('viewer ok', d.time, flush=True)\n"
+        # Mesa's software rasteriser can deadlock while the viewer's GL context is torn down
+        # under Xvfb (seen in llvmpipe's thread barrier): leave without the teardown
+        "    os._exit(0)\n"
     ) % (str(ROOT / "python"), str(ROOT / "models" / "press.xml"))
     r = subprocess.run(["xvfb-run", "-a", sys.executable, "-c", code], capture_output=True,
-                       text=True, timeout=240)
+                       text=True, timeout=120)
     if r.returncode != 0 and ("GLFW" in r.stderr or "display" in r.stderr.lower()):
         pytest.skip("no OpenGL window under Xvfb: " + r.stderr[-300:])
     assert r.returncode == 0, r.stderr[-2000:]
