@@ -17,7 +17,6 @@ the whole pad, so the rgb image is nearly the flat gel's colour (within 0.03) an
 nearly uniform, higher along the pad's edges.
 """
 import argparse
-import ctypes
 import os
 import sys
 import time
@@ -30,6 +29,8 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+difftac = None  # the difftac package, imported in main() once --lib is known
 
 # the control sequence of models/grasp.xml (s, m)
 CLOSE_AT, LIFT_AT, LIFT_TIME, HOLD_AT = 0.1, 0.5, 0.6, 1.1
@@ -41,37 +42,23 @@ def lift_target(t):
     return LIFT * s * s * (3 - 2 * s)
 
 
-class TactileInfo(ctypes.Structure):
-    """dtac_tactile_info of include/difftac/difftac.h"""
-    _fields_ = [("output", ctypes.c_int), ("width", ctypes.c_int), ("height", ctypes.c_int),
-                ("pitch", ctypes.c_double), ("x0", ctypes.c_double), ("y0", ctypes.c_double),
-                ("gel", ctypes.c_int), ("nmarker", ctypes.c_int), ("marker_cols", ctypes.c_int),
-                ("marker_rows", ctypes.c_int), ("marker_pitch", ctypes.c_double),
-                ("nout", ctypes.c_int), ("nevaluation", ctypes.c_long),
-                ("background", ctypes.c_double * 3), ("lighting", ctypes.c_double * 30)]
-
-
 class Sensors:
-    """the difftac.tactile sensors of one pad, read through the C API"""
+    """the difftac.tactile sensors of one pad, read through the difftac package"""
 
-    def __init__(self, lib, m, d, side):
+    def __init__(self, m, d, side):
         self.side = side
-        self.lib, self.m, self.d = lib, m, d
-        self.ids = {k: lib.dtac_tactile_find(m._address, f"{side}_{k}".encode())
-                    for k in ("rgb", "pressure", "markers", "force")}
-        if min(self.ids.values()) < 0:
+        self.m, self.d = m, d
+        self.names = {k: f"{side}_{k}" for k in ("rgb", "pressure", "markers", "force")}
+        if any(mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SENSOR, n) < 0
+               for n in self.names.values()):
             raise SystemExit(f"the model lacks the {side}_* tactile sensors of grasp_tactile.xml")
-        self.site = m.sensor_objid[self.ids["rgb"]]
+        self.site = m.sensor_objid[m.sensor(self.names["rgb"]).id]
 
     def info(self, key):
-        info = TactileInfo()
-        self.lib.dtac_tactile_get_info(self.m._address, self.d._address, self.ids[key],
-                                       ctypes.byref(info))
-        return info
+        return difftac.tactile_info(self.m, self.d, self.names[key])
 
     def data(self, key):
-        return self.d.sensordata[self.m.sensor_adr[self.ids[key]]:][:self.m.sensor_dim[
-            self.ids[key]]]
+        return difftac.sensor(self.m, self.d, self.names[key])
 
     def view(self):
         """2 x 2 matrix A: site-frame (x, y) -> picture (right, down), world up = picture up,
@@ -105,9 +92,7 @@ class Sensors:
     def markers(self):
         """marker rest positions and displacements in the picture frame (right, up), mm"""
         info = self.info("markers")
-        uv = np.zeros((info.nmarker, 2))
-        self.lib.dtac_tactile_marker_rest(self.m._address, self.d._address, self.ids["markers"],
-                                          uv.ctypes.data_as(ctypes.c_void_p))
+        uv = difftac.marker_rest(self.m, self.d, self.names["markers"])
         rest = np.array([info.x0, info.y0]) + uv * info.pitch
         disp = self.data("markers").reshape(-1, 2) * info.pitch
         A = self.view() * np.array([[1.0], [-1.0]])  # (right, down) -> (right, up)
@@ -123,21 +108,14 @@ def main(argv=None):
     ap.add_argument("--hold", type=float, default=0.2, help="seconds of hold before the images")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
+    os.environ["DIFFTAC_LIB"] = os.path.abspath(args.lib)
+    global difftac
+    import difftac  # noqa: E402  (loads the library into mujoco)
 
-    mujoco.mj_loadPluginLibrary(args.lib)
-    lib = ctypes.CDLL(args.lib)
-    lib.dtac_tactile_find.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-    lib.dtac_tactile_get_info.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
-                                          ctypes.POINTER(TactileInfo)]
-    lib.dtac_tactile_marker_rest.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
-                                             ctypes.c_void_p]
-    lib.dtac_gel_find.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-    lib.dtac_gel_contact_wrench.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
-                                            ctypes.POINTER(ctypes.c_double)]
     m = mujoco.MjModel.from_xml_path(args.model)
     d = mujoco.MjData(m)
-    pads = [Sensors(lib, m, d, side) for side in ("left", "right")]
-    gels = [lib.dtac_gel_find(m._address, f"{s}_gel".encode()) for s in ("left", "right")]
+    pads = [Sensors(m, d, side) for side in ("left", "right")]
+    gels = ["left_gel", "right_gel"]
     box = m.body("object").id
     lift, grip = m.actuator("lift").id, m.actuator("grip").id
 
@@ -146,7 +124,6 @@ def main(argv=None):
     m.opt.disableflags |= int(mujoco.mjtDisableBit.mjDSBL_SENSOR)
     phases = [("open", CLOSE_AT), ("close", LIFT_AT), ("lift", HOLD_AT),
               ("hold", HOLD_AT + args.hold)]
-    wrench = (ctypes.c_double * 6)()
     t0 = time.time()
     for k, (name, t_end) in enumerate(phases):
         while d.time < t_end - 0.5 * m.opt.timestep:
@@ -155,8 +132,7 @@ def main(argv=None):
             mujoco.mj_step(m, d)
         fn = []
         for g in gels:
-            lib.dtac_gel_contact_wrench(m._address, d._address, g, wrench)
-            fn.append(abs(wrench[0]))  # the pads squeeze along world x
+            fn.append(abs(difftac.contact_wrench(m, d, g)[0]))  # the pads squeeze along world x
         print(f"[{k + 1}/{len(phases)}] {name:<5} until t = {d.time:.2f} s: box z "
               f"{1e3 * d.xpos[box][2]:6.2f} mm, pad normal forces {fn[0]:.2f} / {fn[1]:.2f} N "
               f"({time.time() - t0:.1f} s)", flush=True)

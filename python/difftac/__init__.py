@@ -103,6 +103,7 @@ class TactileInfo:
     marker_rows: int
     marker_pitch: float
     shape: tuple        # what sensor() returns: (H, W, 3) rgb, (H, W) depth/pressure, ...
+    background: tuple   # lighting: colour of the flat gel (rgb)
 
 
 def _ptr(obj):
@@ -247,7 +248,8 @@ def tactile_info(model, data, name):
     return TactileInfo(name=mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_SENSOR, s) or "",
                        sensor=s, output=output, width=c.width, height=c.height, pitch=c.pitch,
                        x0=c.x0, y0=c.y0, gel=c.gel, nmarker=c.nmarker, marker_cols=c.marker_cols,
-                       marker_rows=c.marker_rows, marker_pitch=c.marker_pitch, shape=shape)
+                       marker_rows=c.marker_rows, marker_pitch=c.marker_pitch, shape=shape,
+                       background=tuple(c.background))
 
 
 def sensor(model, data, name):
