@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <difftac/difftac.h>
+#include "bench_util.h"
 #include <mujoco/mujoco.h>
 
 #include "fem_loops.h"  // the CPU element loops of kernels/, timed alone below
@@ -121,11 +122,6 @@ static char* flex_xml(const int ncell[3], double damping, const char* integrator
 
 // ---- helpers ---------------------------------------------------------------------------------------
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 // MuJoCo warnings are counted (the first kept) instead of printed, so stdout stays JSON
 static int g_nwarn = 0;

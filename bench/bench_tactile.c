@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include <difftac/difftac.h>
+#include "bench_util.h"
 #include <mujoco/mujoco.h>
 
 #include "raster.h"  // src/raster.c, compiled into this benchmark: its passes timed alone
@@ -101,11 +102,6 @@ static char* scene_xml(int output, int width, int height) {
 
 // ---- helpers ---------------------------------------------------------------------------------------
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 static int g_nwarn = 0;
 static void on_warning(const char* msg) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 extern "C" {
+#include "test_util.h"
 #include "contact.h"
 #include "gel.h"
 }
@@ -42,21 +43,6 @@ dtac_contact_node_param Param() {
   return p;
 }
 
-void RandomRotation(std::mt19937& rng, double R[9]) {
-  std::normal_distribution<double> n01(0, 1);
-  double q[4], n = 0;
-  for (double& c : q) {
-    c = n01(rng);
-    n += c * c;
-  }
-  n = std::sqrt(n);
-  for (double& c : q) c /= n;
-  double w = q[0], x = q[1], y = q[2], z = q[3];
-  double r[9] = {1 - 2 * (y * y + z * z), 2 * (x * y - w * z),     2 * (x * z + w * y),
-                 2 * (x * y + w * z),     1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-                 2 * (x * z - w * y),     2 * (y * z + w * x),     1 - 2 * (x * x + y * y)};
-  for (int k = 0; k < 9; k++) R[k] = r[k];
-}
 
 // normal force on a resting node at penetration pen below the plane z = 0 (no friction)
 double NormalForce(double pen, double f[3]) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <random>
 
+#include "test_util.h"
 #include "contact.h"
 
 namespace {
@@ -17,21 +18,6 @@ double Obj(const dtac_contact_node_param& p, const dtac_collider& c, const doubl
   return f[0] * fbar[0] + f[1] * fbar[1] + f[2] * fbar[2];
 }
 
-void RandomRotation(std::mt19937& rng, double R[9]) {
-  std::normal_distribution<double> n01(0, 1);
-  double q[4], s = 0;
-  for (double& a : q) {
-    a = n01(rng);
-    s += a * a;
-  }
-  s = std::sqrt(s);
-  for (double& a : q) a /= s;
-  double w = q[0], x = q[1], y = q[2], z = q[3];
-  double M[9] = {1 - 2 * (y * y + z * z), 2 * (x * y - w * z),     2 * (x * z + w * y),
-                 2 * (x * y + w * z),     1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-                 2 * (x * z - w * y),     2 * (y * z + w * x),     1 - 2 * (x * x + y * y)};
-  for (int k = 0; k < 9; k++) R[k] = M[k];
-}
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 extern "C" {
+#include "test_util.h"
 #include "fem.h"
 #include "gel.h"
 }
@@ -36,23 +37,6 @@ void RandomNearIdentity(std::mt19937& rng, double s, double F[9]) {
   for (int k = 0; k < 9; k++) F[k] = kI[k] + s * n01(rng);
 }
 
-// rotation matrix (row-major) from a random unit quaternion
-void RandomRotation(std::mt19937& rng, double R[9]) {
-  std::normal_distribution<double> n01(0, 1);
-  double q[4];
-  double n = 0;
-  for (double& c : q) {
-    c = n01(rng);
-    n += c * c;
-  }
-  n = std::sqrt(n);
-  for (double& c : q) c /= n;
-  double w = q[0], x = q[1], y = q[2], z = q[3];
-  double r[9] = {1 - 2 * (y * y + z * z), 2 * (x * y - w * z),     2 * (x * z + w * y),
-                 2 * (x * y + w * z),     1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-                 2 * (x * z - w * y),     2 * (y * z + w * x),     1 - 2 * (x * x + y * y)};
-  for (int k = 0; k < 9; k++) R[k] = r[k];
-}
 
 // a set of deformation gradients: near identity, large, and inverted (det < 0)
 std::vector<std::vector<double>> SampleF(std::mt19937& rng) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "test_util.h"
 #include "sdf.h"
 
 namespace {
@@ -35,23 +36,6 @@ void Hess(const Geom& g, const double p[3], double H[9]) {
                 (int)g.planes.size() / 4, p, H);
 }
 
-// rotation matrix (row-major) from a random unit quaternion
-void RandomRotation(std::mt19937& rng, double R[9]) {
-  std::normal_distribution<double> n01(0, 1);
-  double q[4];
-  double s = 0;
-  for (double& v : q) {
-    v = n01(rng);
-    s += v * v;
-  }
-  s = std::sqrt(s);
-  for (double& v : q) v /= s;
-  double w = q[0], x = q[1], y = q[2], z = q[3];
-  double r[9] = {1 - 2 * (y * y + z * z), 2 * (x * y - w * z),     2 * (x * z + w * y),
-                 2 * (x * y + w * z),     1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-                 2 * (x * z - w * y),     2 * (y * z + w * x),     1 - 2 * (x * x + y * y)};
-  for (int k = 0; k < 9; k++) R[k] = r[k];
-}
 
 // planes of a box with half-sizes b, rotated by R: normals are the columns of R (and negatives)
 std::vector<double> BoxPlanes(const double b[3], const double R[9]) {

@@ -92,6 +92,19 @@ TEST(Geoms, MeshActsLikeItsPrimitive) {
   EXPECT_NEAR(fm, fb, 1e-6 * fb);
 }
 
+// draws the scene of s into scn (made here; the caller frees it), as a viewer would
+static void Draw(const Scene& s, mjvScene* scn) {
+  mjv_defaultScene(scn);
+  mjv_makeScene(s.m, scn, 5000);
+  mjvOption opt;
+  mjv_defaultOption(&opt);
+  mjvCamera cam;
+  mjv_defaultCamera(&cam);
+  mjvPerturb pert;
+  mjv_defaultPerturb(&pert);
+  mjv_updateScene(s.m, s.d, &opt, &pert, &cam, mjCAT_ALL, scn);
+}
+
 TEST(Visualize, DrawsDeformedFaceColouredByIndentation) {
   Scene s = Scene::FromString(PressOn(R"(<geom type="sphere" size="0.004" pos="0 0 0.006"/>)"));
   ASSERT_TRUE(s.m) << s.err;
@@ -100,15 +113,7 @@ TEST(Visualize, DrawsDeformedFaceColouredByIndentation) {
     mj_step(s.m, s.d);
   }
   mjvScene scn;
-  mjv_defaultScene(&scn);
-  mjv_makeScene(s.m, &scn, 5000);
-  mjvOption opt;
-  mjv_defaultOption(&opt);
-  mjvCamera cam;
-  mjv_defaultCamera(&cam);
-  mjvPerturb pert;
-  mjv_defaultPerturb(&pert);
-  mjv_updateScene(s.m, s.d, &opt, &pert, &cam, mjCAT_ALL, &scn);
+  Draw(s, &scn);
   int ntri = 0;
   float rmin = 1, rmax = 0;
   for (int i = 0; i < scn.ngeom; i++) {
@@ -132,15 +137,7 @@ TEST(Visualize, DrawingBeforeTheFirstForwardLeavesTheGelAlone) {
   Scene s = Scene::FromString(PressOn(R"(<geom type="sphere" size="0.004" pos="0 0 0.006"/>)"));
   ASSERT_TRUE(s.m) << s.err;
   mjvScene scn;
-  mjv_defaultScene(&scn);
-  mjv_makeScene(s.m, &scn, 5000);
-  mjvOption opt;
-  mjv_defaultOption(&opt);
-  mjvCamera cam;
-  mjv_defaultCamera(&cam);
-  mjvPerturb pert;
-  mjv_defaultPerturb(&pert);
-  mjv_updateScene(s.m, s.d, &opt, &pert, &cam, mjCAT_ALL, &scn);
+  Draw(s, &scn);
   for (int i = 0; i < 5; i++) mj_step(s.m, s.d);
   dtac_gel_info info;
   dtac_gel_get_info(s.m, s.d, dtac_gel_find(s.m, "gel"), &info);
