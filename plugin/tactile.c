@@ -284,7 +284,7 @@ static void tactile_free(dtac_tactile* t) {
   if (!t) return;
   free(t->p);
   free(t->attr);
-  free(t->area);
+  free(t->fsite);
   free(t->vis.zbuf);
   free(t->vis.tri);
   free(t->vis.bary);
@@ -343,12 +343,12 @@ static dtac_tactile* tactile_make(const mjModel* m, int instance, char* err, int
   // cache key: site pose, top-face positions, their contact forces, the gel's wrench
   t->nkey = 12 + 6 * t->nv + 6;
   t->p = (double*)malloc(sizeof(double) * 3 * t->nv);
-  t->attr = (double*)malloc(sizeof(double) * 4 * t->nv);
-  t->area = (double*)malloc(sizeof(double) * t->nv);
+  t->attr = (double*)malloc(sizeof(double) * DTAC_RASTER_WORK(t->nv));  // image work
+  t->fsite = (double*)malloc(sizeof(double) * 3 * t->nv);
   t->key = (double*)malloc(sizeof(double) * t->nkey);
   t->keynew = (double*)malloc(sizeof(double) * t->nkey);
   t->out = (double*)calloc(t->nout, sizeof(double));
-  int bad = !t->p || !t->attr || !t->area || !t->key || !t->keynew || !t->out;
+  int bad = !t->p || !t->attr || !t->fsite || !t->key || !t->keynew || !t->out;
   if (image) {
     t->vis.zbuf = (double*)malloc(sizeof(double) * npix);
     t->vis.tri = (int*)malloc(sizeof(int) * npix);
@@ -473,59 +473,23 @@ static void evaluate(dtac_tactile* t, const dtac_elastomer* e, const double* key
     return;
   }
 
-  dtac_raster_visibility(&t->cam, t->nvx, t->nvy, t->p, &t->vis);
+  // images: the rasteriser's forward functions (src/raster_adj.c), whose adjoints sit beside them
   switch (def->output) {
     case DTAC_OUT_DEPTH:
-      for (int a = 0; a < nv; a++) t->attr[a] = X[3 * a + 2] - t->p[3 * a + 2];
-      dtac_raster_resolve(&t->cam, t->nvx, &t->vis, t->attr, 1, 0, t->out);
+      dtac_raster_depth(&t->cam, t->nvx, t->nvy, t->p, X, &t->vis, t->attr, t->out);
       break;
     case DTAC_OUT_PRESSURE:
-    case DTAC_OUT_SHEAR: {
+    case DTAC_OUT_SHEAR:
       // traction = nodal force / lumped projected area: its pixel integral is the total force
-      dtac_top_areas(t->nvx, t->nvy, t->p, t->area);
-      int C = def->output == DTAC_OUT_PRESSURE ? 1 : 2;
-      for (int a = 0; a < nv; a++) {
-        double fs[3];
-        dtac_mulmTv3(fs, R, f + 3 * a);
-        double inv = t->area[a] > 0 ? 1.0 / t->area[a] : 0;
-        if (C == 1) {
-          t->attr[a] = -fs[2] * inv;
-        } else {
-          t->attr[2 * a] = fs[0] * inv;
-          t->attr[2 * a + 1] = fs[1] * inv;
-        }
-      }
-      dtac_raster_resolve(&t->cam, t->nvx, &t->vis, t->attr, C, 0, t->out);
+      for (int a = 0; a < nv; a++) dtac_mulmTv3(t->fsite + 3 * a, R, f + 3 * a);
+      dtac_raster_traction(&t->cam, t->nvx, t->nvy, t->p, t->fsite,
+                           def->output == DTAC_OUT_PRESSURE ? 1 : 2, &t->vis, t->attr, t->out);
       break;
-    }
-    case DTAC_OUT_RGB: {
+    case DTAC_OUT_RGB:
       // normals and indentation interpolated per pixel, then the lighting model
-      dtac_top_normals(t->nvx, t->nvy, t->p, t->attr);
-      for (int a = nv - 1; a >= 0; a--) {
-        double n0 = t->attr[3 * a], n1 = t->attr[3 * a + 1], n2 = t->attr[3 * a + 2];
-        t->attr[4 * a] = n0;
-        t->attr[4 * a + 1] = n1;
-        t->attr[4 * a + 2] = n2;
-        t->attr[4 * a + 3] = X[3 * a + 2] - t->p[3 * a + 2];
-      }
-      dtac_raster_resolve(&t->cam, t->nvx, &t->vis, t->attr, 4, 0, t->pix);
-      const int npix = def->width * def->height;
-      for (int k = 0; k < npix; k++) {
-        double* o = t->out + 3 * k;
-        if (t->vis.tri[k] < 0) {
-          o[0] = o[1] = o[2] = 0;
-          continue;
-        }
-        double* q = t->pix + 4 * k;
-        double len = dtac_norm3(q);
-        double n[3] = {0, 0, 1};
-        if (len > 0) {
-          for (int c = 0; c < 3; c++) n[c] = q[c] / len;
-        }
-        dtac_optics_shade(def->bg, def->coef, n, q[3], o);
-      }
+      dtac_raster_rgb(&t->cam, t->nvx, t->nvy, t->p, X, def->bg, def->coef, &t->vis, t->attr,
+                      t->pix, t->out);
       break;
-    }
     default:
       break;
   }

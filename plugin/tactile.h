@@ -9,6 +9,7 @@
 #include "elastomer.h"
 #include "optics.h"
 #include "raster.h"
+#include "raster_adj.h"
 
 #define DTAC_TACTILE_NAME "difftac.tactile"
 
@@ -49,7 +50,7 @@ typedef struct dtac_tactile_ {
   // scratch (allocated at init for the output)
   double* p;                // top-face vertices, site frame (nv x 3)
   double* attr;             // per-vertex attributes (nv x 4)
-  double* area;             // per-vertex lumped projected area (nv)
+  double* fsite;            // per-vertex contact force in the site frame (nv x 3)
   dtac_vis vis;             // visibility buffer (images only)
   double* pix;              // per-pixel normal + depth for rgb (W*H x 4)
   // markers
