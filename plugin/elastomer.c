@@ -353,7 +353,7 @@ static void gather_colliders(const mjModel* m, mjData* d, dtac_elastomer* e, int
     memcpy(c->size, m->geom_size + 3 * g, sizeof(c->size));
     memcpy(c->pos, gp, sizeof(c->pos));
     memcpy(c->mat, gm, sizeof(c->mat));
-    c->mu = e->def.gel.friction;
+    c->mu = e->model.def.friction;
     c->kscale = e->geom_kscale[g];
     if (use_jac && m->nv > 0) {
       mjtNum* jp = e->jac;

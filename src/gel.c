@@ -407,6 +407,7 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
     wc2 = fmax(wc2, p->kt / m);
   }
   gm->contact_stiffness = kn;
+  gm->friction_stiffness = kt;
 
   // largest stable step of symplectic Euler for a damped oscillator:
   // dt < (2/w)(sqrt(1+z^2) - z) with w^2 = wK^2 + wt^2 (friction), 2 z w = beta wK^2 + alpha
@@ -457,8 +458,18 @@ int dtac_gel_scratch_make(dtac_gel_scratch* s, const dtac_gel_model* gm, int max
   s->col_local = (double*)malloc(sizeof(double) * 12 * mc);
   s->col_ft = (double*)malloc(sizeof(double) * 6 * mc);
   s->imp = (double*)malloc(sizeof(double) * DTAC_IMP_SIZE * (gm->nsurf > 0 ? gm->nsurf : 1));
-  if (!s->imp || !s->tet_force || !s->force || !s->tet_J || !s->col_t || !s->col_local ||
-      !s->col_ft) {
+  int nn = gm->nnode, ns = gm->nsurf > 0 ? gm->nsurf : 1;
+  s->fint = (double*)malloc(sizeof(double) * 3 * nn);
+  s->vimp = (double*)malloc(sizeof(double) * 6 * ns);
+  s->state_tmp = (double*)malloc(sizeof(double) * dtac_gel_state_layout(gm).size);
+  s->fbar = (double*)malloc(sizeof(double) * 3 * nn);
+  s->imp_bar = (double*)malloc(sizeof(double) * DTAC_IMP_SIZE * ns);
+  s->col_ft_bar = (double*)malloc(sizeof(double) * 6 * mc);
+  s->col_bar = (dtac_collider_bar*)malloc(sizeof(dtac_collider_bar) * mc);
+  s->col_lbar = (double*)malloc(sizeof(double) * 12 * mc);
+  if (!s->fint || !s->vimp || !s->state_tmp || !s->fbar || !s->imp_bar || !s->col_ft_bar ||
+      !s->col_bar || !s->col_lbar || !s->imp || !s->tet_force || !s->force || !s->tet_J ||
+      !s->col_t || !s->col_local || !s->col_ft) {
     dtac_gel_scratch_free(s);
     return 1;
   }
@@ -473,5 +484,92 @@ void dtac_gel_scratch_free(dtac_gel_scratch* s) {
   free(s->col_local);
   free(s->col_ft);
   free(s->imp);
+  free(s->fint);
+  free(s->vimp);
+  free(s->state_tmp);
+  free(s->fbar);
+  free(s->imp_bar);
+  free(s->col_ft_bar);
+  free(s->col_bar);
+  free(s->col_lbar);
   memset(s, 0, sizeof(*s));
+}
+
+// ---- parameters
+// -------------------------------------------------------------------------------------
+
+const char* const dtac_gel_param_names[DTAC_NPARAM] = {
+    "young",    "poisson",           "damping",         "mass_damping",
+    "friction", "contact_stiffness", "contact_damping", "friction_stiffness"};
+
+double dtac_gel_param_get(const dtac_gel_model* gm, int k) {
+  switch (k) {
+    case DTAC_PARAM_YOUNG:
+      return gm->def.young;
+    case DTAC_PARAM_POISSON:
+      return gm->def.poisson;
+    case DTAC_PARAM_DAMPING:
+      return gm->mat.beta;
+    case DTAC_PARAM_MASS_DAMPING:
+      return gm->alpha;
+    case DTAC_PARAM_FRICTION:
+      return gm->def.friction;
+    case DTAC_PARAM_CONTACT_STIFFNESS:
+      return gm->contact_stiffness;
+    case DTAC_PARAM_CONTACT_DAMPING:
+      return gm->def.contact_damping;
+    case DTAC_PARAM_FRICTION_STIFFNESS:
+      return gm->friction_stiffness;
+    default:
+      return NAN;
+  }
+}
+
+int dtac_gel_param_set(dtac_gel_model* gm, int k, double value, char* err, size_t errlen) {
+  if (k < 0 || k >= DTAC_NPARAM) {
+    snprintf(err, errlen, "no parameter number %d", k);
+    return 1;
+  }
+  int ok = isfinite(value) && value >= 0;
+  if (k == DTAC_PARAM_YOUNG || k == DTAC_PARAM_CONTACT_STIFFNESS) ok = ok && value > 0;
+  if (k == DTAC_PARAM_POISSON) ok = isfinite(value) && value > -1 && value < 0.5;
+  if (!ok) {
+    snprintf(err, errlen, "parameter '%s' = %g is out of range", dtac_gel_param_names[k], value);
+    return 1;
+  }
+  switch (k) {
+    case DTAC_PARAM_YOUNG:
+      gm->def.young = value;
+      break;
+    case DTAC_PARAM_POISSON:
+      gm->def.poisson = value;
+      break;
+    case DTAC_PARAM_DAMPING:
+      gm->mat.beta = value;
+      break;
+    case DTAC_PARAM_MASS_DAMPING:
+      gm->alpha = value;
+      break;
+    case DTAC_PARAM_FRICTION:
+      gm->def.friction = value;
+      break;
+    case DTAC_PARAM_CONTACT_STIFFNESS:
+      gm->contact_stiffness = value;
+      break;
+    case DTAC_PARAM_CONTACT_DAMPING:
+      gm->def.contact_damping = value;
+      break;
+    case DTAC_PARAM_FRICTION_STIFFNESS:
+      gm->friction_stiffness = value;
+      break;
+  }
+  dtac_material_set(&gm->mat, gm->def.young, gm->def.poisson, gm->mat.beta);
+  for (int s = 0; s < gm->nsurf; s++) {
+    dtac_contact_node_param* p = gm->surf_param + s;
+    double m = gm->mass[gm->surf[s]];
+    p->kn = gm->contact_stiffness * gm->surf_area[s];
+    p->kt = gm->friction_stiffness * gm->surf_area[s];
+    p->cn = 2 * gm->def.contact_damping * sqrt(p->kn * m);
+  }
+  return 0;
 }

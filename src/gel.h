@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "contact.h"
+#include "contact_adj.h"
 #include "fem.h"
 
 #define DTAC_MAX_NODES 2000000   // mesh size limit: a finer resolution is a load error
@@ -53,12 +53,13 @@ typedef struct dtac_gel_model_ {
   double* surf_area;     // tributary surface area of each contact node, m^2 (nsurf)
   dtac_contact_node_param* surf_param;  // contact constants per contact node (nsurf)
   dtac_material mat;
-  double total_mass;         // kg
-  double omega_max;          // highest angular frequency of the free gel at rest, rad/s
-  double omega_contact;      // highest contact spring frequency, rad/s
-  double dt_stable;          // largest stable explicit step, s
-  double alpha;              // mass-proportional damping rate actually used, 1/s
-  double contact_stiffness;  // normal penalty per area actually used, Pa/m
+  double total_mass;          // kg
+  double omega_max;           // highest angular frequency of the free gel at rest, rad/s
+  double omega_contact;       // highest contact spring frequency, rad/s
+  double dt_stable;           // largest stable explicit step, s
+  double alpha;               // mass-proportional damping rate actually used, 1/s
+  double contact_stiffness;   // normal penalty per area actually used, Pa/m
+  double friction_stiffness;  // tangential stick stiffness per area actually used, Pa/m
 } dtac_gel_model;
 
 // state layout inside one flat array (MuJoCo's plugin_state)
@@ -99,6 +100,20 @@ typedef struct dtac_gel_scratch_ {
   double* col_ft;        // reaction wrench on each collider in a substep (maxcol x 6)
   double* imp;           // implicit contact terms per contact node (nsurf x DTAC_IMP_SIZE)
   int maxcol;
+  // reverse pass (step_adj.c): a substep recomputed with rec = 1 keeps its intermediates
+  int rec;
+  double* fint;                // internal forces at the substep start (nnode x 3)
+  double* vimp;                // node velocity before each implicit contact update (nsurf x 6)
+  dtac_frame st;               // the site's frame in the substep
+  double wsite[6];             // the gel's wrench on the site's body in the substep
+  double* state_tmp;           // a state to recompute in (state size)
+  double* fbar;                // cotangent of the node forces (nnode x 3)
+  double* imp_bar;             // cotangents of imp (nsurf x DTAC_IMP_SIZE)
+  double* col_ft_bar;          // cotangents of col_ft (maxcol x 6)
+  dtac_collider_bar* col_bar;  // cotangents of col_t (maxcol)
+  double* col_lbar;            // cotangents of col_local (maxcol x 12)
+  double site_lbar[12];        // cotangents of the site's pose in its body's frame
+  dtac_material_adj ma;        // cotangents of the material constants
 } dtac_gel_scratch;
 
 // what a step or force evaluation reports back
@@ -129,6 +144,26 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
 void dtac_gel_model_free(dtac_gel_model* gm);
 dtac_state_layout dtac_gel_state_layout(const dtac_gel_model* gm);
 int dtac_gel_substeps(const dtac_gel_model* gm, double timestep);
+
+// the gel's differentiable parameters, in the order of dtac_gel_param_bar's fields
+typedef enum dtac_gel_param_ {
+  DTAC_PARAM_YOUNG = 0,
+  DTAC_PARAM_POISSON,
+  DTAC_PARAM_DAMPING,
+  DTAC_PARAM_MASS_DAMPING,
+  DTAC_PARAM_FRICTION,
+  DTAC_PARAM_CONTACT_STIFFNESS,
+  DTAC_PARAM_CONTACT_DAMPING,
+  DTAC_PARAM_FRICTION_STIFFNESS,
+  DTAC_NPARAM
+} dtac_gel_param;
+extern const char* const dtac_gel_param_names[DTAC_NPARAM];
+// a parameter's value as the step uses it (derived defaults resolved)
+double dtac_gel_param_get(const dtac_gel_model* gm, int k);
+// sets a parameter, updating what derives from it (material constants, per-node contact
+// constants); other derived values (substep, default damping) stay as they were. Returns
+// nonzero with a message if the value is out of range.
+int dtac_gel_param_set(dtac_gel_model* gm, int k, double value, char* err, size_t errlen);
 
 int dtac_gel_scratch_make(dtac_gel_scratch* s, const dtac_gel_model* gm, int maxcol);
 void dtac_gel_scratch_free(dtac_gel_scratch* s);
@@ -195,6 +230,36 @@ typedef struct dtac_gel_step_ {
 void dtac_gels_advance(dtac_gel_step* gels, int ngel, dtac_body* bodies, int nbody,
                        const double gravity[3], double h);
 
+// the same, recording on tape (NULL: none; dtac_gels_tape_size doubles) what the reverse pass
+// (dtac_gels_advance_adj) needs: the substep count and every gel's state and every body's frame
+// at the start of each substep
+void dtac_gels_advance_tape(dtac_gel_step* gels, int ngel, dtac_body* bodies, int nbody,
+                            const double gravity[3], double h, double* tape);
+size_t dtac_gels_tape_size(const dtac_gel_step* gels, int ngel, int nbody);
+
+// internals shared with the reverse pass (step_adj.c)
+// a frame moving with body B: its world pose, velocity and angular velocity
+void dtac_frame_on_body(const dtac_frame* B, const double* lpos, const double* lmat, dtac_frame* f);
+// a node's contact constants against collider c: normal stiffness scaled for light bodies,
+// damping with it (same damping ratio)
+dtac_contact_node_param dtac_contact_scaled(const dtac_contact_node_param* p,
+                                            const dtac_collider* c);
+// the colliders and the site of gel g at substep time t
+void dtac_substep_frames(const dtac_gel_step* g, const dtac_frame* cur, double t,
+                         dtac_collider* col_t, dtac_frame* st);
+// the back face placed rigidly with the site at time t
+void dtac_gel_place_back(dtac_gel_step* g, const dtac_frame* cur, double t);
+// one gel's substep at time t: forces, implicit contact, integration of free nodes; the gel's
+// wrench on each body slot is added to wb (about the slots' current origins)
+void dtac_gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, double dt,
+                      const double gravity[3], double* wb);
+// sites' and colliders' poses in their bodies' frames, from the step-start frames
+void dtac_gels_locals(dtac_gel_step* gels, int ngel, const dtac_body* bodies);
+// one body's substep: velocity from the wrench beyond the applied one, then pose; dP and dQ
+// (may be NULL) accumulate the impulse and its time integral
+void dtac_body_substep(const dtac_body* B, dtac_frame* F, double* dP, double* dQ,
+                       const double wb[6], double dt);
+
 // the same with substep coupling: collider c moves with body col_slot[c] (>= 0) or at its own
 // constant velocity (-1, or col_slot NULL); the site moves with body site_slot or, if -1, at the
 // constant velocity of `site`. Bodies' dP and dQ are written.
@@ -202,6 +267,41 @@ void dtac_gel_advance_coupled(const dtac_gel_model* gm, dtac_gel_scratch* s, dou
                               const dtac_frame* site, int site_slot, dtac_body* bodies, int nbody,
                               const dtac_collider* col, const int* col_slot, int ncol,
                               const double gravity[3], double h, int nsub, dtac_step_report* rep);
+
+// ---- reverse pass of the step (step_adj.c)
+// ----------------------------------------------------------
+
+// cotangents of a gel's parameters (accumulated): young, poisson, damping (stiffness-
+// proportional time, s), mass_damping (1/s), friction, contact_stiffness (per area),
+// contact_damping (ratio), friction_stiffness (per area); derived values are held fixed
+typedef struct dtac_gel_param_bar_ {
+  double young, poisson, damping, mass_damping, friction, contact_stiffness, contact_damping,
+      friction_stiffness;
+} dtac_gel_param_bar;
+
+// one gel's cotangents in the reverse pass of a joint step
+typedef struct dtac_gel_step_bar_ {
+  double* state;             // in: of the state after the step; out: before (anchor ids ignored)
+  dtac_frame site;           // out (accumulated): of the step-start site frame (g->site)
+  dtac_collider_bar* col;    // out (accumulated): of the step-start colliders g->col (ncol)
+  dtac_gel_param_bar param;  // out (accumulated)
+} dtac_gel_step_bar;
+
+// one body slot's cotangents in the reverse pass
+typedef struct dtac_body_bar_ {
+  double dP[6], dQ[6];   // in: of the outputs dP and dQ
+  dtac_frame frame;      // out (accumulated): of the step-start frame
+  double Winv[36];       // out (accumulated)
+  double wrench_app[6];  // out (accumulated)
+} dtac_body_bar;
+
+// the reverse pass of dtac_gels_advance_tape (the same gels, bodies as they were before it, and
+// its tape): vector-Jacobian product of the step's outputs (states, dP, dQ) with respect to all
+// of its inputs (states, step-start frames of sites, colliders and bodies, Winv, wrench_app,
+// parameters). Gravity is a constant. No allocation.
+void dtac_gels_advance_adj(dtac_gel_step* gels, int ngel, const dtac_body* bodies, int nbody,
+                           const double gravity[3], double h, const double* tape,
+                           dtac_gel_step_bar* gb, dtac_body_bar* bb);
 
 // kinetic energy and elastic energy of a state (tests, diagnostics)
 double dtac_gel_kinetic(const dtac_gel_model* gm, const double* v);

@@ -70,9 +70,8 @@ static void react(double* col_ft, const dtac_collider* c, int ci, const double x
   }
 }
 
-// a node's contact constants against collider c: normal stiffness scaled for light bodies,
-// damping with it (same damping ratio)
-static dtac_contact_node_param scaled(const dtac_contact_node_param* p, const dtac_collider* c) {
+dtac_contact_node_param dtac_contact_scaled(const dtac_contact_node_param* p,
+                                            const dtac_collider* c) {
   dtac_contact_node_param q = *p;
   if (c->kscale > 0 && c->kscale < 1) {
     q.kn *= c->kscale;
@@ -143,7 +142,7 @@ int dtac_gel_contact_ex(const dtac_gel_model* gm, const double* x, const double*
       double n[3], f[3];
       double d = dtac_collider_dist(col + c, xa, n);
       if (d >= 0) continue;
-      dtac_contact_node_param pe = scaled(p, col + c);
+      dtac_contact_node_param pe = dtac_contact_scaled(p, col + c);
       if (imp && !second) {
         imp_record(imp + DTAC_IMP_SIZE * s + 7, &pe, d, n, c);
         pe.cn = 0;
@@ -164,7 +163,7 @@ int dtac_gel_contact_ex(const dtac_gel_model* gm, const double* x, const double*
     } else {
       memcpy(aw, xa, sizeof(aw));
     }
-    dtac_contact_node_param pe = scaled(p, c);
+    dtac_contact_node_param pe = dtac_contact_scaled(p, c);
     if (imp) imp_record(imp + DTAC_IMP_SIZE * s, &pe, dmin, nd, deepest);
     if (imp) pe.cn = 0;  // damping goes into the implicit update
     dtac_contact_force(&pe, c, dmin, nd, xa, va, aw, f, anew);
@@ -210,11 +209,6 @@ void dtac_gel_advance(const dtac_gel_model* gm, dtac_gel_scratch* s, double* sta
   dtac_gel_advance_coupled(gm, s, state, site, -1, NULL, 0, col, NULL, ncol, gravity, h, nsub, rep);
 }
 
-// a frame's pose at time t when it moves at constant velocity from f0
-static void frame_pose_const(const dtac_frame* f0, double t, double pos[3], double mat[9]) {
-  dtac_frame_at(f0, t, pos, mat);
-}
-
 // world pose of a point/frame given in a moving body's frame: pw = P + R pl, Rw = R Rl
 static void pose_from_local(const dtac_frame* b, const double* lpos, const double* lmat,
                             double pos[3], double mat[9]) {
@@ -242,9 +236,8 @@ void dtac_gel_advance_coupled(const dtac_gel_model* gm, dtac_gel_scratch* s, dou
   if (rep) *rep = g.rep;
 }
 
-// a frame moving with body B: its world pose, velocity and angular velocity
-static void frame_on_body(const dtac_frame* B, const double* lpos, const double* lmat,
-                          dtac_frame* f) {
+void dtac_frame_on_body(const dtac_frame* B, const double* lpos, const double* lmat,
+                        dtac_frame* f) {
   pose_from_local(B, lpos, lmat, f->pos, f->mat);
   double r[3], w[3];
   dtac_sub3(r, f->pos, B->pos);
@@ -255,26 +248,17 @@ static void frame_on_body(const dtac_frame* B, const double* lpos, const double*
   }
 }
 
-// one gel's substep at time t: forces, implicit contact, integration of free nodes; the gel's
-// wrench on each body slot is added to wb (about the slots' current origins)
-static void gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, double dt,
-                        const double gravity[3], double* wb) {
-  const dtac_gel_model* gm = g->gm;
-  dtac_gel_scratch* s = g->s;
-  dtac_state_layout L = dtac_gel_state_layout(gm);
-  double* x = g->state + L.x;
-  double* v = g->state + L.v;
-  double* anchor = g->state + L.anchor;
-  int ncol = g->ncol;
-
-  // colliders and the site at the start of this substep
-  for (int c = 0; c < ncol; c++) {
-    dtac_collider* ct = s->col_t + c;
+// the colliders (col_t, ncol) and the site (st) of gel g at substep time t: on their bodies'
+// current frames, or moved at constant velocity from the step start
+void dtac_substep_frames(const dtac_gel_step* g, const dtac_frame* cur, double t,
+                         dtac_collider* col_t, dtac_frame* st) {
+  for (int c = 0; c < g->ncol; c++) {
+    dtac_collider* ct = col_t + c;
     *ct = g->col[c];
     int b = g->col_slot ? g->col_slot[c] : -1;
     if (b >= 0) {
       dtac_frame f;
-      frame_on_body(cur + b, s->col_local + 12 * c, s->col_local + 12 * c + 3, &f);
+      dtac_frame_on_body(cur + b, g->s->col_local + 12 * c, g->s->col_local + 12 * c + 3, &f);
       memcpy(ct->pos, f.pos, sizeof(f.pos));
       memcpy(ct->mat, f.mat, sizeof(f.mat));
       memcpy(ct->vel, f.vel, sizeof(f.vel));
@@ -285,19 +269,36 @@ static void gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, doubl
       memcpy(fc.mat, g->col[c].mat, sizeof(fc.mat));
       memcpy(fc.vel, g->col[c].vel, sizeof(fc.vel));
       memcpy(fc.angvel, g->col[c].angvel, sizeof(fc.angvel));
-      frame_pose_const(&fc, t, ct->pos, ct->mat);
+      dtac_frame_at(&fc, t, ct->pos, ct->mat);
     }
   }
-  dtac_frame st;
   if (g->site_slot >= 0) {
-    frame_on_body(cur + g->site_slot, g->site_b.pos, g->site_b.mat, &st);
+    dtac_frame_on_body(cur + g->site_slot, g->site_b.pos, g->site_b.mat, st);
   } else {
-    st = *g->site;
-    frame_pose_const(g->site, t, st.pos, st.mat);
+    *st = *g->site;
+    dtac_frame_at(g->site, t, st->pos, st->mat);
   }
+}
+
+// one gel's substep at time t: forces, implicit contact, integration of free nodes; the gel's
+// wrench on each body slot is added to wb (about the slots' current origins)
+void dtac_gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, double dt,
+                      const double gravity[3], double* wb) {
+  const dtac_gel_model* gm = g->gm;
+  dtac_gel_scratch* s = g->s;
+  dtac_state_layout L = dtac_gel_state_layout(gm);
+  double* x = g->state + L.x;
+  double* v = g->state + L.v;
+  double* anchor = g->state + L.anchor;
+  int ncol = g->ncol;
+
+  // colliders and the site at the start of this substep
+  dtac_frame st;
+  dtac_substep_frames(g, cur, t, s->col_t, &st);
 
   // forces: internal, damping relative to the site's body, gravity, contact
   g->rep.min_J = fmin(g->rep.min_J, dtac_gel_internal_force(gm, s, x, v));
+  if (s->rec) memcpy(s->fint, s->force, sizeof(double) * 3 * gm->nnode);
   double wsite[6] = {0, 0, 0, 0, 0, 0};  // gel wrench on the site's body, about st.pos
   if (g->site_slot >= 0) {
     const double zero[3] = {0, 0, 0};
@@ -307,6 +308,10 @@ static void gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, doubl
     }
   }
   dtac_gel_mass_damping(gm, x, v, st.pos, &st, s->force, g->site_slot >= 0 ? wsite : NULL);
+  if (s->rec) {
+    s->st = st;
+    memcpy(s->wsite, wsite, sizeof(wsite));
+  }
   for (int a = 0; a < gm->nnode; a++) {
     for (int k = 0; k < 3; k++) s->force[3 * a + k] += gm->mass[a] * gravity[k];
   }
@@ -330,6 +335,7 @@ static void gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, doubl
     int a = gm->surf[si >> 1];
     if (gm->inv_mass[a] == 0) continue;
     const dtac_collider* c = s->col_t + (int)q[5];
+    if (s->rec) memcpy(s->vimp + 3 * si, v + 3 * a, sizeof(double) * 3);
     double m = gm->mass[a], r[3], w[3], u[3];
     dtac_sub3(r, x + 3 * a, c->pos);
     dtac_cross3(w, c->angvel, r);
@@ -370,14 +376,14 @@ static void gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, doubl
 }
 
 // the back face rigidly with the site at time t
-static void gel_place_back(dtac_gel_step* g, const dtac_frame* cur, double t) {
+void dtac_gel_place_back(dtac_gel_step* g, const dtac_frame* cur, double t) {
   const dtac_gel_model* gm = g->gm;
   dtac_state_layout L = dtac_gel_state_layout(gm);
   double* x = g->state + L.x;
   double* v = g->state + L.v;
   dtac_frame sf;
   if (g->site_slot >= 0) {
-    frame_on_body(cur + g->site_slot, g->site_b.pos, g->site_b.mat, &sf);
+    dtac_frame_on_body(cur + g->site_slot, g->site_b.pos, g->site_b.mat, &sf);
   } else {
     sf = *g->site;
     dtac_frame_at(g->site, t, sf.pos, sf.mat);
@@ -394,8 +400,71 @@ static void gel_place_back(dtac_gel_step* g, const dtac_frame* cur, double t) {
   }
 }
 
+void dtac_gels_locals(dtac_gel_step* gels, int ngel, const dtac_body* bodies) {
+  for (int i = 0; i < ngel; i++) {
+    dtac_gel_step* g = gels + i;
+    if (g->site_slot >= 0) {
+      const dtac_frame* B = &bodies[g->site_slot].frame;
+      double r[3];
+      dtac_sub3(r, g->site->pos, B->pos);
+      dtac_mulmTv3(g->site_b.pos, B->mat, r);
+      dtac_mulT33(g->site_b.mat, B->mat, g->site->mat);
+    }
+    for (int c = 0; c < g->ncol; c++) {
+      int b = g->col_slot ? g->col_slot[c] : -1;
+      if (b < 0) continue;
+      const dtac_frame* B = &bodies[b].frame;
+      double r[3];
+      dtac_sub3(r, g->col[c].pos, B->pos);
+      dtac_mulmTv3(g->s->col_local + 12 * c, B->mat, r);
+      dtac_mulT33(g->s->col_local + 12 * c + 3, B->mat, g->col[c].mat);
+    }
+  }
+}
+
+void dtac_body_substep(const dtac_body* B, dtac_frame* F, double* dP, double* dQ,
+                       const double wb[6], double dt) {
+  double dw[6], dv[6];
+  for (int k = 0; k < 6; k++) dw[k] = wb[k] - B->wrench_app[k];
+  for (int i = 0; i < 6; i++) {
+    dv[i] = 0;
+    for (int j = 0; j < 6; j++) dv[i] += B->Winv[6 * i + j] * dw[j];
+  }
+  for (int k = 0; k < 3; k++) {
+    F->vel[k] += dt * dv[k];
+    F->angvel[k] += dt * dv[3 + k];
+  }
+  if (dP) {
+    for (int k = 0; k < 6; k++) {
+      dP[k] += dt * dw[k];
+      dQ[k] += dt * dP[k];
+    }
+  }
+  dtac_frame F0 = *F;
+  dtac_frame_at(&F0, dt, F->pos, F->mat);
+}
+
+// doubles of tape one substep takes: every gel's state and every body's frame
+static size_t tape_substep(const dtac_gel_step* gels, int ngel, int nbody) {
+  size_t n = 18 * (size_t)nbody;
+  for (int i = 0; i < ngel; i++) n += dtac_gel_state_layout(gels[i].gm).size;
+  return n;
+}
+
+size_t dtac_gels_tape_size(const dtac_gel_step* gels, int ngel, int nbody) {
+  int nsub = 1;
+  for (int i = 0; i < ngel; i++) nsub = gels[i].nsub > nsub ? gels[i].nsub : nsub;
+  if (nbody > DTAC_MAX_BODY) nbody = DTAC_MAX_BODY;
+  return 1 + 3 * (size_t)nsub * tape_substep(gels, ngel, nbody);
+}
+
 void dtac_gels_advance(dtac_gel_step* gels, int ngel, dtac_body* bodies, int nbody,
                        const double gravity[3], double h) {
+  dtac_gels_advance_tape(gels, ngel, bodies, nbody, gravity, h, NULL);
+}
+
+void dtac_gels_advance_tape(dtac_gel_step* gels, int ngel, dtac_body* bodies, int nbody,
+                            const double gravity[3], double h, double* tape) {
   if (nbody > DTAC_MAX_BODY) nbody = DTAC_MAX_BODY;
 
   // substeps: the finest any gel needs; compressed and inverted elements are stiffer than the
@@ -417,56 +486,33 @@ void dtac_gels_advance(dtac_gel_step* gels, int ngel, dtac_body* bodies, int nbo
   for (int b = 0; b < nbody; b++) {
     for (int k = 0; k < 6; k++) bodies[b].dP[k] = bodies[b].dQ[k] = 0;
   }
-  for (int i = 0; i < ngel; i++) {
-    dtac_gel_step* g = gels + i;
-    if (g->site_slot >= 0) {
-      const dtac_frame* B = &bodies[g->site_slot].frame;
-      double r[3];
-      dtac_sub3(r, g->site->pos, B->pos);
-      dtac_mulmTv3(g->site_b.pos, B->mat, r);
-      dtac_mulT33(g->site_b.mat, B->mat, g->site->mat);
-    }
-    for (int c = 0; c < g->ncol; c++) {
-      int b = g->col_slot ? g->col_slot[c] : -1;
-      if (b < 0) continue;
-      const dtac_frame* B = &bodies[b].frame;
-      double r[3];
-      dtac_sub3(r, g->col[c].pos, B->pos);
-      dtac_mulmTv3(g->s->col_local + 12 * c, B->mat, r);
-      dtac_mulT33(g->s->col_local + 12 * c + 3, B->mat, g->col[c].mat);
-    }
-  }
+  dtac_gels_locals(gels, ngel, bodies);
   dtac_frame cur[DTAC_MAX_BODY];
   for (int b = 0; b < nbody; b++) cur[b] = bodies[b].frame;
 
+  size_t per_sub = tape_substep(gels, ngel, nbody);
+  if (tape) tape[0] = nsub;
   for (int sub = 0; sub < nsub; sub++) {
     double t = sub * dt;
+    if (tape) {
+      double* rec = tape + 1 + per_sub * sub;
+      for (int i = 0; i < ngel; i++) {
+        int n = dtac_gel_state_layout(gels[i].gm).size;
+        memcpy(rec, gels[i].state, sizeof(double) * n);
+        rec += n;
+      }
+      memcpy(rec, cur, sizeof(dtac_frame) * nbody);
+    }
     double wb[DTAC_MAX_BODY * 6];
     memset(wb, 0, sizeof(double) * 6 * nbody);
-    for (int i = 0; i < ngel; i++) gel_substep(gels + i, cur, t, dt, gravity, nbody ? wb : NULL);
+    for (int i = 0; i < ngel; i++)
+      dtac_gel_substep(gels + i, cur, t, dt, gravity, nbody ? wb : NULL);
 
     // bodies: the gels' wrench beyond what the rigid step applied changes their velocity now
     for (int b = 0; b < nbody; b++) {
-      dtac_body* B = bodies + b;
-      dtac_frame* F = cur + b;
-      double dw[6], dv[6];
-      for (int k = 0; k < 6; k++) dw[k] = wb[6 * b + k] - B->wrench_app[k];
-      for (int i = 0; i < 6; i++) {
-        dv[i] = 0;
-        for (int j = 0; j < 6; j++) dv[i] += B->Winv[6 * i + j] * dw[j];
-      }
-      for (int k = 0; k < 3; k++) {
-        F->vel[k] += dt * dv[k];
-        F->angvel[k] += dt * dv[3 + k];
-      }
-      for (int k = 0; k < 6; k++) {
-        B->dP[k] += dt * dw[k];
-        B->dQ[k] += dt * B->dP[k];
-      }
-      dtac_frame F0 = *F;
-      dtac_frame_at(&F0, dt, F->pos, F->mat);
+      dtac_body_substep(bodies + b, cur + b, bodies[b].dP, bodies[b].dQ, wb + 6 * b, dt);
     }
-    for (int i = 0; i < ngel; i++) gel_place_back(gels + i, cur, t + dt);
+    for (int i = 0; i < ngel; i++) dtac_gel_place_back(gels + i, cur, t + dt);
   }
 
   for (int i = 0; i < ngel; i++) {
