@@ -303,6 +303,27 @@ void dtac_gels_advance_adj(dtac_gel_step* gels, int ngel, const dtac_body* bodie
                            const double gravity[3], double h, const double* tape,
                            dtac_gel_step_bar* gb, dtac_body_bar* bb);
 
+// pieces of the reverse pass, shared with the plugin's reverse of its force evaluation
+// VJP of dtac_gel_internal_force: node force cotangents fbar -> x, v, material (accumulated)
+void dtac_gel_internal_force_adj(const dtac_gel_model* gm, const double* x, const double* v,
+                                 const double* fbar, double* xb, double* vb,
+                                 dtac_material_adj* ma);
+// VJP of dtac_gel_mass_damping relative to frame st (about st->pos): cotangents of the node
+// forces (fbar, may be NULL) and of the wrench (may be NULL) -> x, v, st (pos, vel, angvel), alpha
+void dtac_gel_mass_damping_adj(const dtac_gel_model* gm, const double* x, const double* v,
+                               const dtac_frame* st, const double* fbar, const double* wrench_bar,
+                               double* xb, double* vb, dtac_frame* st_bar, double* alpha_bar);
+// VJP of dtac_gel_contact_ex for surface node s: imp = 1 if the forward recorded implicit terms
+// (imp_bar their cotangents), anchor_out = 1 if it wrote anchors (ab holds their cotangents on
+// entry; on exit, and always, ab accumulates the input anchors' cotangents); fbar: node forces,
+// col_ft_bar: the colliders' reaction wrenches
+void dtac_gel_contact_node_adj(const dtac_gel_model* gm, int s, const dtac_collider* col,
+                               int ncol, const double* x, const double* v, const double* anchor,
+                               int imp, int anchor_out, const double* fbar,
+                               const double* col_ft_bar, const double* imp_bar, double* xb,
+                               double* vb, double* ab, dtac_collider_bar* col_bar,
+                               dtac_gel_param_bar* pb);
+
 // kinetic energy and elastic energy of a state (tests, diagnostics)
 double dtac_gel_kinetic(const dtac_gel_model* gm, const double* v);
 double dtac_gel_strain_energy(const dtac_gel_model* gm, const double* x);

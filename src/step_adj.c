@@ -147,26 +147,30 @@ static void react_adj(const dtac_collider* c, const double xa[3], const double f
 // ---- one gel's substep in reverse
 // ---------------------------------------------------------------
 
-// contact of one surface node (dtac_gel_contact_ex with imp) in reverse
-static void contact_node_adj(const dtac_gel_step* g, int s, const double* x, const double* v,
-                             const double* anchor, double* xb, double* vb, double* ab,
-                             dtac_gel_param_bar* pb) {
-  const dtac_gel_model* gm = g->gm;
-  dtac_gel_scratch* sc = g->s;
+void dtac_gel_contact_node_adj(const dtac_gel_model* gm, int s, const dtac_collider* col,
+                               int ncol, const double* x, const double* v, const double* anchor,
+                               int imp, int anchor_out, const double* fbar,
+                               const double* col_ft_bar, const double* imp_bar, double* xb,
+                               double* vb, double* ab, dtac_collider_bar* col_bar,
+                               dtac_gel_param_bar* pb) {
   int a = gm->surf[s];
   const double* xa = x + 3 * a;
   const double* va = v + 3 * a;
   const double* an = anchor + 4 * s;
   const dtac_contact_node_param* p = gm->surf_param + s;
-  const dtac_collider* col = sc->col_t;
   double* xab = xb + 3 * a;
   double* vab = vb + 3 * a;
-  double aob[3] = {ab[4 * s + 1], ab[4 * s + 2], ab[4 * s + 3]};
-  ab[4 * s + 1] = ab[4 * s + 2] = ab[4 * s + 3] = 0;
+  double aob[3] = {0, 0, 0};
+  if (anchor_out) {
+    for (int k = 0; k < 3; k++) {
+      aob[k] = ab[4 * s + 1 + k];
+      ab[4 * s + 1 + k] = 0;
+    }
+  }
 
   int deepest = -1;
   double dmin = 0, nd[3] = {0, 0, 0};
-  for (int c = 0; c < g->ncol; c++) {
+  for (int c = 0; c < ncol; c++) {
     if (col[c].rbound > 0) {
       double r[3];
       dtac_sub3(r, xa, col[c].pos);
@@ -182,14 +186,16 @@ static void contact_node_adj(const dtac_gel_step* g, int s, const double* x, con
   }
   if (deepest < 0) {
     // the anchor's coordinates pass through unchanged (its geom id is cleared)
-    for (int k = 0; k < 3; k++) ab[4 * s + 1 + k] = aob[k];
+    if (anchor_out) {
+      for (int k = 0; k < 3; k++) ab[4 * s + 1 + k] = aob[k];
+    }
     return;
   }
 
   // other penetrated colliders: normal force only, the first of them recorded for the
   // implicit update (its damping then left to it)
   int second = 0;
-  for (int c = 0; c < g->ncol; c++) {
+  for (int c = 0; c < ncol; c++) {
     if (c == deepest) continue;
     if (col[c].rbound > 0) {
       double r[3];
@@ -201,15 +207,15 @@ static void contact_node_adj(const dtac_gel_step* g, int s, const double* x, con
     if (d >= 0) continue;
     dtac_contact_node_param pe = dtac_contact_scaled(p, col + c);
     double cn = pe.cn;
-    int recorded = !second;
+    int recorded = imp && !second;
     if (recorded) {
       pe.cn = 0;
       second = 1;
     }
     dtac_contact_force(&pe, col + c, d, n, xa, va, xa, f, NULL);
-    double fb[3] = {sc->fbar[3 * a], sc->fbar[3 * a + 1], sc->fbar[3 * a + 2]};
-    dtac_collider_bar* cb = sc->col_bar + c;
-    react_adj(col + c, xa, f, sc->col_ft_bar + 6 * c, fb, xab, cb);
+    double fb[3] = {fbar[3 * a], fbar[3 * a + 1], fbar[3 * a + 2]};
+    dtac_collider_bar* cb = col_bar + c;
+    react_adj(col + c, xa, f, col_ft_bar + 6 * c, fb, xab, cb);
     double d_bar = 0, n_bar[3] = {0, 0, 0}, kn_bar = 0, cn_bar = 0;
     dtac_contact_param_adj pa = {0, 0, 0, 0};
     dtac_contact_force_adj(&pe, col + c, d, n, xa, va, xa, fb, NULL, &d_bar, n_bar, xab, vab, xab,
@@ -217,7 +223,7 @@ static void contact_node_adj(const dtac_gel_step* g, int s, const double* x, con
     kn_bar += pa.kn;
     if (!recorded) cn_bar += pa.cn;
     if (recorded) {
-      imp_record_adj(&pe, cn, d, sc->imp_bar + DTAC_IMP_SIZE * s + 7, &d_bar, n_bar, &kn_bar,
+      imp_record_adj(&pe, cn, d, imp_bar + DTAC_IMP_SIZE * s + 7, &d_bar, n_bar, &kn_bar,
                      &cn_bar);
     }
     dtac_collider_dist_adj(col + c, xa, d_bar, n_bar, xab, cb);
@@ -226,10 +232,10 @@ static void contact_node_adj(const dtac_gel_step* g, int s, const double* x, con
 
   // the deepest: normal force and friction from the stick anchor in its frame
   const dtac_collider* c = col + deepest;
-  dtac_collider_bar* cb = sc->col_bar + deepest;
+  dtac_collider_bar* cb = col_bar + deepest;
   dtac_contact_node_param pe = dtac_contact_scaled(p, c);
   double cn = pe.cn;
-  pe.cn = 0;
+  if (imp) pe.cn = 0;
   int stuck = (int)an[0] == c->geom;
   double aw[3], anew[3], f[3];
   if (stuck) {
@@ -238,10 +244,10 @@ static void contact_node_adj(const dtac_gel_step* g, int s, const double* x, con
     memcpy(aw, xa, sizeof(aw));
   }
   dtac_contact_force(&pe, c, dmin, nd, xa, va, aw, f, anew);
-  double fb[3] = {sc->fbar[3 * a], sc->fbar[3 * a + 1], sc->fbar[3 * a + 2]};
-  react_adj(c, xa, f, sc->col_ft_bar + 6 * deepest, fb, xab, cb);
+  double fb[3] = {fbar[3 * a], fbar[3 * a + 1], fbar[3 * a + 2]};
+  react_adj(c, xa, f, col_ft_bar + 6 * deepest, fb, xab, cb);
   double anew_bar[3] = {0, 0, 0}, aw_bar[3] = {0, 0, 0};
-  dtac_collider_to_local_adj(c, anew, aob, anew_bar, cb);
+  if (anchor_out) dtac_collider_to_local_adj(c, anew, aob, anew_bar, cb);
   double d_bar = 0, n_bar[3] = {0, 0, 0}, kn_bar = 0, cn_bar = 0;
   dtac_contact_param_adj pa = {0, 0, 0, 0};
   dtac_contact_force_adj(&pe, c, dmin, nd, xa, va, aw, fb, anew_bar, &d_bar, n_bar, xab, vab,
@@ -252,9 +258,87 @@ static void contact_node_adj(const dtac_gel_step* g, int s, const double* x, con
     for (int k = 0; k < 3; k++) xab[k] += aw_bar[k];
   }
   kn_bar += pa.kn;
-  imp_record_adj(&pe, cn, dmin, sc->imp_bar + DTAC_IMP_SIZE * s, &d_bar, n_bar, &kn_bar, &cn_bar);
+  if (imp) {
+    imp_record_adj(&pe, cn, dmin, imp_bar + DTAC_IMP_SIZE * s, &d_bar, n_bar, &kn_bar, &cn_bar);
+  } else {
+    cn_bar += pa.cn;
+  }
   dtac_collider_dist_adj(c, xa, d_bar, n_bar, xab, cb);
   param_chain(gm, s, c, kn_bar, cn_bar, pa.kt, pa.mu, pb);
+}
+
+void dtac_gel_internal_force_adj(const dtac_gel_model* gm, const double* x, const double* v,
+                                 const double* fbar, double* xb, double* vb,
+                                 dtac_material_adj* ma) {
+  for (int tt = 0; tt < gm->ntet; tt++) {
+    const int* tv = gm->tet + 4 * tt;
+    double fb[12], xbt[12], vbt[12];
+    int any = 0;
+    for (int i = 0; i < 4; i++) {
+      for (int k = 0; k < 3; k++) {
+        fb[3 * i + k] = fbar[3 * tv[i] + k];
+        any |= fb[3 * i + k] != 0;
+        xbt[3 * i + k] = vbt[3 * i + k] = 0;
+      }
+    }
+    if (!any) continue;
+    dtac_tet_force_adj(&gm->mat, x + 3 * tv[0], x + 3 * tv[1], x + 3 * tv[2], x + 3 * tv[3],
+                       v + 3 * tv[0], v + 3 * tv[1], v + 3 * tv[2], v + 3 * tv[3],
+                       gm->Dm_inv + 9 * tt, gm->vol[tt], fb, xbt, vbt, ma);
+    for (int i = 0; i < 4; i++) {
+      for (int k = 0; k < 3; k++) {
+        xb[3 * tv[i] + k] += xbt[3 * i + k];
+        vb[3 * tv[i] + k] += vbt[3 * i + k];
+      }
+    }
+  }
+
+}
+
+void dtac_gel_mass_damping_adj(const dtac_gel_model* gm, const double* x, const double* v,
+                               const dtac_frame* st, const double* fbar, const double* wrench_bar,
+                               double* xb, double* vb, dtac_frame* st_bar, double* alpha_bar) {
+  if (gm->alpha > 0) {
+    for (int a = 0; a < gm->nnode; a++) {
+      if (gm->inv_mass[a] == 0) continue;
+      double r[3], w[3], rel[3], f[3], fb[3], rb[3] = {0, 0, 0};
+      dtac_sub3(r, x + 3 * a, st->pos);
+      dtac_cross3(w, st->angvel, r);
+      for (int k = 0; k < 3; k++) {
+        rel[k] = v[3 * a + k] - st->vel[k] - w[k];
+        f[k] = -gm->alpha * gm->mass[a] * rel[k];
+        fb[k] = fbar ? fbar[3 * a + k] : 0;
+      }
+      if (wrench_bar) {
+        double mb[3], t1[3], t2[3];
+        for (int k = 0; k < 3; k++) mb[k] = -wrench_bar[3 + k];
+        dtac_cross3(t1, mb, r);
+        dtac_cross3(t2, f, mb);
+        for (int k = 0; k < 3; k++) {
+          fb[k] += t1[k] - wrench_bar[k];
+          rb[k] += t2[k];
+        }
+      }
+      *alpha_bar -= gm->mass[a] * dtac_dot3(fb, rel);
+      double relb[3], t1[3], t2[3];
+      for (int k = 0; k < 3; k++) {
+        relb[k] = -gm->alpha * gm->mass[a] * fb[k];
+        vb[3 * a + k] += relb[k];
+        st_bar->vel[k] -= relb[k];
+      }
+      // rel -= w, w = angvel x r
+      double wbar[3] = {-relb[0], -relb[1], -relb[2]};
+      dtac_cross3(t1, r, wbar);
+      dtac_cross3(t2, wbar, st->angvel);
+      for (int k = 0; k < 3; k++) {
+        st_bar->angvel[k] += t1[k];
+        rb[k] += t2[k];
+        xb[3 * a + k] += rb[k];
+        st_bar->pos[k] -= rb[k];
+      }
+    }
+  }
+
 }
 
 // one gel's substep (dtac_gel_substep) in reverse, its intermediates in g->s (recomputed from
@@ -366,50 +450,14 @@ static void substep_adj(const dtac_gel_step* g, const dtac_frame* cur, double t,
   }
 
   // contact
-  for (int sn = 0; sn < gm->nsurf; sn++)
-    contact_node_adj(g, sn, x, v, anchor, xb, vb, ab, &gb->param);
+  for (int sn = 0; sn < gm->nsurf; sn++) {
+    dtac_gel_contact_node_adj(gm, sn, s->col_t, ncol, x, v, anchor, 1, 1, s->fbar, s->col_ft_bar,
+                              s->imp_bar, xb, vb, ab, s->col_bar, &gb->param);
+  }
 
   // mass damping relative to the site's frame
-  if (gm->alpha > 0) {
-    for (int a = 0; a < gm->nnode; a++) {
-      if (gm->inv_mass[a] == 0) continue;
-      double r[3], w[3], rel[3], f[3], fb[3], rb[3] = {0, 0, 0};
-      dtac_sub3(r, x + 3 * a, st->pos);
-      dtac_cross3(w, st->angvel, r);
-      for (int k = 0; k < 3; k++) {
-        rel[k] = v[3 * a + k] - st->vel[k] - w[k];
-        f[k] = -gm->alpha * gm->mass[a] * rel[k];
-        fb[k] = s->fbar[3 * a + k];
-      }
-      if (g->site_slot >= 0) {
-        double mb[3], t1[3], t2[3];
-        for (int k = 0; k < 3; k++) mb[k] = -wsite_bar[3 + k];
-        dtac_cross3(t1, mb, r);
-        dtac_cross3(t2, f, mb);
-        for (int k = 0; k < 3; k++) {
-          fb[k] += t1[k] - wsite_bar[k];
-          rb[k] += t2[k];
-        }
-      }
-      gb->param.mass_damping -= gm->mass[a] * dtac_dot3(fb, rel);
-      double relb[3], t1[3], t2[3];
-      for (int k = 0; k < 3; k++) {
-        relb[k] = -gm->alpha * gm->mass[a] * fb[k];
-        vb[3 * a + k] += relb[k];
-        st_bar.vel[k] -= relb[k];
-      }
-      // rel -= w, w = angvel x r
-      double wbar[3] = {-relb[0], -relb[1], -relb[2]};
-      dtac_cross3(t1, r, wbar);
-      dtac_cross3(t2, wbar, st->angvel);
-      for (int k = 0; k < 3; k++) {
-        st_bar.angvel[k] += t1[k];
-        rb[k] += t2[k];
-        xb[3 * a + k] += rb[k];
-        st_bar.pos[k] -= rb[k];
-      }
-    }
-  }
+  dtac_gel_mass_damping_adj(gm, x, v, st, s->fbar, g->site_slot >= 0 ? wsite_bar : NULL, xb, vb,
+                            &st_bar, &gb->param.mass_damping);
 
   // the back face's internal forces on the site's body
   if (g->site_slot >= 0) {
@@ -421,28 +469,7 @@ static void substep_adj(const dtac_gel_step* g, const dtac_frame* cur, double t,
   }
 
   // internal forces
-  for (int tt = 0; tt < gm->ntet; tt++) {
-    const int* tv = gm->tet + 4 * tt;
-    double fb[12], xbt[12], vbt[12];
-    int any = 0;
-    for (int i = 0; i < 4; i++) {
-      for (int k = 0; k < 3; k++) {
-        fb[3 * i + k] = s->fbar[3 * tv[i] + k];
-        any |= fb[3 * i + k] != 0;
-        xbt[3 * i + k] = vbt[3 * i + k] = 0;
-      }
-    }
-    if (!any) continue;
-    dtac_tet_force_adj(&gm->mat, x + 3 * tv[0], x + 3 * tv[1], x + 3 * tv[2], x + 3 * tv[3],
-                       v + 3 * tv[0], v + 3 * tv[1], v + 3 * tv[2], v + 3 * tv[3],
-                       gm->Dm_inv + 9 * tt, gm->vol[tt], fb, xbt, vbt, ma);
-    for (int i = 0; i < 4; i++) {
-      for (int k = 0; k < 3; k++) {
-        xb[3 * tv[i] + k] += xbt[3 * i + k];
-        vb[3 * tv[i] + k] += vbt[3 * i + k];
-      }
-    }
-  }
+  dtac_gel_internal_force_adj(gm, x, v, s->fbar, xb, vb, ma);
 
   // the site's and the colliders' frames at this substep
   if (g->site_slot >= 0) {
