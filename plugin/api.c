@@ -58,6 +58,13 @@ int dtac_gel_contact_wrench(const mjModel* m, const mjData* d, int instance, mjt
   return 0;
 }
 
+int dtac_gel_contact_forces(const mjModel* m, const mjData* d, int instance, mjtNum* f) {
+  const dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
+  if (!e) return -1;
+  memcpy(f, e->contact_force, sizeof(mjtNum) * 3 * e->model.nnode);
+  return e->model.nnode;
+}
+
 mjtNum dtac_gel_elastic_energy(const mjModel* m, const mjData* d, int instance) {
   const dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
   if (!e) return 0;

@@ -155,6 +155,14 @@ static void elastomer_free(dtac_elastomer* e) {
   free(e->gels);
   free(e->steps);
   free(e->sites);
+  free(e->qfrc);
+  free(e->tape);
+  free(e->rec_qpos);
+  free(e->rec_qvel);
+  free(e->wapp_bar);
+  free(e->cf_bar);
+  free(e->col_bar);
+  free(e->gscratch);
   free(e);
 }
 
@@ -211,7 +219,14 @@ static dtac_elastomer* elastomer_make(const mjModel* m, int instance, char* err,
   e->gels = (dtac_elastomer**)calloc(e->maxgel, sizeof(dtac_elastomer*));
   e->steps = (dtac_gel_step*)calloc(e->maxgel, sizeof(dtac_gel_step));
   e->sites = (dtac_frame*)calloc(e->maxgel, sizeof(dtac_frame));
-  if (!e->gels || !e->steps || !e->sites || !e->slot_body || !e->body_slot || !e->col_slot ||
+  e->qfrc = (mjtNum*)calloc(nv1, sizeof(mjtNum));
+  e->rec_qpos = (mjtNum*)calloc(m->nq > 0 ? m->nq : 1, sizeof(mjtNum));
+  e->rec_qvel = (mjtNum*)calloc(nv1, sizeof(mjtNum));
+  e->wapp_bar = (mjtNum*)calloc(6 * m->nbody, sizeof(mjtNum));
+  e->cf_bar = (double*)calloc(3 * e->model.nnode, sizeof(double));
+  e->col_bar = (dtac_collider_bar*)calloc(ng, sizeof(dtac_collider_bar));
+  if (!e->wapp_bar || !e->cf_bar || !e->col_bar || !e->qfrc || !e->rec_qpos || !e->rec_qvel ||
+      !e->gels || !e->steps || !e->sites || !e->slot_body || !e->body_slot || !e->col_slot ||
       !e->slot || !e->slot_jac || !e->slot_tmp || !e->body_wrench || !e->contact_force ||
       !e->geom_ok || !e->geom_planeadr || !e->geom_nplane || !e->col || !e->col_ft || !e->jac ||
       dtac_gel_scratch_make(&e->scratch, &e->model, ng)) {
@@ -301,7 +316,9 @@ static void elastomer_copy(mjData* dest, const mjModel* m, const mjData* src, in
 }
 
 // candidate colliders near the gel; velocities from jac * qvel when use_jac, else from cvel
-static void gather_colliders(const mjModel* m, mjData* d, dtac_elastomer* e, int use_jac) {
+// (fixed: the same geoms as the last call, with the same bounds)
+static void gather_colliders(const mjModel* m, mjData* d, dtac_elastomer* e, int use_jac,
+                             int fixed) {
   const double* x = d->plugin_state + m->plugin_stateadr[e->instance] + e->L.x;
   const double* v = d->plugin_state + m->plugin_stateadr[e->instance] + e->L.v;
   double lo[3] = {INFINITY, INFINITY, INFINITY}, hi[3] = {-INFINITY, -INFINITY, -INFINITY};
@@ -316,8 +333,10 @@ static void gather_colliders(const mjModel* m, mjData* d, dtac_elastomer* e, int
   // margin: what the gel and a geom may cover within one step, and a tenth of the gel
   const double* sz = e->def.gel.size;
   double margin = sqrt(vmax) * m->opt.timestep + 0.1 * fmax(sz[0], fmax(sz[1], sz[2]));
+  int nfixed = e->ncol;
   e->ncol = 0;
-  for (int g = 0; g < m->ngeom; g++) {
+  for (int gi = 0; gi < (fixed ? nfixed : m->ngeom); gi++) {
+    int g = fixed ? e->col[gi].geom : gi;
     if (!e->geom_ok[g]) continue;
     const mjtNum* gp = d->geom_xpos + 3 * g;
     const mjtNum* gm = d->geom_xmat + 9 * g;
@@ -332,7 +351,7 @@ static void gather_colliders(const mjModel* m, mjData* d, dtac_elastomer* e, int
         dtac_sub3(r, p, gp);
         dmin = fmin(dmin, dtac_dot3(r, nz));
       }
-      if (dmin > margin) continue;
+      if (dmin > margin && !fixed) continue;
       rb = 0;
     } else {
       double d2 = 0;
@@ -340,8 +359,8 @@ static void gather_colliders(const mjModel* m, mjData* d, dtac_elastomer* e, int
         double q = gp[k] < lo[k] ? lo[k] - gp[k] : (gp[k] > hi[k] ? gp[k] - hi[k] : 0);
         d2 += q * q;
       }
-      if (d2 > (rb + margin) * (rb + margin)) continue;
-      rb += margin;
+      if (d2 > (rb + margin) * (rb + margin) && !fixed) continue;
+      rb = fixed ? e->col[gi].rbound : rb + margin;
     }
     dtac_collider* c = e->col + e->ncol++;
     c->type = type;
@@ -391,7 +410,7 @@ static int recover_nonfinite(const mjModel* m, mjData* d, dtac_elastomer* e, con
 // PASSIVE: forces of the gel on the bodies, from the current state (a pure function of it)
 static void elastomer_compute(const mjModel* m, mjData* d, int instance, int capability_bit) {
   dtac_elastomer* e = (dtac_elastomer*)d->plugin_data[instance];
-  if (!e || !(capability_bit & mjPLUGIN_PASSIVE)) return;
+  if (!e || !(capability_bit & mjPLUGIN_PASSIVE) || e->frozen) return;
   dtac_elastomer_ensure_placed(m, d, e);
   recover_nonfinite(m, d, e, "found before the force evaluation");
   const double* state = d->plugin_state + m->plugin_stateadr[instance];
@@ -430,13 +449,14 @@ static void elastomer_compute(const mjModel* m, mjData* d, int instance, int cap
     }
   }
   memset(e->body_wrench, 0, sizeof(mjtNum) * 6 * m->nbody);
+  mju_zero(e->qfrc, m->nv);
   if (e->body > 0) {
-    mj_applyFT(m, d, F, T, sp, e->body, d->qfrc_passive);
+    mj_applyFT(m, d, F, T, sp, e->body, e->qfrc);
     dtac_wrench_add(e->body_wrench + 6 * e->body, F, T, sp, d->xpos + 3 * e->body);
   }
 
   // contact: reactions on the touched bodies; the gel feels the opposite
-  gather_colliders(m, d, e, 0);
+  gather_colliders(m, d, e, 0, 0);
   memset(e->col_ft, 0, sizeof(double) * 6 * e->ncol);
   memset(e->contact_force, 0, sizeof(double) * 3 * gm->nnode);
   e->ncontact = dtac_gel_contact(gm, x, v, state + e->L.anchor, NULL, e->col, e->ncol,
@@ -446,7 +466,7 @@ static void elastomer_compute(const mjModel* m, mjData* d, int instance, int cap
     const double* ft = e->col_ft + 6 * c;
     const dtac_collider* col = e->col + c;
     if (col->body > 0) {
-      mj_applyFT(m, d, ft, ft + 3, col->pos, col->body, d->qfrc_passive);
+      mj_applyFT(m, d, ft, ft + 3, col->pos, col->body, e->qfrc);
       dtac_wrench_add(e->body_wrench + 6 * col->body, ft, ft + 3, col->pos,
                       d->xpos + 3 * col->body);
     }
@@ -459,6 +479,109 @@ static void elastomer_compute(const mjModel* m, mjData* d, int instance, int cap
       e->wrench[3 + k] -= ft[3 + k] + t[k];
     }
   }
+  mju_addTo(d->qfrc_passive, e->qfrc, m->nv);
+}
+
+static void slot_refresh(const mjModel* m, mjData* d, dtac_elastomer* e, int k);
+
+void dtac_elastomer_passive_adj(const mjModel* m, mjData* d, dtac_elastomer* e,
+                                const mjtNum* qfrc_bar, const mjtNum* wrench_bar,
+                                const double* cf_bar, double* state_bar, dtac_gel_param_bar* pb) {
+  const double* state = d->plugin_state + m->plugin_stateadr[e->instance];
+  const double* x = state + e->L.x;
+  const double* v = state + e->L.v;
+  double* xb = state_bar + e->L.x;
+  double* vb = state_bar + e->L.v;
+  double* ab = state_bar + e->L.anchor;
+  dtac_gel_model* gm = &e->model;
+  dtac_gel_scratch* s = &e->scratch;
+  int nv = m->nv;
+  mjtNum* jp = e->jac;
+  mjtNum* jr = e->jac + 3 * nv;
+  memset(&s->ma, 0, sizeof(s->ma));
+
+  // contact: each collider's reaction wrench reaches qfrc through J^T at its origin (the
+  // colliders as compute gathered them)
+  gather_colliders(m, d, e, 0, 0);
+  memset(s->col_ft_bar, 0, sizeof(double) * 6 * e->ncol);
+  memset(s->col_bar, 0, sizeof(dtac_collider_bar) * e->ncol);
+  for (int c = 0; c < e->ncol; c++) {
+    const dtac_collider* col = e->col + c;
+    if (col->body <= 0) continue;
+    double* ftb = s->col_ft_bar + 6 * c;
+    mj_jac(m, d, jp, jr, col->pos, col->body);
+    for (int k = 0; k < 3; k++) {
+      ftb[k] = mju_dot(jp + nv * k, qfrc_bar, nv);
+      ftb[3 + k] = mju_dot(jr + nv * k, qfrc_bar, nv);
+    }
+    if (wrench_bar) {
+      // body_wrench += (ft, t about col pos) moved to xpos: ft_bar += w_f + w_t x r, t_bar += w_t
+      const mjtNum* wb = wrench_bar + 6 * col->body;
+      double r[3], t[3];
+      dtac_sub3(r, col->pos, d->xpos + 3 * col->body);
+      dtac_cross3(t, wb + 3, r);
+      for (int k = 0; k < 3; k++) {
+        ftb[k] += wb[k] + t[k];
+        ftb[3 + k] += wb[3 + k];
+      }
+    }
+  }
+  double* fbar = s->fbar;
+  for (int i = 0; i < 3 * gm->nnode; i++) fbar[i] = cf_bar ? cf_bar[i] : 0;
+  for (int sn = 0; sn < gm->nsurf; sn++) {
+    dtac_gel_contact_node_adj(gm, sn, e->col, e->ncol, x, v, state + e->L.anchor, 0, 0, fbar,
+                              s->col_ft_bar, NULL, xb, vb, ab, s->col_bar, pb);
+  }
+
+  // the back face and the damping relative to the body: (F, T about the site) on the body
+  if (e->body > 0) {
+    const mjtNum* sp = d->site_xpos + 3 * e->site;
+    double Fb[3], Tb[3];
+    mj_jac(m, d, jp, jr, sp, e->body);
+    for (int k = 0; k < 3; k++) {
+      Fb[k] = mju_dot(jp + nv * k, qfrc_bar, nv);
+      Tb[k] = mju_dot(jr + nv * k, qfrc_bar, nv);
+    }
+    if (wrench_bar) {
+      const mjtNum* wb = wrench_bar + 6 * e->body;
+      double r[3], t[3];
+      dtac_sub3(r, sp, d->xpos + 3 * e->body);
+      dtac_cross3(t, wb + 3, r);
+      for (int k = 0; k < 3; k++) {
+        Fb[k] += wb[k] + t[k];
+        Tb[k] += wb[3 + k];
+      }
+    }
+    // F = sum of the back face's internal forces (+ damping), T = sum of r x f about the site
+    dtac_gel_internal_force(gm, s, x, v);
+    memset(fbar, 0, sizeof(double) * 3 * gm->nnode);
+    for (int i = 0; i < gm->nfixed; i++) {
+      int a = gm->fixed_id[i];
+      const double* f = s->force + 3 * a;
+      double r[3], t1[3], t2[3];
+      dtac_sub3(r, x + 3 * a, sp);
+      dtac_cross3(t1, Tb, r);
+      dtac_cross3(t2, f, Tb);
+      for (int k = 0; k < 3; k++) {
+        fbar[3 * a + k] = Fb[k] + t1[k];
+        xb[3 * a + k] += t2[k];
+      }
+    }
+    dtac_gel_internal_force_adj(gm, x, v, fbar, xb, vb, &s->ma);
+    if (gm->alpha > 0) {
+      dtac_frame site, site_bar;
+      site_frame(d, e->site, &site);
+      mjtNum vel[6];
+      mj_objectVelocity(m, d, mjOBJ_SITE, e->site, vel, 0);
+      memcpy(site.angvel, vel, sizeof(site.angvel));
+      memcpy(site.vel, vel + 3, sizeof(site.vel));
+      memset(&site_bar, 0, sizeof(site_bar));
+      double wbar[6] = {Fb[0], Fb[1], Fb[2], Tb[0], Tb[1], Tb[2]};
+      dtac_gel_mass_damping_adj(gm, x, v, &site, NULL, wbar, xb, vb, &site_bar, &pb->mass_damping);
+    }
+  }
+  dtac_material_set_adj(gm->def.young, gm->def.poisson, &s->ma, &pb->young, &pb->poisson,
+                        &pb->damping);
 }
 
 // the slot of body b, creating it (frame, velocity, inverse effective mass, applied wrench);
@@ -471,6 +594,13 @@ static int body_slot_get(const mjModel* m, mjData* d, dtac_elastomer* e, int b) 
   int k = e->nslot++;
   e->body_slot[b] = k;
   e->slot_body[k] = b;
+  slot_refresh(m, d, e, k);
+  return k;
+}
+
+// a slot's frame, velocity and inverse effective mass from d
+static void slot_refresh(const mjModel* m, mjData* d, dtac_elastomer* e, int k) {
+  int b = e->slot_body[k];
   int nv = m->nv;
   mjtNum* J = e->slot_jac + 6 * nv * k;
   mjtNum* X = e->slot_tmp;
@@ -485,11 +615,9 @@ static int body_slot_get(const mjModel* m, mjData* d, dtac_elastomer* e, int b) 
   for (int i = 0; i < 6; i++) {
     for (int j = 0; j < 6; j++) B->Winv[6 * i + j] = mju_dot(J + nv * i, X + nv * j, nv);
   }
-  return k;
 }
 
-// the rigid bodies' share of the coupling: qvel += M^-1 sum J^T dP, qpos moved by M^-1 sum J^T dQ
-static void apply_corrections(const mjModel* m, mjData* d, dtac_elastomer* e) {
+void dtac_elastomer_corrections(const mjModel* m, mjData* d, dtac_elastomer* e) {
   int nv = m->nv;
   mjtNum* y = e->slot_tmp;
   mjtNum* z = e->slot_tmp + nv;
@@ -510,29 +638,31 @@ static void apply_corrections(const mjModel* m, mjData* d, dtac_elastomer* e) {
   mj_integratePos(m, d->qpos, dq, 1);
 }
 
-// time integration of the gel over one MuJoCo step, after MuJoCo advanced qpos and qvel
-static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
-  dtac_elastomer* e = (dtac_elastomer*)d->plugin_data[instance];
-  if (!e) return;
+dtac_elastomer* dtac_elastomer_lead(const mjModel* m, const mjData* d) {
+  for (int i = 0; i < m->nplugin; i++) {
+    dtac_elastomer* g = dtac_elastomer_get(m, d, i);
+    if (g) return g;
+  }
+  return NULL;
+}
 
+int dtac_elastomer_setup(const mjModel* m, mjData* d, dtac_elastomer* e) {
   // the first elastomer instance steps all of them together, so that a body touched by
   // several gels (an object in a two-pad grasp) feels all of them at the substep rate
-  dtac_elastomer* lead = NULL;
   int ngel = 0;
   for (int i = 0; i < m->nplugin; i++) {
     dtac_elastomer* g = dtac_elastomer_get(m, d, i);
-    if (!g) continue;
-    if (!lead) lead = g;
-    if (ngel < lead->maxgel) lead->gels[ngel++] = g;
+    if (g && ngel < e->maxgel) e->gels[ngel++] = g;
   }
-  if (lead != e) return;
-  double gravity[3] = {m->opt.gravity[0], m->opt.gravity[1], m->opt.gravity[2]};
-  if (m->opt.disableflags & mjDSBL_GRAVITY) gravity[0] = gravity[1] = gravity[2] = 0;
   int couple = m->nv > 0;
-  if (couple) {
-    for (int b = 0; b < m->nbody; b++) e->body_slot[b] = -1;
+  if (e->fixed) {
+    for (int k = 0; k < e->nslot; k++) slot_refresh(m, d, e, k);
+  } else {
+    if (couple) {
+      for (int b = 0; b < m->nbody; b++) e->body_slot[b] = -1;
+    }
+    e->nslot = 0;
   }
-  e->nslot = 0;
 
   for (int i = 0; i < ngel; i++) {
     dtac_elastomer* g = e->gels[i];
@@ -553,7 +683,7 @@ static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
       mju_mulMatVec(site->angvel, e->jac + 3 * m->nv, d->qvel, 3, m->nv);
     }
     st->site = site;
-    gather_colliders(m, d, g, 1);
+    gather_colliders(m, d, g, 1, e->fixed);
     st->col = g->col;
     st->ncol = g->ncol;
 
@@ -562,7 +692,9 @@ static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
     st->col_slot = NULL;
     if (couple && g->coupling) {
       st->site_slot = body_slot_get(m, d, e, g->body);
-      for (int c = 0; c < g->ncol; c++) g->col_slot[c] = body_slot_get(m, d, e, g->col[c].body);
+      if (!e->fixed) {
+        for (int c = 0; c < g->ncol; c++) g->col_slot[c] = body_slot_get(m, d, e, g->col[c].body);
+      }
       st->col_slot = g->col_slot;
     }
   }
@@ -576,9 +708,25 @@ static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
         mju_addTo(e->slot[k].wrench_app, e->gels[i]->body_wrench + 6 * b, 6);
     }
   }
+  return ngel;
+}
 
-  dtac_gels_advance(e->steps, ngel, e->slot, e->nslot, gravity, m->opt.timestep);
-  if (e->nslot) apply_corrections(m, d, e);
+// time integration of the gel over one MuJoCo step, after MuJoCo advanced qpos and qvel
+static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
+  dtac_elastomer* e = (dtac_elastomer*)d->plugin_data[instance];
+  if (!e || e->frozen || dtac_elastomer_lead(m, d) != e) return;
+  double gravity[3] = {m->opt.gravity[0], m->opt.gravity[1], m->opt.gravity[2]};
+  if (m->opt.disableflags & mjDSBL_GRAVITY) gravity[0] = gravity[1] = gravity[2] = 0;
+
+  int ngel = dtac_elastomer_setup(m, d, e);
+  double* tape = NULL;
+  if (e->record && e->tape) {
+    if (dtac_gels_tape_size(e->steps, ngel, e->nslot) <= e->tape_size) tape = e->tape;
+    mju_copy(e->rec_qpos, d->qpos, m->nq);
+    mju_copy(e->rec_qvel, d->qvel, m->nv);
+  }
+  dtac_gels_advance_tape(e->steps, ngel, e->slot, e->nslot, gravity, m->opt.timestep, tape);
+  if (e->nslot) dtac_elastomer_corrections(m, d, e);
 
   for (int i = 0; i < ngel; i++) {
     dtac_elastomer* g = e->gels[i];

@@ -56,6 +56,20 @@ typedef struct dtac_elastomer_ {
   dtac_gel_step* steps;           // their parts of the joint step (maxgel)
   dtac_frame* sites;              // their sites at the step start (maxgel)
   int nsub_last;                  // substeps taken in the last step
+  // gradients (plugin/grad.c)
+  int frozen;        // 1: compute and advance do nothing (the rigid step alone)
+  int fixed;         // 1: the joint step's setup keeps its collider and body lists (lead)
+  mjtNum* qfrc;      // the gel's share of qfrc_passive in the last compute (nv)
+  int record;        // lead: the joint step records its tape and its rigid inputs
+  double* tape;      // lead: tape of the last recorded joint step
+  size_t tape_size;  // doubles allocated for it
+  mjtNum* rec_qpos;  // lead: qpos and qvel the last recorded step's advance started from
+  mjtNum* rec_qvel;
+  mjtNum* wapp_bar;            // lead: cotangent of the wrench the rigid step applied to each body
+                               // (nbody x 6), from the reverse of the advance
+  double* cf_bar;              // cotangent of the node contact forces (nnode x 3), from sensors
+  dtac_collider_bar* col_bar;  // cotangents of the step-start colliders (ngeom)
+  mjtNum* gscratch;  // lead: scratch of the reverse pass (allocated when recording starts)
   // outputs of the last passive evaluation (compute)
   double* contact_force;  // contact force on each node, world (nnode x 3; 0 off the surface)
   mjtNum wrench[6];       // contact force/torque on the gel (world; torque about the site)
@@ -79,5 +93,30 @@ dtac_elastomer* dtac_elastomer_get(const mjModel* m, const mjData* d, int instan
 int dtac_elastomer_ensure_placed(const mjModel* m, mjData* d, dtac_elastomer* e);
 
 void dtac_elastomer_register(void);
+
+// ---- for the gradient tape (plugin/grad.c)
+
+// the first elastomer instance of d (the one that steps all gels jointly), or NULL
+dtac_elastomer* dtac_elastomer_lead(const mjModel* m, const mjData* d);
+
+// sets up the joint step of all gels from d's kinematics (at the step start) and qvel, as
+// advance does, without stepping: lead->steps, sites, colliders, body slots. With
+// lead->fixed, the collider and body lists of the last setup are kept (poses, velocities and
+// inverse masses are refreshed). Returns the number of gels.
+int dtac_elastomer_setup(const mjModel* m, mjData* d, dtac_elastomer* lead);
+
+// the rigid bodies' share of the coupling after a joint step: qvel += M^-1 sum J^T dP, qpos moved
+// by M^-1 sum J^T dQ (M and J of d's current kinematics and mass matrix)
+void dtac_elastomer_corrections(const mjModel* m, mjData* d, dtac_elastomer* lead);
+
+// VJP of compute (the gel's forces on the bodies from its state): given the cotangents of the
+// gel's share of qfrc_passive (qfrc_bar, nv), of the wrench it applies to each body (about the
+// body's origin, wrench_bar: nbody x 6, may be NULL) and of its per-node contact forces
+// (cf_bar: nnode x 3, may be NULL), accumulates the cotangent of the gel's state (state_bar)
+// and of its parameters, with d's kinematics and velocities held fixed. d must hold the
+// kinematics compute ran at (after mj_forward or a step's forward pass on this state).
+void dtac_elastomer_passive_adj(const mjModel* m, mjData* d, dtac_elastomer* e,
+                                const mjtNum* qfrc_bar, const mjtNum* wrench_bar,
+                                const double* cf_bar, double* state_bar, dtac_gel_param_bar* pb);
 
 #endif  // DTAC_PLUGIN_ELASTOMER_H_

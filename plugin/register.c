@@ -2,9 +2,11 @@
 #include <mujoco/mujoco.h>
 
 #include "elastomer.h"
+#include "grad.h"
 #include "tactile.h"
 
 mjPLUGIN_LIB_INIT(difftac) {
   dtac_elastomer_register();
   dtac_tactile_register();
+  dtac_elastomer_register_derivative();
 }

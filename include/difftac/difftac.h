@@ -60,6 +60,10 @@ DTAC_API const mjtNum* dtac_gel_rest_positions(const mjModel* m, const mjData* d
 DTAC_API int dtac_gel_contact_wrench(const mjModel* m, const mjData* d, int instance,
                                      mjtNum wrench[6]);
 
+// per-node contact force on the gel (world, nnode x 3) from the last passive stage; returns
+// nnode, or -1 if the instance is not an elastomer
+DTAC_API int dtac_gel_contact_forces(const mjModel* m, const mjData* d, int instance, mjtNum* f);
+
 // elastic strain energy and kinetic energy of the gel, J
 DTAC_API mjtNum dtac_gel_elastic_energy(const mjModel* m, const mjData* d, int instance);
 DTAC_API mjtNum dtac_gel_kinetic_energy(const mjModel* m, const mjData* d, int instance);
@@ -135,6 +139,60 @@ DTAC_API void dtac_optics_render(int width, int height, double pitch, const doub
 DTAC_API double dtac_optics_fit(int nimage, int width, int height, double pitch,
                                 const double* depth, const double* rgb, double background[3],
                                 double* lighting, char* err, int errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+// ==== gradients ====================================================================================
+// Parameters, the rollout tape and its reverse pass (docs/gradients.md). The gradient state of a
+// model is [qpos tangent (nv, as mj_differentiatePos), qvel (nv), act (na), plugin_state
+// (npluginstate)]; cotangents of plugin_state entries that are not continuous (anchor ids,
+// flags) are ignored and returned as 0.
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// differentiable parameters: named "<plugin instance>/<parameter>" (for an elastomer instance
+// "gel": gel/young, gel/poisson, gel/damping, gel/mass_damping, gel/friction,
+// gel/contact_stiffness, gel/contact_damping, gel/friction_stiffness)
+DTAC_API int dtac_param_count(const mjModel* m);
+// writes parameter i's name; returns 0, or -1 if there is no parameter i
+DTAC_API int dtac_param_name(const mjModel* m, int i, char* name, int len);
+// index of the parameter named `name`, or -1
+DTAC_API int dtac_param_find(const mjModel* m, const char* name);
+// value in d (each mjData has its own gel models), as the step uses it (derived defaults
+// resolved); NaN if there is no parameter i
+DTAC_API mjtNum dtac_param_get(const mjModel* m, const mjData* d, int i);
+// sets a parameter in d; other values derived at load (substep, default damping, light-body
+// stiffness scale) stay. Returns 0, or -1 (with a warning) if out of range
+DTAC_API int dtac_param_set(const mjModel* m, mjData* d, int i, mjtNum value);
+
+// size of the gradient state: 2 nv + na + npluginstate
+DTAC_API int dtac_grad_state_size(const mjModel* m);
+
+typedef struct dtac_tape_ dtac_tape;
+
+// a tape for up to nstep steps of d, with a checkpoint every `every` steps (0: ceil(sqrt(nstep)));
+// runs mj_forward(m, d). Euler and implicitfast integrators. NULL (with a warning) on failure
+DTAC_API dtac_tape* dtac_tape_make(const mjModel* m, mjData* d, int nstep, int every);
+DTAC_API void dtac_tape_free(dtac_tape* tp);
+// mj_step(m, d), recorded; returns the step's index, or -1 if the tape is full
+DTAC_API int dtac_tape_step(dtac_tape* tp);
+DTAC_API int dtac_tape_nstep(const dtac_tape* tp);
+// forgets the recorded steps (the next dtac_tape_step records step 0 again)
+DTAC_API void dtac_tape_reset(dtac_tape* tp);
+// bytes of recorded states the tape holds: (ceil(nstep / every) + every) * integration state
+// size + nstep * user input size (mj_stateSize with mjSTATE_INTEGRATION, mjSTATE_USER)
+DTAC_API size_t dtac_tape_memory(const dtac_tape* tp);
+
+// the reverse pass over the recorded steps. sensor_bar: cotangent of d->sensordata after each
+// step (nstep x nsensordata; row t holds what mj_step number t wrote, the sensors of the state
+// it started from), or NULL; state_bar: of the final state (gradient state), or NULL. Returns,
+// where not NULL: state0_bar (gradient state at the first recorded step), ctrl_bar (nstep x nu,
+// the ctrl each step used) and param_bar (dtac_param_count). 0 on success.
+DTAC_API int dtac_tape_backward(dtac_tape* tp, const mjtNum* sensor_bar, const mjtNum* state_bar,
+                                mjtNum* state0_bar, mjtNum* ctrl_bar, mjtNum* param_bar);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,320 @@
+// elastomer_grad.c: the elastomer's derivative callbacks (grad.h). The gel's state is
+// differentiated analytically (src/step_adj.c for the step, dtac_elastomer_passive_adj for the
+// forces it puts on the bodies); the small rigid maps around the joint step (the frames,
+// velocities and inverse masses it starts from, and the corrections it makes to qpos and qvel)
+// by central finite differences over qpos (tangent), qvel and the coupling impulses.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "elastomer.h"
+#include "grad.h"
+
+// ---- rigid maps around the joint step
+// ---------------------------------------------------------------------
+
+// kinematics, mass matrix and its factor at d->qpos
+static void rigid_position(const mjModel* m, mjData* d) {
+  mj_kinematics(m, d);
+  mj_comPos(m, d);
+  mj_crb(m, d);
+  mj_factorM(m, d);
+}
+
+// the corrections: (q1, v1) from the start qpos q0 (where M and J are taken), the rigid step's
+// result (qs, vs) and the slots' impulses dPQ (nslot x 12: dP, dQ)
+static void k_eval(const mjModel* m, mjData* d, dtac_elastomer* lead, const mjtNum* q0,
+                   const mjtNum* qs, const mjtNum* vs, const mjtNum* dPQ) {
+  int nv = m->nv;
+  mju_copy(d->qpos, q0, m->nq);
+  rigid_position(m, d);
+  for (int k = 0; k < lead->nslot; k++) {
+    int b = lead->slot_body[k];
+    mjtNum* J = lead->slot_jac + 6 * nv * k;
+    mj_jac(m, d, J, J + 3 * nv, d->xpos + 3 * b, b);
+    memcpy(lead->slot[k].dP, dPQ + 12 * k, sizeof(double) * 6);
+    memcpy(lead->slot[k].dQ, dPQ + 12 * k + 6, sizeof(double) * 6);
+  }
+  mju_copy(d->qpos, qs, m->nq);
+  mju_copy(d->qvel, vs, nv);
+  dtac_elastomer_corrections(m, d, lead);
+}
+
+static mjtNum dot18(const double* a, const double* b) {
+  mjtNum s = 0;
+  for (int k = 0; k < 18; k++) s += a[k] * b[k];
+  return s;
+}
+
+// the joint step's rigid inputs at (q0, vs), dotted with their cotangents from the reverse pass
+static mjtNum xi_dot(const mjModel* m, mjData* d, dtac_elastomer* lead, int ngel,
+                     const dtac_gel_step_bar* gb, const dtac_body_bar* bb) {
+  rigid_position(m, d);
+  lead->fixed = 1;
+  dtac_elastomer_setup(m, d, lead);
+  lead->fixed = 0;
+  mjtNum s = 0;
+  for (int i = 0; i < ngel; i++) {
+    const dtac_gel_step* st = lead->steps + i;
+    s += dot18((const double*)st->site, (const double*)&gb[i].site);
+    for (int c = 0; c < st->ncol; c++) {
+      const dtac_collider* col = st->col + c;
+      const dtac_collider_bar* cb = gb[i].col + c;
+      for (int k = 0; k < 3; k++) {
+        s += col->pos[k] * cb->pos[k] + col->vel[k] * cb->vel[k] + col->angvel[k] * cb->angvel[k];
+      }
+      for (int k = 0; k < 9; k++) s += col->mat[k] * cb->mat[k];
+    }
+  }
+  for (int k = 0; k < lead->nslot; k++) {
+    s += dot18((const double*)&lead->slot[k].frame, (const double*)&bb[k].frame);
+    for (int j = 0; j < 36; j++) s += lead->slot[k].Winv[j] * bb[k].Winv[j];
+  }
+  return s;
+}
+
+// ---- callbacks
+// -------------------------------------------------------------------------------------------
+
+static void el_freeze(const mjModel* m, mjData* d, int instance, int on) {
+  dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
+  if (e) e->frozen = on;
+}
+
+static void el_qfrc(const mjModel* m, const mjData* d, int instance, mjtNum* qfrc) {
+  const dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
+  if (e) mju_addTo(qfrc, e->qfrc, m->nv);
+}
+
+static mjtNum el_passive_dot(const mjModel* m, const mjData* d, int instance) {
+  const dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
+  const dtac_elastomer* lead = dtac_elastomer_lead(m, d);
+  if (!e || !lead || !e->coupling) return 0;
+  return mju_dot(lead->wapp_bar, e->body_wrench, 6 * m->nbody);
+}
+
+// doubles of the reverse pass's scratch: q0, qs, vs, q1 base, v1 base, dq, q̄*, v̄*, v̄ (Xi), dPQ
+// and its cotangent
+static size_t scratch_size(const mjModel* m, const dtac_elastomer* lead) {
+  return 5 * (size_t)m->nq + 6 * (size_t)m->nv + 24 * (size_t)lead->maxslot + 8;
+}
+
+static int el_record(const mjModel* m, mjData* d, int instance, int on) {
+  dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
+  if (!e || dtac_elastomer_lead(m, d) != e) return 0;
+  e->record = on;
+  if (!on) return 0;
+  // the tape of the largest joint step: every gel at 3x its substeps, all slots coupled
+  size_t per_sub = 18 * (size_t)e->maxslot;
+  int nsub = 1;
+  for (int i = 0; i < m->nplugin; i++) {
+    dtac_elastomer* g = dtac_elastomer_get(m, d, i);
+    if (!g) continue;
+    per_sub += g->L.size;
+    if (g->nsub > nsub) nsub = g->nsub;
+  }
+  size_t need = 1 + 3 * (size_t)nsub * per_sub;
+  if (e->tape_size < need) {
+    free(e->tape);
+    e->tape = (double*)malloc(sizeof(double) * need);
+    e->tape_size = e->tape ? need : 0;
+  }
+  if (!e->gscratch) e->gscratch = (mjtNum*)malloc(sizeof(mjtNum) * scratch_size(m, e));
+  return e->tape && e->gscratch ? 0 : -1;
+}
+
+static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_ctx* ctx) {
+  dtac_elastomer* lead = dtac_elastomer_get(m, d, instance);
+  if (!lead || dtac_elastomer_lead(m, d) != lead) return 0;
+  int nq = m->nq, nv = m->nv, ns = lead->nslot;
+  mjtNum eps = ctx->eps;
+  mjtNum* q0 = lead->gscratch;
+  mjtNum* qs = q0 + nq;
+  mjtNum* vs = qs + nq;
+  mjtNum* q1b = vs + nv;
+  mjtNum* qp = q1b + nq;
+  mjtNum* v1b = qp + nq;
+  mjtNum* dq = v1b + nv;
+  mjtNum* qsb = dq + nv;
+  mjtNum* vsb = qsb + nv;
+  mjtNum* dPQ = vsb + nv;
+  mjtNum* dPQb = dPQ + 12 * lead->maxslot;
+  mjtNum* tmp = dPQb + 12 * lead->maxslot;
+  (void)tmp;
+
+  // the recorded step's rigid inputs and coupling impulses
+  mju_copy(qs, lead->rec_qpos, nq);
+  mju_copy(vs, lead->rec_qvel, nv);
+  for (int k = 0; k < ns; k++) {
+    memcpy(dPQ + 12 * k, lead->slot[k].dP, sizeof(double) * 6);
+    memcpy(dPQ + 12 * k + 6, lead->slot[k].dQ, sizeof(double) * 6);
+  }
+  mj_setState(m, d, ctx->state0, ctx->sig);
+  mju_copy(q0, d->qpos, nq);
+  int ngel = 0;
+  for (int i = 0; i < m->nplugin; i++) ngel += dtac_elastomer_get(m, d, i) != NULL;
+  if (ngel > lead->maxgel) ngel = lead->maxgel;
+
+  // corrections (q1, v1) = K(q0, qs, vs, dPQ): central differences of <q1_bar, q1> + <v1_bar, v1>
+  mju_zero(qsb, nv);
+  mju_zero(vsb, nv);
+  mju_zero(dPQb, 12 * ns);
+  if (ns > 0) {
+    k_eval(m, d, lead, q0, qs, vs, dPQ);
+    mju_copy(q1b, d->qpos, nq);
+    mju_copy(v1b, d->qvel, nv);
+    int ncol = 3 * nv + 12 * ns;
+    for (int j = 0; j < ncol; j++) {
+      mjtNum val[2];
+      for (int sgn = 0; sgn < 2; sgn++) {
+        mjtNum e = sgn ? -eps : eps;
+        mjtNum* q0p = qp;  // perturbed copies live in qp (one input at a time)
+        const mjtNum *a0 = q0, *as = qs, *av = vs, *ad = dPQ;
+        if (j < nv) {
+          mju_copy(q0p, q0, nq);
+          mju_zero(dq, nv);
+          dq[j] = e;
+          mj_integratePos(m, q0p, dq, 1);
+          a0 = q0p;
+        } else if (j < 2 * nv) {
+          mju_copy(q0p, qs, nq);
+          mju_zero(dq, nv);
+          dq[j - nv] = e;
+          mj_integratePos(m, q0p, dq, 1);
+          as = q0p;
+        } else if (j < 3 * nv) {
+          vs[j - 2 * nv] += e;
+        } else {
+          dPQ[j - 3 * nv] += e;
+        }
+        k_eval(m, d, lead, a0, as, av, ad);
+        if (j >= 2 * nv && j < 3 * nv) vs[j - 2 * nv] -= e;
+        if (j >= 3 * nv) dPQ[j - 3 * nv] -= e;
+        mj_differentiatePos(m, dq, 1, q1b, d->qpos);
+        val[sgn] = mju_dot(ctx->q1_bar, dq, nv);
+        for (int k = 0; k < nv; k++) val[sgn] += ctx->v1_bar[k] * (d->qvel[k] - v1b[k]);
+      }
+      mjtNum g = (val[0] - val[1]) / (2 * eps);
+      if (j < nv) {
+        ctx->qpos0_bar[j] += g;
+      } else if (j < 2 * nv) {
+        qsb[j - nv] = g;
+      } else if (j < 3 * nv) {
+        vsb[j - 2 * nv] = g;
+      } else {
+        dPQb[j - 3 * nv] = g;
+      }
+    }
+  } else {
+    mju_copy(qsb, ctx->q1_bar, nv);
+    mju_copy(vsb, ctx->v1_bar, nv);
+  }
+
+  // the joint step, analytically (the steps, slots and colliders are still those recorded)
+  dtac_gel_step_bar gb[64];
+  dtac_body_bar bb[DTAC_MAX_BODY];
+  if (ngel > 64) ngel = 64;
+  for (int i = 0; i < ngel; i++) {
+    dtac_elastomer* g = lead->gels[i];
+    memset(gb + i, 0, sizeof(gb[i]));
+    gb[i].state = ctx->state_bar + m->plugin_stateadr[g->instance];
+    gb[i].col = g->col_bar;
+    memset(g->col_bar, 0, sizeof(dtac_collider_bar) * g->ncol);
+  }
+  memset(bb, 0, sizeof(dtac_body_bar) * ns);
+  for (int k = 0; k < ns; k++) {
+    memcpy(bb[k].dP, dPQb + 12 * k, sizeof(double) * 6);
+    memcpy(bb[k].dQ, dPQb + 12 * k + 6, sizeof(double) * 6);
+  }
+  double gravity[3] = {m->opt.gravity[0], m->opt.gravity[1], m->opt.gravity[2]};
+  if (m->opt.disableflags & mjDSBL_GRAVITY) gravity[0] = gravity[1] = gravity[2] = 0;
+  dtac_gels_advance_adj(lead->steps, ngel, lead->slot, ns, gravity, m->opt.timestep, lead->tape, gb,
+                        bb);
+  for (int i = 0; i < ngel; i++) {
+    int adr = ctx->param_adr ? ctx->param_adr[lead->gels[i]->instance] : -1;
+    if (adr < 0 || !ctx->param_bar) continue;
+    const double* pb = (const double*)&gb[i].param;
+    for (int k = 0; k < DTAC_NPARAM; k++) ctx->param_bar[adr + k] += pb[k];
+  }
+  mju_zero(lead->wapp_bar, 6 * m->nbody);
+  for (int k = 0; k < ns; k++) {
+    mju_copy(lead->wapp_bar + 6 * lead->slot_body[k], bb[k].wrench_app, 6);
+  }
+
+  // the joint step's rigid inputs: central differences over q0 (tangent) and vs
+  for (int j = 0; j < 2 * nv; j++) {
+    mjtNum val[2];
+    for (int sgn = 0; sgn < 2; sgn++) {
+      mjtNum e = sgn ? -eps : eps;
+      mju_copy(d->qpos, q0, nq);
+      mju_copy(d->qvel, vs, nv);
+      if (j < nv) {
+        mju_zero(dq, nv);
+        dq[j] = e;
+        mj_integratePos(m, d->qpos, dq, 1);
+      } else {
+        d->qvel[j - nv] += e;
+      }
+      val[sgn] = xi_dot(m, d, lead, ngel, gb, bb);
+    }
+    mjtNum g = (val[0] - val[1]) / (2 * eps);
+    if (j < nv) {
+      ctx->qpos0_bar[j] += g;
+    } else {
+      vsb[j - nv] += g;
+    }
+  }
+  mju_copy(ctx->qstar_bar, qsb, nv);
+  mju_copy(ctx->vstar_bar, vsb, nv);
+  return 0;
+}
+
+static int el_passive_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_ctx* ctx) {
+  dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
+  dtac_elastomer* lead = dtac_elastomer_lead(m, d);
+  if (!e) return -1;
+  dtac_gel_param_bar pb;
+  memset(&pb, 0, sizeof(pb));
+  dtac_elastomer_passive_adj(m, d, e, ctx->qfrc_bar, e->coupling ? lead->wapp_bar : NULL, e->cf_bar,
+                             ctx->state_bar + m->plugin_stateadr[instance], &pb);
+  memset(e->cf_bar, 0, sizeof(double) * 3 * e->model.nnode);
+  int adr = ctx->param_adr ? ctx->param_adr[instance] : -1;
+  if (adr >= 0 && ctx->param_bar) {
+    const double* p = (const double*)&pb;
+    for (int k = 0; k < DTAC_NPARAM; k++) ctx->param_bar[adr + k] += p[k];
+  }
+  return 0;
+}
+
+static mjtNum el_param_get(const mjModel* m, const mjData* d, int instance, int k) {
+  const dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
+  return e ? dtac_gel_param_get(&e->model, k) : 0;
+}
+
+static int el_param_set(const mjModel* m, mjData* d, int instance, int k, mjtNum value) {
+  dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
+  if (!e) return -1;
+  char err[DTAC_ERRLEN];
+  if (dtac_gel_param_set(&e->model, k, value, err, sizeof(err))) {
+    mju_warning("%s instance '%s': %s", DTAC_ELASTOMER_NAME, e->name, err);
+    return -1;
+  }
+  return 0;
+}
+
+void dtac_elastomer_register_derivative(void) {
+  dtac_derivative der;
+  memset(&der, 0, sizeof(der));
+  der.plugin = DTAC_ELASTOMER_NAME;
+  der.freeze = el_freeze;
+  der.qfrc = el_qfrc;
+  der.passive_dot = el_passive_dot;
+  der.record = el_record;
+  der.advance_vjp = el_advance_vjp;
+  der.passive_vjp = el_passive_vjp;
+  der.nparam = DTAC_NPARAM;
+  der.param_names = dtac_gel_param_names;
+  der.param_get = el_param_get;
+  der.param_set = el_param_set;
+  dtac_register_derivative(&der);
+}

@@ -1,0 +1,478 @@
+// grad.c: the derivative registry, the parameters, and the rollout tape with checkpointing.
+// The tape records T MuJoCo steps of the user's mjData (a checkpoint of the full integration
+// state every `every` steps), and runs the reverse pass on a private mjData: each segment is
+// recomputed from its checkpoint, then each step is differentiated last to first as grad.h
+// describes. Memory: (ceil(T / every) + every) * mj_stateSize(m, mjSTATE_INTEGRATION) doubles for
+// the states, plus one joint step's substep tape (docs/gradients.md).
+#include "grad.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "difftac/difftac.h"
+
+// ---- registry
+// -------------------------------------------------------------------------------------------
+
+// written only while the library loads (mjPLUGIN_LIB_INIT), read-only afterwards
+static dtac_derivative registry[DTAC_MAX_DERIVATIVE];
+static int nregistry = 0;
+
+int dtac_register_derivative(const dtac_derivative* der) {
+  if (nregistry >= DTAC_MAX_DERIVATIVE) return -1;
+  registry[nregistry++] = *der;
+  return 0;
+}
+
+const dtac_derivative* dtac_derivative_of(const mjModel* m, int instance) {
+  if (instance < 0 || instance >= m->nplugin) return NULL;
+  const mjpPlugin* p = mjp_getPluginAtSlot(m->plugin[instance]);
+  if (!p) return NULL;
+  for (int i = 0; i < nregistry; i++) {
+    if (strcmp(registry[i].plugin, p->name) == 0) return registry + i;
+  }
+  return NULL;
+}
+
+// ---- parameters
+// -----------------------------------------------------------------------------------------
+
+// first parameter of instance i (adr, nplugin; -1: none); returns the count
+static int param_layout(const mjModel* m, int* adr) {
+  int n = 0;
+  for (int i = 0; i < m->nplugin; i++) {
+    const dtac_derivative* der = dtac_derivative_of(m, i);
+    int k = der ? der->nparam : 0;
+    if (adr) adr[i] = k > 0 ? n : -1;
+    n += k;
+  }
+  return n;
+}
+
+// the instance and local index of parameter i
+static int param_locate(const mjModel* m, int i, int* instance) {
+  if (i < 0) return -1;
+  for (int p = 0; p < m->nplugin; p++) {
+    const dtac_derivative* der = dtac_derivative_of(m, p);
+    int k = der ? der->nparam : 0;
+    if (i < k) {
+      *instance = p;
+      return i;
+    }
+    i -= k;
+  }
+  return -1;
+}
+
+int dtac_param_count(const mjModel* m) {
+  return param_layout(m, NULL);
+}
+
+int dtac_param_name(const mjModel* m, int i, char* name, int len) {
+  int inst, k = param_locate(m, i, &inst);
+  if (k < 0) return -1;
+  const char* nm = m->names + m->name_pluginadr[inst];
+  if (nm[0]) {
+    snprintf(name, len, "%s/%s", nm, dtac_derivative_of(m, inst)->param_names[k]);
+  } else {
+    snprintf(name, len, "#%d/%s", inst, dtac_derivative_of(m, inst)->param_names[k]);
+  }
+  return 0;
+}
+
+int dtac_param_find(const mjModel* m, const char* name) {
+  char buf[256];
+  int n = dtac_param_count(m);
+  for (int i = 0; i < n; i++) {
+    if (dtac_param_name(m, i, buf, sizeof(buf)) == 0 && strcmp(buf, name) == 0) return i;
+  }
+  return -1;
+}
+
+mjtNum dtac_param_get(const mjModel* m, const mjData* d, int i) {
+  int inst, k = param_locate(m, i, &inst);
+  if (k < 0) return NAN;
+  return dtac_derivative_of(m, inst)->param_get(m, d, inst, k);
+}
+
+int dtac_param_set(const mjModel* m, mjData* d, int i, mjtNum value) {
+  int inst, k = param_locate(m, i, &inst);
+  if (k < 0) return -1;
+  return dtac_derivative_of(m, inst)->param_set(m, d, inst, k, value);
+}
+
+// ---- tape
+// -----------------------------------------------------------------------------------------------
+
+struct dtac_tape_ {
+  const mjModel* m;
+  mjData* d;  // the user's: recorded
+  mjData* w;  // private: recomputed and differentiated
+  int T, n, every, sig, nstate, nuser, nx, nparam;
+  mjtNum eps;
+  mjtNum* ckpt;                 // checkpoints (ceil(T / every) x nstate)
+  mjtNum* user;                 // every step's inputs: ctrl, applied forces, mocap, ... (T x nuser)
+  mjtNum* seg;                  // a segment's states in the reverse pass (every x nstate)
+  int* param_adr;               // (nplugin)
+  unsigned char* sensor_rigid;  // 1: sensordata value from a non-plugin sensor (nsensordata)
+  mjtNum* buf;                  // scratch below
+  mjtNum *xbar, *qsb, *vsb, *q0b, *v0b, *a0b, *fg, *fgb, *dq, *q1b, *v1b, *a1b, *y1b, *qfrc;
+};
+
+int dtac_grad_state_size(const mjModel* m) {
+  return 2 * m->nv + m->na + m->npluginstate;
+}
+
+dtac_tape* dtac_tape_make(const mjModel* m, mjData* d, int nstep, int every) {
+  if (nstep < 1) {
+    mju_warning("dtac_tape_make: nstep = %d must be at least 1", nstep);
+    return NULL;
+  }
+  if (m->opt.integrator != mjINT_EULER && m->opt.integrator != mjINT_IMPLICITFAST) {
+    mju_warning("dtac_tape_make: the integrator must be Euler or implicitfast");
+    return NULL;
+  }
+  dtac_tape* tp = (dtac_tape*)calloc(1, sizeof(dtac_tape));
+  if (!tp) return NULL;
+  tp->m = m;
+  tp->d = d;
+  tp->T = nstep;
+  tp->every = every > 0 ? every : (int)ceil(sqrt((double)nstep));
+  if (tp->every > nstep) tp->every = nstep;
+  tp->sig = mjSTATE_INTEGRATION;
+  tp->nstate = mj_stateSize(m, tp->sig);
+  tp->nuser = mj_stateSize(m, mjSTATE_USER);
+  tp->nx = dtac_grad_state_size(m);
+  tp->eps = getenv("DTAC_EPS") ? atof(getenv("DTAC_EPS")) : 1e-6;
+  tp->nparam = param_layout(m, NULL);
+  int nckpt = (nstep + tp->every - 1) / tp->every;
+  int nv = m->nv, nq = m->nq, nsd = m->nsensordata;
+  size_t nbuf = (size_t)tp->nx + 12 * (size_t)(nv + nq + 1) + 2 * (size_t)(m->na + nsd + 1);
+  tp->ckpt = (mjtNum*)malloc(sizeof(mjtNum) * nckpt * tp->nstate);
+  tp->seg = (mjtNum*)malloc(sizeof(mjtNum) * tp->every * tp->nstate);
+  tp->user = (mjtNum*)malloc(sizeof(mjtNum) * nstep * (tp->nuser > 0 ? tp->nuser : 1));
+  tp->param_adr = (int*)malloc(sizeof(int) * (m->nplugin > 0 ? m->nplugin : 1));
+  tp->sensor_rigid = (unsigned char*)malloc(nsd > 0 ? nsd : 1);
+  tp->buf = (mjtNum*)calloc(nbuf, sizeof(mjtNum));
+  tp->w = mj_makeData(m);
+  if (!tp->ckpt || !tp->seg || !tp->user || !tp->param_adr || !tp->sensor_rigid || !tp->buf ||
+      !tp->w) {
+    mju_warning("dtac_tape_make: out of memory (%d steps, checkpoint every %d)", nstep, tp->every);
+    dtac_tape_free(tp);
+    return NULL;
+  }
+  param_layout(m, tp->param_adr);
+  for (int s = 0; s < m->nsensor; s++) {
+    for (int k = 0; k < m->sensor_dim[s]; k++) {
+      tp->sensor_rigid[m->sensor_adr[s] + k] = m->sensor_type[s] != mjSENS_PLUGIN;
+    }
+  }
+  mjtNum* b = tp->buf;
+  tp->xbar = b;
+  b += tp->nx;
+  tp->qsb = b, b += nv;
+  tp->vsb = b, b += nv;
+  tp->q0b = b, b += nv;
+  tp->v0b = b, b += nv;
+  tp->fg = b, b += nv;
+  tp->fgb = b, b += nv;
+  tp->dq = b, b += nv;
+  tp->qfrc = b, b += nv;
+  tp->q1b = b, b += nq;  // base values of the rigid step's outputs
+  tp->v1b = b, b += nv;
+  tp->a0b = b, b += m->na + 1;
+  tp->a1b = b, b += m->na + 1;
+  tp->y1b = b;
+  // states need a forward pass to be complete (the gel placed at its site)
+  mj_forward(m, d);
+  return tp;
+}
+
+void dtac_tape_free(dtac_tape* tp) {
+  if (!tp) return;
+  if (tp->w) mj_deleteData(tp->w);
+  free(tp->ckpt);
+  free(tp->seg);
+  free(tp->user);
+  free(tp->param_adr);
+  free(tp->sensor_rigid);
+  free(tp->buf);
+  free(tp);
+}
+
+size_t dtac_tape_memory(const dtac_tape* tp) {
+  int nckpt = (tp->T + tp->every - 1) / tp->every;
+  return sizeof(mjtNum) * (((size_t)nckpt + tp->every) * tp->nstate + (size_t)tp->T * tp->nuser);
+}
+
+int dtac_tape_nstep(const dtac_tape* tp) {
+  return tp->n;
+}
+
+void dtac_tape_reset(dtac_tape* tp) {
+  tp->n = 0;
+}
+
+int dtac_tape_step(dtac_tape* tp) {
+  if (tp->n >= tp->T) {
+    mju_warning("dtac_tape_step: the tape is full (%d steps)", tp->T);
+    return -1;
+  }
+  if (tp->n % tp->every == 0) {
+    mj_getState(tp->m, tp->d, tp->ckpt + (size_t)(tp->n / tp->every) * tp->nstate, tp->sig);
+  }
+  mj_getState(tp->m, tp->d, tp->user + (size_t)tp->n * tp->nuser, mjSTATE_USER);
+  mj_step(tp->m, tp->d);
+  return tp->n++;
+}
+
+// every plugin instance frozen (the rigid step alone) or not
+static void freeze_all(const mjModel* m, mjData* d, int on) {
+  for (int i = 0; i < m->nplugin; i++) {
+    const dtac_derivative* der = dtac_derivative_of(m, i);
+    if (der && der->freeze) der->freeze(m, d, i, on);
+  }
+}
+
+// the passive plugins' share of qfrc_passive after a forward pass
+static void passive_qfrc(const mjModel* m, const mjData* d, mjtNum* qfrc) {
+  mju_zero(qfrc, m->nv);
+  for (int i = 0; i < m->nplugin; i++) {
+    const dtac_derivative* der = dtac_derivative_of(m, i);
+    if (der && der->qfrc) der->qfrc(m, d, i, qfrc);
+  }
+}
+
+// perturbs input j of the rigid step at d (qpos tangent, qvel, act, ctrl, qfrc) by e
+static void rigid_perturb(const mjModel* m, mjData* d, mjtNum* dq, int j, mjtNum e) {
+  int nv = m->nv, na = m->na, nu = m->nu;
+  if (j < nv) {
+    mju_zero(dq, nv);
+    dq[j] = e;
+    mj_integratePos(m, d->qpos, dq, 1);
+  } else if (j < 2 * nv) {
+    d->qvel[j - nv] += e;
+  } else if (j < 2 * nv + na) {
+    d->act[j - 2 * nv] += e;
+  } else if (j < 2 * nv + na + nu) {
+    d->ctrl[j - 2 * nv - na] += e;
+  } else {
+    d->qfrc_applied[j - 2 * nv - na - nu] += e;
+  }
+}
+
+// the plugins' outputs at d after a forward pass, dotted with their cotangents
+static mjtNum plugin_dot(const dtac_tape* tp, const mjData* d, const mjtNum* ybar) {
+  const mjModel* m = tp->m;
+  passive_qfrc(m, d, tp->qfrc);
+  mjtNum s = mju_dot(tp->qfrc, tp->fgb, m->nv);
+  for (int i = 0; i < m->nplugin; i++) {
+    const dtac_derivative* der = dtac_derivative_of(m, i);
+    if (der && der->passive_dot) s += der->passive_dot(m, d, i);
+  }
+  if (ybar) {
+    for (int k = 0; k < m->nsensordata; k++) {
+      if (!tp->sensor_rigid[k]) s += ybar[k] * d->sensordata[k];
+    }
+  }
+  return s;
+}
+
+// the reverse of one step from state s: xbar holds the cotangent of the state after it and
+// leaves with the one before; ybar: of the sensordata the step's forward pass computed (may be
+// NULL); ubar (nu) and pbar (nparam) are accumulated
+static int backward_step(dtac_tape* tp, const mjtNum* s, const mjtNum* ybar, mjtNum* ubar,
+                         mjtNum* pbar) {
+  const mjModel* m = tp->m;
+  mjData* w = tp->w;
+  int nv = m->nv, na = m->na, nu = m->nu, nq = m->nq;
+  mjtNum eps = tp->eps;
+  mjtNum* xbar = tp->xbar;
+  mjtNum* sbar = xbar + 2 * nv + na;  // the plugins' state
+  mjtNum* dq = tp->dq;
+
+  // 1. the step again, recording what the plugins' reverse passes need
+  mj_setState(m, w, s, tp->sig);
+  for (int i = 0; i < m->nplugin; i++) {
+    const dtac_derivative* der = dtac_derivative_of(m, i);
+    if (der && der->record && der->record(m, w, i, 1)) {
+      mju_warning("dtac_tape_backward: plugin instance %d cannot record (out of memory)", i);
+      return -1;
+    }
+  }
+  mj_step(m, w);
+  for (int i = 0; i < m->nplugin; i++) {
+    const dtac_derivative* der = dtac_derivative_of(m, i);
+    if (der && der->record) der->record(m, w, i, 0);
+  }
+
+  // 2. the plugins' advance: cotangents of the rigid step's result and of the start qpos
+  dtac_grad_ctx ctx;
+  memset(&ctx, 0, sizeof(ctx));
+  ctx.state0 = s;
+  ctx.sig = tp->sig;
+  ctx.eps = eps;
+  ctx.q1_bar = xbar;
+  ctx.v1_bar = xbar + nv;
+  ctx.qstar_bar = tp->qsb;
+  ctx.vstar_bar = tp->vsb;
+  ctx.qpos0_bar = tp->q0b;
+  ctx.state_bar = sbar;
+  ctx.param_bar = pbar;
+  ctx.param_adr = tp->param_adr;
+  mju_copy(tp->qsb, xbar, nv);
+  mju_copy(tp->vsb, xbar + nv, nv);
+  mju_zero(tp->q0b, nv);
+  mju_zero(tp->v0b, nv);
+  for (int i = 0; i < m->nplugin; i++) {
+    const dtac_derivative* der = dtac_derivative_of(m, i);
+    if (der && der->advance_vjp && der->advance_vjp(m, w, i, &ctx)) return -1;
+  }
+
+  // 3. the rigid step, plugins frozen and their forces given: central differences over
+  // (qpos tangent, qvel, act, ctrl, plugin qfrc) of <bars, (qpos*, qvel*, act*, rigid sensors)>
+  mj_setState(m, w, s, tp->sig);
+  mj_forward(m, w);
+  passive_qfrc(m, w, tp->fg);
+  mju_zero(tp->fgb, nv);
+  freeze_all(m, w, 1);
+  mj_setState(m, w, s, tp->sig);
+  mju_addTo(w->qfrc_applied, tp->fg, nv);
+  mj_step(m, w);
+  mju_copy(tp->q1b, w->qpos, nq);
+  mju_copy(tp->v1b, w->qvel, nv);
+  mju_copy(tp->a1b, w->act, na);
+  mju_copy(tp->y1b, w->sensordata, m->nsensordata);
+  const mjtNum* abar = xbar + 2 * nv;  // act after the step (plugins do not change it)
+  int nin = 3 * nv + na + nu;
+  for (int j = 0; j < nin; j++) {
+    mjtNum val[2];
+    for (int sgn = 0; sgn < 2; sgn++) {
+      mj_setState(m, w, s, tp->sig);
+      mju_addTo(w->qfrc_applied, tp->fg, nv);
+      rigid_perturb(m, w, dq, j, sgn ? -eps : eps);
+      mj_step(m, w);
+      mj_differentiatePos(m, dq, 1, tp->q1b, w->qpos);
+      mjtNum v = mju_dot(tp->qsb, dq, nv);
+      for (int k = 0; k < nv; k++) v += tp->vsb[k] * (w->qvel[k] - tp->v1b[k]);
+      for (int k = 0; k < na; k++) v += abar[k] * (w->act[k] - tp->a1b[k]);
+      if (ybar) {
+        for (int k = 0; k < m->nsensordata; k++) {
+          if (tp->sensor_rigid[k]) v += ybar[k] * (w->sensordata[k] - tp->y1b[k]);
+        }
+      }
+      val[sgn] = v;
+    }
+    mjtNum g = (val[0] - val[1]) / (2 * eps);
+    if (j < nv) {
+      tp->q0b[j] += g;
+    } else if (j < 2 * nv) {
+      tp->v0b[j - nv] += g;
+    } else if (j < 2 * nv + na) {
+      tp->a0b[j - 2 * nv] = g;
+    } else if (j < 2 * nv + na + nu) {
+      if (ubar) ubar[j - 2 * nv - na] += g;
+    } else {
+      tp->fgb[j - 2 * nv - na - nu] = g;
+    }
+  }
+  freeze_all(m, w, 0);
+
+  // 4. the plugins' forces and sensors at the start state: their own state analytically
+  // (sensors first: they hand cotangents of the gel's contact forces to its force evaluation),
+  // the rigid state by central differences with the plugins' state held
+  mj_setState(m, w, s, tp->sig);
+  mj_forward(m, w);
+  ctx.qfrc_bar = tp->fgb;
+  ctx.sensor_bar = ybar;
+  int any_plugin_sensor = 0;
+  for (int sn = 0; sn < m->nsensor; sn++) {
+    if (m->sensor_type[sn] != mjSENS_PLUGIN || !ybar) continue;
+    int inst = m->sensor_plugin[sn];
+    const dtac_derivative* der = dtac_derivative_of(m, inst);
+    const mjtNum* yb = ybar + m->sensor_adr[sn];
+    int nz = 0;
+    for (int k = 0; k < m->sensor_dim[sn]; k++) nz |= yb[k] != 0;
+    if (!nz) continue;
+    any_plugin_sensor = 1;
+    if (!der || !der->sensor_vjp || der->sensor_vjp(m, w, inst, yb, &ctx)) {
+      mju_warning("dtac_tape_backward: sensor %d has no derivative", sn);
+      return -1;
+    }
+  }
+  for (int i = 0; i < m->nplugin; i++) {
+    const dtac_derivative* der = dtac_derivative_of(m, i);
+    if (der && der->passive_vjp && der->passive_vjp(m, w, i, &ctx)) return -1;
+  }
+  int any = any_plugin_sensor;
+  for (int k = 0; k < nv; k++) any |= tp->fgb[k] != 0;
+  for (int i = 0; i < m->nplugin && !any; i++) {
+    const dtac_derivative* der = dtac_derivative_of(m, i);
+    any |= der && der->passive_dot && der->passive_dot(m, w, i) != 0;
+  }
+  if (any) {
+    for (int j = 0; j < 2 * nv; j++) {
+      mjtNum val[2];
+      for (int sgn = 0; sgn < 2; sgn++) {
+        mj_setState(m, w, s, tp->sig);
+        rigid_perturb(m, w, dq, j, sgn ? -eps : eps);
+        mj_forward(m, w);
+        val[sgn] = plugin_dot(tp, w, any_plugin_sensor ? ybar : NULL);
+      }
+      mjtNum g = (val[0] - val[1]) / (2 * eps);
+      if (j < nv) {
+        tp->q0b[j] += g;
+      } else {
+        tp->v0b[j - nv] += g;
+      }
+    }
+  }
+
+  // the cotangent of the state before the step
+  mju_copy(xbar, tp->q0b, nv);
+  mju_copy(xbar + nv, tp->v0b, nv);
+  mju_copy(xbar + 2 * nv, tp->a0b, na);
+  return 0;
+}
+
+int dtac_tape_backward(dtac_tape* tp, const mjtNum* sensor_bar, const mjtNum* state_bar,
+                       mjtNum* state0_bar, mjtNum* ctrl_bar, mjtNum* param_bar) {
+  const mjModel* m = tp->m;
+  int nu = m->nu, nsd = m->nsensordata;
+  if (tp->n == 0) return -1;
+  // the private data steps with the user's parameters
+  for (int i = 0; i < tp->nparam; i++) {
+    dtac_param_set(m, tp->w, i, dtac_param_get(m, tp->d, i));
+  }
+  if (state_bar) {
+    mju_copy(tp->xbar, state_bar, tp->nx);
+  } else {
+    mju_zero(tp->xbar, tp->nx);
+  }
+  if (ctrl_bar) mju_zero(ctrl_bar, (size_t)tp->n * nu);
+  if (param_bar) mju_zero(param_bar, tp->nparam);
+  int nseg = (tp->n + tp->every - 1) / tp->every;
+  for (int sg = nseg - 1; sg >= 0; sg--) {
+    int start = sg * tp->every;
+    int len = tp->n - start < tp->every ? tp->n - start : tp->every;
+    // the segment's states, recomputed from its checkpoint
+    mj_setState(m, tp->w, tp->ckpt + (size_t)sg * tp->nstate, tp->sig);
+    for (int i = 0; i < len; i++) {
+      mj_setState(m, tp->w, tp->user + (size_t)(start + i) * tp->nuser, mjSTATE_USER);
+      mj_getState(m, tp->w, tp->seg + (size_t)i * tp->nstate, tp->sig);
+      if (i < len - 1) mj_step(m, tp->w);
+    }
+    for (int i = len - 1; i >= 0; i--) {
+      int t = start + i;
+      const mjtNum* yb = sensor_bar ? sensor_bar + (size_t)t * nsd : NULL;
+      if (backward_step(tp, tp->seg + (size_t)i * tp->nstate, yb,
+                        ctrl_bar ? ctrl_bar + (size_t)t * nu : NULL, param_bar)) {
+        return -1;
+      }
+    }
+  }
+  if (state0_bar) mju_copy(state0_bar, tp->xbar, tp->nx);
+  return 0;
+}

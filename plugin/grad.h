@@ -1,0 +1,82 @@
+// grad.h: the derivative registry. MuJoCo has no derivative hook for plugins, so each difftac
+// plugin registers its derivative callbacks here when the library is loaded (register.c), and
+// the rollout tape (grad.c) composes whatever is registered: a later plugin (a deformable object,
+// another sensor) plugs in with its own entry, without touching the tape.
+//
+// One MuJoCo step, as the tape differentiates it (docs/gradients.md):
+//   f   = sum of the passive plugins' qfrc(g, q, v)         (compute)
+//   x*  = R(q, v, act, ctrl, f)                              (MuJoCo's rigid step, plugins frozen)
+//   x'  = A(g, x*, q)                                        (stateful plugins' advance)
+//   y   = sensors(q, v, act, ctrl, f; plugin sensors of g)   (in the step's forward pass)
+// R and the rigid dependencies of the plugins' parts are differentiated by central finite
+// differences over the small rigid state; the plugins' own state g analytically (callbacks).
+#ifndef DTAC_PLUGIN_GRAD_H_
+#define DTAC_PLUGIN_GRAD_H_
+
+#include <mujoco/mujoco.h>
+
+#define DTAC_MAX_DERIVATIVE 16
+
+// cotangents exchanged with the callbacks in the reverse pass of one step
+typedef struct dtac_grad_ctx_ {
+  const mjtNum* state0;  // the step's start state (mjSTATE_INTEGRATION)
+  int sig;               // its signature
+  mjtNum eps;            // finite-difference step
+  // advance: in q1_bar/v1_bar (qpos tangent, qvel after the step); out: cotangents of the
+  // rigid step's result (qstar_bar, vstar_bar) and of the start qpos (qpos0_bar, accumulated)
+  const mjtNum* q1_bar;
+  const mjtNum* v1_bar;
+  mjtNum* qstar_bar;
+  mjtNum* vstar_bar;
+  mjtNum* qpos0_bar;  // tangent (nv)
+  mjtNum* qvel0_bar;  // (nv)
+  // the plugins' state (indexed like d->plugin_state): in, after the step; out, before it
+  mjtNum* state_bar;
+  // passive: cotangent of the passive plugins' total qfrc (nv)
+  const mjtNum* qfrc_bar;
+  // sensors: cotangent of d->sensordata (nsensordata, may be NULL)
+  const mjtNum* sensor_bar;
+  // parameters: cotangents, indexed like the tape's parameter list
+  mjtNum* param_bar;
+  int* param_adr;  // first parameter of each plugin instance (nplugin; -1: none)
+} dtac_grad_ctx;
+
+typedef struct dtac_derivative_ {
+  const char* plugin;  // the MuJoCo plugin these callbacks belong to
+  // rigid-only mode on or off: the instance's compute and advance do nothing
+  void (*freeze)(const mjModel* m, mjData* d, int instance, int on);
+  // passive plugins: adds the instance's share of qfrc_passive in the last compute to qfrc
+  void (*qfrc)(const mjModel* m, const mjData* d, int instance, mjtNum* qfrc);
+  // passive plugins: its outputs other than qfrc that other callbacks' cotangents weigh,
+  // dotted with those cotangents (for finite differences over the rigid state); may be NULL
+  mjtNum (*passive_dot)(const mjModel* m, const mjData* d, int instance);
+  // stateful plugins: turns recording of the next step's reverse-pass inputs on or off;
+  // returns nonzero if it cannot record
+  int (*record)(const mjModel* m, mjData* d, int instance, int on);
+  // stateful plugins: the reverse of the recorded step's advance (d holds the state after it)
+  int (*advance_vjp)(const mjModel* m, mjData* d, int instance, dtac_grad_ctx* ctx);
+  // sensor plugins: the reverse of the instance's sensordata at d's state (after mj_forward);
+  // y_bar is the instance's slice of the sensor cotangent. Called before passive_vjp.
+  int (*sensor_vjp)(const mjModel* m, mjData* d, int instance, const mjtNum* y_bar,
+                    dtac_grad_ctx* ctx);
+  // passive plugins: the reverse of compute at d's state (after mj_forward), given
+  // ctx->qfrc_bar, with the rigid state held fixed
+  int (*passive_vjp)(const mjModel* m, mjData* d, int instance, dtac_grad_ctx* ctx);
+  // parameters of one instance
+  int nparam;
+  const char* const* param_names;
+  mjtNum (*param_get)(const mjModel* m, const mjData* d, int instance, int k);
+  int (*param_set)(const mjModel* m, mjData* d, int instance, int k, mjtNum value);
+} dtac_derivative;
+
+// registers a plugin's callbacks (at library load); returns 0, or -1 if the table is full
+int dtac_register_derivative(const dtac_derivative* der);
+
+// the callbacks of plugin instance `instance` of m, or NULL
+const dtac_derivative* dtac_derivative_of(const mjModel* m, int instance);
+
+// the elastomer's and the tactile sensor's entries (elastomer_grad.c, tactile.c)
+void dtac_elastomer_register_derivative(void);
+void dtac_tactile_register_derivative(void);
+
+#endif  // DTAC_PLUGIN_GRAD_H_
