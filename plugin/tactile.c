@@ -289,6 +289,7 @@ static void tactile_free(dtac_tactile* t) {
   free(t->vis.tri);
   free(t->vis.bary);
   free(t->pix);
+  free(t->bar);
   free(t->mk_tri);
   free(t->mk_w);
   free(t->mk_rest);
@@ -345,10 +346,11 @@ static dtac_tactile* tactile_make(const mjModel* m, int instance, char* err, int
   t->p = (double*)malloc(sizeof(double) * 3 * t->nv);
   t->attr = (double*)malloc(sizeof(double) * DTAC_RASTER_WORK(t->nv));  // image work
   t->fsite = (double*)malloc(sizeof(double) * 3 * t->nv);
+  t->bar = (double*)malloc(sizeof(double) * 6 * t->nv);
   t->key = (double*)malloc(sizeof(double) * t->nkey);
   t->keynew = (double*)malloc(sizeof(double) * t->nkey);
   t->out = (double*)calloc(t->nout, sizeof(double));
-  int bad = !t->p || !t->attr || !t->fsite || !t->key || !t->keynew || !t->out;
+  int bad = !t->p || !t->attr || !t->fsite || !t->bar || !t->key || !t->keynew || !t->out;
   if (image) {
     t->vis.zbuf = (double*)malloc(sizeof(double) * npix);
     t->vis.tri = (int*)malloc(sizeof(int) * npix);
@@ -434,28 +436,38 @@ static void gather_key(const mjModel* m, const mjData* d, const dtac_tactile* t,
   memcpy(key + 12 + 6 * t->nv, e->wrench, sizeof(double) * 6);
 }
 
-// evaluates the output into t->out from the inputs in key
-static void evaluate(dtac_tactile* t, const dtac_elastomer* e, const double* key) {
+// the top face in the site (camera) frame, p = R^T (x - pos), into t->p from the inputs in key
+static void site_points(dtac_tactile* t, const double* key) {
   const double* pos = key;
   const double* R = key + 3;
   const double* x = key + 12;
+  for (int a = 0; a < t->nv; a++) {
+    double r[3];
+    dtac_sub3(r, x + 3 * a, pos);
+    dtac_mulmTv3(t->p + 3 * a, R, r);
+  }
+}
+
+// the top face's contact forces in the site frame, f_site = R^T f, into t->fsite
+static void site_forces(dtac_tactile* t, const double* key) {
+  const double* R = key + 3;
   const double* f = key + 12 + 3 * t->nv;
+  for (int a = 0; a < t->nv; a++) dtac_mulmTv3(t->fsite + 3 * a, R, f + 3 * a);
+}
+
+// evaluates the output into t->out from the inputs in key
+static void evaluate(dtac_tactile* t, const dtac_elastomer* e, const double* key) {
+  const double* R = key + 3;
   const double* wrench = key + 12 + 6 * t->nv;
   const double* X = e->model.X + 3 * t->top0;
   const dtac_tactile_def* def = &t->def;
-  const int nv = t->nv;
 
   if (def->output == DTAC_OUT_FORCE) {
     dtac_mulmTv3(t->out, R, wrench);
     dtac_mulmTv3(t->out + 3, R, wrench + 3);
     return;
   }
-  // top face in the site (camera) frame
-  for (int a = 0; a < nv; a++) {
-    double r[3];
-    dtac_sub3(r, x + 3 * a, pos);
-    dtac_mulmTv3(t->p + 3 * a, R, r);
-  }
+  site_points(t, key);
   if (def->output == DTAC_OUT_MARKERS) {
     for (int k = 0; k < t->nmarker; k++) {
       double* o = t->out + 2 * k;
@@ -481,7 +493,7 @@ static void evaluate(dtac_tactile* t, const dtac_elastomer* e, const double* key
     case DTAC_OUT_PRESSURE:
     case DTAC_OUT_SHEAR:
       // traction = nodal force / lumped projected area: its pixel integral is the total force
-      for (int a = 0; a < nv; a++) dtac_mulmTv3(t->fsite + 3 * a, R, f + 3 * a);
+      site_forces(t, key);
       dtac_raster_traction(&t->cam, t->nvx, t->nvy, t->p, t->fsite,
                            def->output == DTAC_OUT_PRESSURE ? 1 : 2, &t->vis, t->attr, t->out);
       break;
@@ -516,6 +528,104 @@ static void tactile_compute(const mjModel* m, mjData* d, int instance, int capab
     t->ncompute++;
   }
   memcpy(sd, t->out, sizeof(mjtNum) * t->nout);
+}
+
+// ---- VJP: the output's cotangent back to the gel's state ----------------------------------------
+
+// VJP of evaluate at the inputs in key, site pose fixed: accumulates x_bar and f_bar (the gel's
+// nnode x 3 world positions x and contact forces f, of which key holds the top face) and
+// param_bar (may be null). Rebuilds t->p, t->fsite and t->vis from key as evaluate does.
+static void evaluate_adj(dtac_tactile* t, const dtac_elastomer* e, const double* key,
+                         const double* x, const double* f, const mjtNum* y_bar, double* x_bar,
+                         double* f_bar, double* param_bar) {
+  const double* pos = key;
+  const double* R = key + 3;
+  const double* X = e->model.X + 3 * t->top0;
+  const dtac_tactile_def* def = &t->def;
+  const int nv = t->nv;
+
+  // force: the gel's wrench as elastomer_compute sums it over the colliders equals, node by node,
+  // (sum_a f_a, sum_a (x_a - pos) x f_a); out = R^T wrench
+  if (def->output == DTAC_OUT_FORCE) {
+    double F_bar[3], T_bar[3];
+    dtac_mulmv3(F_bar, R, y_bar);
+    dtac_mulmv3(T_bar, R, y_bar + 3);
+    for (int a = 0; a < e->model.nnode; a++) {
+      double r[3], rb[3], fb[3];
+      dtac_sub3(r, x + 3 * a, pos);
+      dtac_cross3(fb, T_bar, r);  // T_bar . (r x f) = f . (T_bar x r) = r . (f x T_bar)
+      dtac_cross3(rb, f + 3 * a, T_bar);
+      for (int k = 0; k < 3; k++) {
+        f_bar[3 * a + k] += F_bar[k] + fb[k];
+        x_bar[3 * a + k] += rb[k];
+      }
+    }
+    return;
+  }
+
+  // cotangents of the site-frame top face p and forces fsite
+  double* p_bar = t->bar;
+  double* fs_bar = t->bar + 3 * nv;
+  memset(t->bar, 0, sizeof(double) * 6 * nv);
+  site_points(t, key);
+  if (def->output == DTAC_OUT_MARKERS) {
+    for (int k = 0; k < t->nmarker; k++) {
+      int tri = t->mk_tri[k];
+      if (tri < 0) continue;  // a marker off the face reads a constant 0
+      int v[3];
+      dtac_top_tri(t->nvx, tri, v);
+      const double* w = t->mk_w + 3 * k;
+      for (int q = 0; q < 3; q++) {
+        for (int c = 0; c < 2; c++) p_bar[3 * v[q] + c] += w[q] * y_bar[2 * k + c] / def->pitch;
+      }
+    }
+  } else {
+    // images: the forward pass's visibility at these inputs, then the rasteriser's adjoints
+    dtac_raster_visibility(&t->cam, t->nvx, t->nvy, t->p, &t->vis);
+    switch (def->output) {
+      case DTAC_OUT_DEPTH:
+        dtac_raster_depth_adj(&t->cam, t->nvx, t->nvy, t->p, X, &t->vis, y_bar, p_bar, t->attr);
+        break;
+      case DTAC_OUT_PRESSURE:
+      case DTAC_OUT_SHEAR:
+        site_forces(t, key);
+        dtac_raster_traction_adj(&t->cam, t->nvx, t->nvy, t->p, t->fsite,
+                                 def->output == DTAC_OUT_PRESSURE ? 1 : 2, &t->vis, y_bar, p_bar,
+                                 fs_bar, t->attr);
+        break;
+      case DTAC_OUT_RGB:
+        dtac_raster_rgb_adj(&t->cam, t->nvx, t->nvy, t->p, X, def->bg, def->coef, &t->vis, y_bar,
+                            p_bar, param_bar, param_bar ? param_bar + 3 : NULL, t->attr);
+        break;
+      default:
+        break;
+    }
+  }
+  // back to the world: p = R^T (x - pos) gives x_bar = R p_bar, f_site = R^T f gives R fs_bar
+  double* xb = x_bar + 3 * t->top0;
+  double* fb = f_bar + 3 * t->top0;
+  for (int a = 0; a < nv; a++) {
+    double w[3];
+    dtac_mulmv3(w, R, p_bar + 3 * a);
+    for (int k = 0; k < 3; k++) xb[3 * a + k] += w[k];
+    dtac_mulmv3(w, R, fs_bar + 3 * a);
+    for (int k = 0; k < 3; k++) fb[3 * a + k] += w[k];
+  }
+}
+
+int dtac_tactile_vjp(const mjModel* m, mjData* d, int instance, const mjtNum* y_bar, double* x_bar,
+                     double* f_bar, double* param_bar) {
+  dtac_tactile* t = dtac_tactile_get(m, d, instance);
+  if (!t) return -1;
+  dtac_elastomer* e = dtac_elastomer_get(m, d, t->gel);
+  if (!e || t->sensor < 0) return 0;  // tactile_compute writes zeros or nothing: no gradient
+  // the inputs exactly as tactile_compute gathers them; keynew is scratch between evaluations
+  dtac_elastomer_ensure_placed(m, d, e);
+  if (!t->ready && t->nmarker) setup_markers(t, e);
+  gather_key(m, d, t, e, t->keynew);
+  const double* x = d->plugin_state + m->plugin_stateadr[t->gel] + e->L.x;
+  evaluate_adj(t, e, t->keynew, x, e->contact_force, y_bar, x_bar, f_bar, param_bar);
+  return 0;
 }
 
 // ---- visualize: the marker field ----------------------------------------------------------------

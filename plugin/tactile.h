@@ -6,6 +6,7 @@
 
 #include <mujoco/mujoco.h>
 
+#include "difftac/difftac.h"
 #include "elastomer.h"
 #include "optics.h"
 #include "raster.h"
@@ -53,6 +54,7 @@ typedef struct dtac_tactile_ {
   double* fsite;            // per-vertex contact force in the site frame (nv x 3)
   dtac_vis vis;             // visibility buffer (images only)
   double* pix;              // per-pixel normal + depth for rgb (W*H x 4)
+  double* bar;              // VJP scratch: cotangents of p and of fsite (nv x 6)
   // markers
   int nmarker;
   int* mk_tri;              // top-face triangle of each marker (nmarker)
@@ -69,6 +71,21 @@ typedef struct dtac_tactile_ {
 
 // the tactile sensor of a plugin instance in d, or NULL
 dtac_tactile* dtac_tactile_get(const mjModel* m, const mjData* d, int instance);
+
+// VJP of the sensor's output at d's current state (as tactile_compute evaluates it there),
+// holding the site pose fixed: given y_bar (the sensor's nout sensordata values), accumulates
+// the cotangents of the gel's world node positions x_bar (nnode x 3), of its per-node contact
+// forces f_bar (nnode x 3, world, e->contact_force as computed in the last passive stage) and,
+// if param_bar is not NULL, of the optics parameters (background 3, then lighting 3 x NBASIS).
+// Visibility (which triangle covers each pixel) is held at the forward pass's. Returns 0, or -1
+// if the instance is not a tactile sensor.
+// Call it where sensordata is current (after mj_forward: after mj_step the gel state has moved
+// on from the sensordata and contact forces of that step's forward pass).
+// Only the sensor's scratch is written (never sensordata, its cached output or cache key); a
+// sensor without sensordata or without its gel's data (constant output) accumulates nothing.
+// Exported (not in the public header) for the gradient tape and the plugin tests.
+DTAC_API int dtac_tactile_vjp(const mjModel* m, mjData* d, int instance, const mjtNum* y_bar,
+                              double* x_bar, double* f_bar, double* param_bar);
 
 void dtac_tactile_register(void);
 
