@@ -78,6 +78,20 @@ def _prototype(lib):
         "dtac_tactile_find": (c_int, [vp, c_char_p]),
         "dtac_tactile_get_info": (c_int, [vp, vp, c_int, vp]),
         "dtac_tactile_marker_rest": (c_int, [vp, vp, c_int, dp]),
+        # gradients
+        "dtac_param_count": (c_int, [vp]),
+        "dtac_param_name": (c_int, [vp, c_int, c_char_p, c_int]),
+        "dtac_param_find": (c_int, [vp, c_char_p]),
+        "dtac_param_get": (c_double, [vp, vp, c_int]),
+        "dtac_param_set": (c_int, [vp, vp, c_int, c_double]),
+        "dtac_grad_state_size": (c_int, [vp]),
+        "dtac_tape_make": (vp, [vp, vp, c_int, c_int]),
+        "dtac_tape_free": (None, [vp]),
+        "dtac_tape_step": (c_int, [vp]),
+        "dtac_tape_nstep": (c_int, [vp]),
+        "dtac_tape_reset": (None, [vp]),
+        "dtac_tape_memory": (ctypes.c_size_t, [vp]),
+        "dtac_tape_backward": (c_int, [vp, dp, dp, dp, dp, dp]),
     }
     for name, (res, args) in sig.items():
         try:
