@@ -532,6 +532,9 @@ void dtac_elastomer_passive_adj(const mjModel* m, mjData* d, dtac_elastomer* e,
     dtac_gel_contact_node_adj(gm, sn, e->col, e->ncol, x, v, state + e->L.anchor, 0, 0, fbar,
                               s->col_ft_bar, NULL, xb, vb, ab, s->col_bar, pb);
   }
+  memcpy(e->col_bar, s->col_bar, sizeof(dtac_collider_bar) * e->ncol);
+  memset(&e->psite_bar, 0, sizeof(e->psite_bar));
+  memset(e->pFT, 0, sizeof(e->pFT));
 
   // the back face and the damping relative to the body: (F, T about the site) on the body
   if (e->body > 0) {
@@ -558,13 +561,17 @@ void dtac_elastomer_passive_adj(const mjModel* m, mjData* d, dtac_elastomer* e,
     for (int i = 0; i < gm->nfixed; i++) {
       int a = gm->fixed_id[i];
       const double* f = s->force + 3 * a;
-      double r[3], t1[3], t2[3];
+      double r[3], t1[3], t2[3], t3[3];
       dtac_sub3(r, x + 3 * a, sp);
       dtac_cross3(t1, Tb, r);
       dtac_cross3(t2, f, Tb);
+      dtac_cross3(t3, r, f);
       for (int k = 0; k < 3; k++) {
         fbar[3 * a + k] = Fb[k] + t1[k];
         xb[3 * a + k] += t2[k];
+        e->psite_bar.pos[k] -= t2[k];  // r = x - site
+        e->pFT[k] += f[k];
+        e->pFT[3 + k] += t3[k];
       }
     }
     dtac_gel_internal_force_adj(gm, x, v, fbar, xb, vb, &s->ma);
@@ -578,10 +585,61 @@ void dtac_elastomer_passive_adj(const mjModel* m, mjData* d, dtac_elastomer* e,
       memset(&site_bar, 0, sizeof(site_bar));
       double wbar[6] = {Fb[0], Fb[1], Fb[2], Tb[0], Tb[1], Tb[2]};
       dtac_gel_mass_damping_adj(gm, x, v, &site, NULL, wbar, xb, vb, &site_bar, &pb->mass_damping);
+      for (int k = 0; k < 3; k++) {
+        e->psite_bar.pos[k] += site_bar.pos[k];
+        e->psite_bar.vel[k] += site_bar.vel[k];
+        e->psite_bar.angvel[k] += site_bar.angvel[k];
+      }
+      double wr[6] = {0, 0, 0, 0, 0, 0};
+      dtac_gel_mass_damping(gm, x, v, sp, &site, NULL, wr);
+      for (int k = 0; k < 6; k++) e->pFT[k] += wr[k];
     }
   }
   dtac_material_set_adj(gm->def.young, gm->def.poisson, &s->ma, &pb->young, &pb->poisson,
                         &pb->damping);
+}
+
+mjtNum dtac_elastomer_rigid_dot(const mjModel* m, mjData* d, dtac_elastomer* e,
+                                const mjtNum* qfrc_bar, const mjtNum* wrench_bar) {
+  int nv = m->nv;
+  mjtNum* q = e->slot_tmp;  // scratch: the held wrenches mapped to qfrc
+  mju_zero(q, nv);
+  mjtNum s = 0;
+  // colliders as compute gathered them (the same list), at the current kinematics
+  gather_colliders(m, d, e, 0, 1);
+  for (int c = 0; c < e->ncol; c++) {
+    const dtac_collider* col = e->col + c;
+    const dtac_collider_bar* cb = e->col_bar + c;
+    for (int k = 0; k < 3; k++) {
+      s += col->pos[k] * cb->pos[k] + col->vel[k] * cb->vel[k] + col->angvel[k] * cb->angvel[k];
+    }
+    for (int k = 0; k < 9; k++) s += col->mat[k] * cb->mat[k];
+    if (col->body <= 0) continue;
+    const double* ft = e->col_ft + 6 * c;
+    mj_applyFT(m, d, ft, ft + 3, col->pos, col->body, q);
+    if (wrench_bar) {
+      mjtNum w[6] = {0, 0, 0, 0, 0, 0};
+      dtac_wrench_add(w, ft, ft + 3, col->pos, d->xpos + 3 * col->body);
+      s += mju_dot(w, wrench_bar + 6 * col->body, 6);
+    }
+  }
+  // the site: the back face's and the damping's wrench about it, its frame for the damping
+  if (e->body > 0) {
+    const mjtNum* sp = d->site_xpos + 3 * e->site;
+    mjtNum vel[6];
+    mj_objectVelocity(m, d, mjOBJ_SITE, e->site, vel, 0);
+    for (int k = 0; k < 3; k++) {
+      s += sp[k] * e->psite_bar.pos[k] + vel[3 + k] * e->psite_bar.vel[k] +
+           vel[k] * e->psite_bar.angvel[k];
+    }
+    mj_applyFT(m, d, e->pFT, e->pFT + 3, sp, e->body, q);
+    if (wrench_bar) {
+      mjtNum w[6] = {0, 0, 0, 0, 0, 0};
+      dtac_wrench_add(w, e->pFT, e->pFT + 3, sp, d->xpos + 3 * e->body);
+      s += mju_dot(w, wrench_bar + 6 * e->body, 6);
+    }
+  }
+  return s + mju_dot(q, qfrc_bar, nv);
 }
 
 // the slot of body b, creating it (frame, velocity, inverse effective mass, applied wrench);

@@ -70,6 +70,9 @@ typedef struct dtac_elastomer_ {
   double* cf_bar;              // cotangent of the node contact forces (nnode x 3), from sensors
   dtac_collider_bar* col_bar;  // cotangents of the step-start colliders (ngeom)
   mjtNum* gscratch;  // lead: scratch of the reverse pass (allocated when recording starts)
+  // reverse of compute: what the forces' rigid dependencies are differenced with
+  dtac_frame psite_bar;  // cotangent of the site frame (pos, vel, angvel) compute used
+  double pFT[6];         // the back face's force and torque about the site compute applied
   // outputs of the last passive evaluation (compute)
   double* contact_force;  // contact force on each node, world (nnode x 3; 0 off the surface)
   mjtNum wrench[6];       // contact force/torque on the gel (world; torque about the site)
@@ -114,9 +117,19 @@ void dtac_elastomer_corrections(const mjModel* m, mjData* d, dtac_elastomer* lea
 // body's origin, wrench_bar: nbody x 6, may be NULL) and of its per-node contact forces
 // (cf_bar: nnode x 3, may be NULL), accumulates the cotangent of the gel's state (state_bar)
 // and of its parameters, with d's kinematics and velocities held fixed. d must hold the
-// kinematics compute ran at (after mj_forward or a step's forward pass on this state).
+// kinematics compute ran at (after mj_forward or a step's forward pass on this state). Keeps
+// the cotangents of the colliders' and the site's frames (e->col_bar, e->psite_bar) and the
+// wrenches compute applied, for dtac_elastomer_rigid_dot.
 void dtac_elastomer_passive_adj(const mjModel* m, mjData* d, dtac_elastomer* e,
                                 const mjtNum* qfrc_bar, const mjtNum* wrench_bar,
                                 const double* cf_bar, double* state_bar, dtac_gel_param_bar* pb);
+
+// the rigid dependencies of compute at d's current kinematics and velocities (mj_kinematics,
+// mj_comPos, mj_comVel), after dtac_elastomer_passive_adj: the wrenches compute applied (held)
+// mapped to qfrc (dotted with qfrc_bar) and moved to the bodies' origins (dotted with
+// wrench_bar), plus <cotangents, frames> of its colliders and site. Its derivative in the rigid
+// state is compute's, with the gel's state held.
+mjtNum dtac_elastomer_rigid_dot(const mjModel* m, mjData* d, dtac_elastomer* e,
+                                const mjtNum* qfrc_bar, const mjtNum* wrench_bar);
 
 #endif  // DTAC_PLUGIN_ELASTOMER_H_

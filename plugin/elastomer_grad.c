@@ -86,11 +86,11 @@ static void el_qfrc(const mjModel* m, const mjData* d, int instance, mjtNum* qfr
   if (e) mju_addTo(qfrc, e->qfrc, m->nv);
 }
 
-static mjtNum el_passive_dot(const mjModel* m, const mjData* d, int instance) {
-  const dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
-  const dtac_elastomer* lead = dtac_elastomer_lead(m, d);
-  if (!e || !lead || !e->coupling) return 0;
-  return mju_dot(lead->wapp_bar, e->body_wrench, 6 * m->nbody);
+static mjtNum el_rigid_dot(const mjModel* m, mjData* d, int instance, const dtac_grad_ctx* ctx) {
+  dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
+  dtac_elastomer* lead = dtac_elastomer_lead(m, d);
+  if (!e || !lead) return 0;
+  return dtac_elastomer_rigid_dot(m, d, e, ctx->qfrc_bar, e->coupling ? lead->wapp_bar : NULL);
 }
 
 // doubles of the reverse pass's scratch: q0, qs, vs, q1 base, v1 base, dq, q̄*, v̄*, v̄ (Xi), dPQ
@@ -308,7 +308,7 @@ void dtac_elastomer_register_derivative(void) {
   der.plugin = DTAC_ELASTOMER_NAME;
   der.freeze = el_freeze;
   der.qfrc = el_qfrc;
-  der.passive_dot = el_passive_dot;
+  der.rigid_dot = el_rigid_dot;
   der.record = el_record;
   der.advance_vjp = el_advance_vjp;
   der.passive_vjp = el_passive_vjp;

@@ -119,6 +119,7 @@ struct dtac_tape_ {
   unsigned char* sensor_rigid;  // 1: sensordata value from a non-plugin sensor (nsensordata)
   mjtNum* buf;                  // scratch below
   mjtNum *xbar, *qsb, *vsb, *q0b, *v0b, *a0b, *fg, *fgb, *dq, *q1b, *v1b, *a1b, *y1b, *qfrc;
+  mjtNum *q0, *v0, *site_bar;
 };
 
 int dtac_grad_state_size(const mjModel* m) {
@@ -149,7 +150,8 @@ dtac_tape* dtac_tape_make(const mjModel* m, mjData* d, int nstep, int every) {
   tp->nparam = param_layout(m, NULL);
   int nckpt = (nstep + tp->every - 1) / tp->every;
   int nv = m->nv, nq = m->nq, nsd = m->nsensordata;
-  size_t nbuf = (size_t)tp->nx + 12 * (size_t)(nv + nq + 1) + 2 * (size_t)(m->na + nsd + 1);
+  size_t nbuf = (size_t)tp->nx + 12 * (size_t)(nv + nq + 1) + 2 * (size_t)(m->na + nsd + 1) +
+                12 * (size_t)m->nsite;
   tp->ckpt = (mjtNum*)malloc(sizeof(mjtNum) * nckpt * tp->nstate);
   tp->seg = (mjtNum*)malloc(sizeof(mjtNum) * tp->every * tp->nstate);
   tp->user = (mjtNum*)malloc(sizeof(mjtNum) * nstep * (tp->nuser > 0 ? tp->nuser : 1));
@@ -184,6 +186,9 @@ dtac_tape* dtac_tape_make(const mjModel* m, mjData* d, int nstep, int every) {
   tp->v1b = b, b += nv;
   tp->a0b = b, b += m->na + 1;
   tp->a1b = b, b += m->na + 1;
+  tp->q0 = b, b += nq;
+  tp->v0 = b, b += nv;
+  tp->site_bar = b, b += 12 * m->nsite;
   tp->y1b = b;
   // states need a forward pass to be complete (the gel placed at its site)
   mj_forward(m, d);
@@ -263,19 +268,20 @@ static void rigid_perturb(const mjModel* m, mjData* d, mjtNum* dq, int j, mjtNum
   }
 }
 
-// the plugins' outputs at d after a forward pass, dotted with their cotangents
-static mjtNum plugin_dot(const dtac_tape* tp, const mjData* d, const mjtNum* ybar) {
+// at d's kinematics (qpos, qvel set): <site bars, site poses> plus the plugins' rigid_dot
+static mjtNum rigid_dot(const dtac_tape* tp, mjData* d, const dtac_grad_ctx* ctx) {
   const mjModel* m = tp->m;
-  passive_qfrc(m, d, tp->qfrc);
-  mjtNum s = mju_dot(tp->qfrc, tp->fgb, m->nv);
+  mj_kinematics(m, d);
+  mj_comPos(m, d);
+  mj_comVel(m, d);
+  mjtNum s = 0;
+  for (int i = 0; i < m->nsite; i++) {
+    s += mju_dot(ctx->site_bar + 12 * i, d->site_xpos + 3 * i, 3);
+    s += mju_dot(ctx->site_bar + 12 * i + 3, d->site_xmat + 9 * i, 9);
+  }
   for (int i = 0; i < m->nplugin; i++) {
     const dtac_derivative* der = dtac_derivative_of(m, i);
-    if (der && der->passive_dot) s += der->passive_dot(m, d, i);
-  }
-  if (ybar) {
-    for (int k = 0; k < m->nsensordata; k++) {
-      if (!tp->sensor_rigid[k]) s += ybar[k] * d->sensordata[k];
-    }
+    if (der && der->rigid_dot) s += der->rigid_dot(m, d, i, ctx);
   }
   return s;
 }
@@ -385,9 +391,12 @@ static int backward_step(dtac_tape* tp, const mjtNum* s, const mjtNum* ybar, mjt
   // the rigid state by central differences with the plugins' state held
   mj_setState(m, w, s, tp->sig);
   mj_forward(m, w);
+  mju_copy(tp->q0, w->qpos, m->nq);
+  mju_copy(tp->v0, w->qvel, nv);
   ctx.qfrc_bar = tp->fgb;
   ctx.sensor_bar = ybar;
-  int any_plugin_sensor = 0;
+  ctx.site_bar = tp->site_bar;
+  mju_zero(tp->site_bar, 12 * m->nsite);
   for (int sn = 0; sn < m->nsensor; sn++) {
     if (m->sensor_type[sn] != mjSENS_PLUGIN || !ybar) continue;
     int inst = m->sensor_plugin[sn];
@@ -396,7 +405,6 @@ static int backward_step(dtac_tape* tp, const mjtNum* s, const mjtNum* ybar, mjt
     int nz = 0;
     for (int k = 0; k < m->sensor_dim[sn]; k++) nz |= yb[k] != 0;
     if (!nz) continue;
-    any_plugin_sensor = 1;
     if (!der || !der->sensor_vjp || der->sensor_vjp(m, w, inst, yb, &ctx)) {
       mju_warning("dtac_tape_backward: sensor %d has no derivative", sn);
       return -1;
@@ -406,30 +414,21 @@ static int backward_step(dtac_tape* tp, const mjtNum* s, const mjtNum* ybar, mjt
     const dtac_derivative* der = dtac_derivative_of(m, i);
     if (der && der->passive_vjp && der->passive_vjp(m, w, i, &ctx)) return -1;
   }
-  int any = any_plugin_sensor;
-  for (int k = 0; k < nv; k++) any |= tp->fgb[k] != 0;
-  for (int i = 0; i < m->nplugin && !any; i++) {
-    const dtac_derivative* der = dtac_derivative_of(m, i);
-    any |= der && der->passive_dot && der->passive_dot(m, w, i) != 0;
-  }
-  if (any) {
-    // the gel's contact forces are stiff functions of the bodies' poses (penalty ramps, the
-    // friction spring's tanh): a fourth-order stencil keeps the truncation error small
-    for (int j = 0; j < 2 * nv; j++) {
-      mjtNum val[4];
-      const mjtNum at[4] = {eps, -eps, 2 * eps, -2 * eps};
-      for (int i = 0; i < 4; i++) {
-        mj_setState(m, w, s, tp->sig);
-        rigid_perturb(m, w, dq, j, at[i]);
-        mj_forward(m, w);
-        val[i] = plugin_dot(tp, w, any_plugin_sensor ? ybar : NULL);
-      }
-      mjtNum g = (8 * (val[0] - val[1]) - (val[2] - val[3])) / (12 * eps);
-      if (j < nv) {
-        tp->q0b[j] += g;
-      } else {
-        tp->v0b[j - nv] += g;
-      }
+  // their rigid dependencies: the wrenches they applied held, mapped through the bodies'
+  // Jacobians, and the frames of the colliders and sites they read, all smooth kinematic maps
+  for (int j = 0; j < 2 * nv; j++) {
+    mjtNum val[2];
+    for (int sgn = 0; sgn < 2; sgn++) {
+      mju_copy(w->qpos, tp->q0, m->nq);
+      mju_copy(w->qvel, tp->v0, nv);
+      rigid_perturb(m, w, dq, j, sgn ? -eps : eps);
+      val[sgn] = rigid_dot(tp, w, &ctx);
+    }
+    mjtNum g = (val[0] - val[1]) / (2 * eps);
+    if (j < nv) {
+      tp->q0b[j] += g;
+    } else {
+      tp->v0b[j - nv] += g;
     }
   }
 

@@ -36,6 +36,8 @@ typedef struct dtac_grad_ctx_ {
   const mjtNum* qfrc_bar;
   // sensors: cotangent of d->sensordata (nsensordata, may be NULL)
   const mjtNum* sensor_bar;
+  // sensors and forces: cotangent of each site's pose (site_xpos 3, site_xmat 9; nsite x 12)
+  mjtNum* site_bar;
   // parameters: cotangents, indexed like the tape's parameter list
   mjtNum* param_bar;
   int* param_adr;  // first parameter of each plugin instance (nplugin; -1: none)
@@ -47,9 +49,10 @@ typedef struct dtac_derivative_ {
   void (*freeze)(const mjModel* m, mjData* d, int instance, int on);
   // passive plugins: adds the instance's share of qfrc_passive in the last compute to qfrc
   void (*qfrc)(const mjModel* m, const mjData* d, int instance, mjtNum* qfrc);
-  // passive plugins: its outputs other than qfrc that other callbacks' cotangents weigh,
-  // dotted with those cotangents (for finite differences over the rigid state); may be NULL
-  mjtNum (*passive_dot)(const mjModel* m, const mjData* d, int instance);
+  // passive plugins, after passive_vjp: a function of d's kinematics and velocities (mj_kinematics,
+  // mj_comPos, mj_comVel done) whose derivative in the rigid state is that of <ctx bars, the
+  // instance's force outputs> with its own state held (the tape differences it); may be NULL
+  mjtNum (*rigid_dot)(const mjModel* m, mjData* d, int instance, const dtac_grad_ctx* ctx);
   // stateful plugins: turns recording of the next step's reverse-pass inputs on or off;
   // returns nonzero if it cannot record
   int (*record)(const mjModel* m, mjData* d, int instance, int on);

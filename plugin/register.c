@@ -9,4 +9,5 @@ mjPLUGIN_LIB_INIT(difftac) {
   dtac_elastomer_register();
   dtac_tactile_register();
   dtac_elastomer_register_derivative();
+  dtac_tactile_register_derivative();
 }

@@ -3,6 +3,7 @@
 // their checks, the camera set-up, and per evaluation: gel state -> site frame -> output. The
 // config keys are named in this file only; docs/tactile.md documents each.
 #include "tactile.h"
+#include "grad.h"
 
 #include <errno.h>
 #include <math.h>
@@ -14,21 +15,23 @@
 
 _Static_assert(DTAC_TACTILE_NBASIS == DTAC_OPTICS_NBASIS, "lighting basis size mismatch");
 
-static const char* const output_names[DTAC_OUT_COUNT] = {"rgb",     "depth",   "pressure",
-                                                         "shear",   "markers", "force"};
+static const char* const output_names[DTAC_OUT_COUNT] = {"rgb",   "depth",   "pressure",
+                                                         "shear", "markers", "force"};
 
 static const char* const tactile_attributes[] = {
-    "elastomer", "output", "size", "pitch", "center", "background", "lighting", "optics_file",
-    "markers", "marker_pitch"};
+    "elastomer",  "output",   "size",        "pitch",   "center",
+    "background", "lighting", "optics_file", "markers", "marker_pitch"};
 static const int tactile_nattribute = sizeof(tactile_attributes) / sizeof(tactile_attributes[0]);
 
 #define MAX_PIXELS (4096 * 4096)
 #define MAX_MARKERS 100000
 
-// ---- config --------------------------------------------------------------------------------------
+// ---- config
+// --------------------------------------------------------------------------------------
 
 static void sensor_name(const mjModel* m, int sensor, char* out, int len) {
-  const char* nm = (sensor >= 0 && m->names && m->name_sensoradr) ? m->names + m->name_sensoradr[sensor] : "";
+  const char* nm =
+      (sensor >= 0 && m->names && m->name_sensoradr) ? m->names + m->name_sensoradr[sensor] : "";
   if (nm && nm[0]) {
     snprintf(out, len, "%s", nm);
   } else {
@@ -62,8 +65,7 @@ static int parse_numbers(const char* s, double* out, int n) {
   return k;
 }
 
-static int read_numbers(const char* key, const char* s, double* out, int n, char* err,
-                        int errlen) {
+static int read_numbers(const char* key, const char* s, double* out, int n, char* err, int errlen) {
   if (!s || !s[0]) return 0;
   double tmp[3 * DTAC_OPTICS_NBASIS] = {0};
   if (parse_numbers(s, tmp, n) != n) {
@@ -81,14 +83,15 @@ static int read_numbers(const char* key, const char* s, double* out, int n, char
   return 0;
 }
 
-static int read_int_pair(const char* key, const char* s, int* a, int* b, int lo, long hi,
-                         char* err, int errlen) {
+static int read_int_pair(const char* key, const char* s, int* a, int* b, int lo, long hi, char* err,
+                         int errlen) {
   if (!s || !s[0]) return 0;
   double v[2];
   if (parse_numbers(s, v, 2) != 2 || v[0] != floor(v[0]) || v[1] != floor(v[1]) || v[0] < lo ||
       v[1] < lo || v[0] * v[1] > (double)hi) {
-    snprintf(err, errlen, "key '%s' has value '%s': expected two integers >= %d with product <= %ld",
-             key, s, lo, hi);
+    snprintf(err, errlen,
+             "key '%s' has value '%s': expected two integers >= %d with product <= %ld", key, s, lo,
+             hi);
     return 1;
   }
   *a = (int)v[0];
@@ -109,7 +112,8 @@ static int read_optics_file(const char* path, dtac_tactile_def* def, char* err, 
   while (!bad && fscanf(f, "%255s", tok) == 1) {
     if (tok[0] == '#') {
       int ch;
-      while ((ch = fgetc(f)) != EOF && ch != '\n') {}
+      while ((ch = fgetc(f)) != EOF && ch != '\n') {
+      }
       continue;
     }
     double* dst;
@@ -121,15 +125,19 @@ static int read_optics_file(const char* path, dtac_tactile_def* def, char* err, 
       dst = def->coef;
       n = 3 * DTAC_OPTICS_NBASIS;
     } else {
-      snprintf(err, errlen, "key 'optics_file' has value '%s': unknown entry '%s' (valid: "
-               "background, lighting)", path, tok);
+      snprintf(err, errlen,
+               "key 'optics_file' has value '%s': unknown entry '%s' (valid: "
+               "background, lighting)",
+               path, tok);
       bad = 1;
       break;
     }
     for (int k = 0; k < n; k++) {
       if (fscanf(f, "%lf", dst + k) != 1 || !isfinite(dst[k])) {
-        snprintf(err, errlen, "key 'optics_file' has value '%s': entry '%s' needs %d finite "
-                 "numbers", path, tok, n);
+        snprintf(err, errlen,
+                 "key 'optics_file' has value '%s': entry '%s' needs %d finite "
+                 "numbers",
+                 path, tok, n);
         bad = 1;
         break;
       }
@@ -182,8 +190,8 @@ static int tactile_parse(const mjModel* m, int instance, dtac_tactile_def* def, 
   const char* file = mj_getPluginConfig(m, instance, "optics_file");
   if (file && file[0] && read_optics_file(file, def, err, errlen)) return 1;
 
-  if (read_int_pair("size", mj_getPluginConfig(m, instance, "size"), &def->width, &def->height,
-                    1, MAX_PIXELS, err, errlen) ||
+  if (read_int_pair("size", mj_getPluginConfig(m, instance, "size"), &def->width, &def->height, 1,
+                    MAX_PIXELS, err, errlen) ||
       read_numbers("pitch", mj_getPluginConfig(m, instance, "pitch"), &def->pitch, 1, err,
                    errlen) ||
       read_numbers("center", mj_getPluginConfig(m, instance, "center"), def->center, 2, err,
@@ -226,12 +234,18 @@ static int find_elastomer(const mjModel* m, const dtac_tactile_def* def, char* e
 static int output_size(const dtac_tactile_def* def) {
   int npix = def->width * def->height;
   switch (def->output) {
-    case DTAC_OUT_RGB: return 3 * npix;
-    case DTAC_OUT_DEPTH: return npix;
-    case DTAC_OUT_PRESSURE: return npix;
-    case DTAC_OUT_SHEAR: return 2 * npix;
-    case DTAC_OUT_MARKERS: return 2 * def->marker_cols * def->marker_rows;
-    default: return 6;
+    case DTAC_OUT_RGB:
+      return 3 * npix;
+    case DTAC_OUT_DEPTH:
+      return npix;
+    case DTAC_OUT_PRESSURE:
+      return npix;
+    case DTAC_OUT_SHEAR:
+      return 2 * npix;
+    case DTAC_OUT_MARKERS:
+      return 2 * def->marker_cols * def->marker_rows;
+    default:
+      return 6;
   }
 }
 
@@ -263,9 +277,12 @@ static int tactile_check(const mjModel* m, int instance, dtac_tactile_def* def, 
   return 0;
 }
 
-// ---- callbacks -------------------------------------------------------------------------------------
+// ---- callbacks
+// -------------------------------------------------------------------------------------
 
-static int tactile_nstate(const mjModel* m, int instance) { return 0; }
+static int tactile_nstate(const mjModel* m, int instance) {
+  return 0;
+}
 
 static int tactile_nsensordata(const mjModel* m, int instance, int sensor_id) {
   char err[DTAC_ERRLEN], name[DTAC_NAMELEN];
@@ -317,10 +334,10 @@ static dtac_tactile* tactile_make(const mjModel* m, int instance, char* err, int
   if (t->sensor >= 0 && m->sensor_objtype[t->sensor] == mjOBJ_SITE) {
     int site = mj_name2id(m, mjOBJ_SITE, edef.site);
     if (site >= 0 && m->sensor_objid[t->sensor] != site) {
-      snprintf(err, errlen, "objname is site '%s' but elastomer '%s' is attached to site '%s'; "
+      snprintf(err, errlen,
+               "objname is site '%s' but elastomer '%s' is attached to site '%s'; "
                "the sensor sees the gel from its own site",
-               m->names + m->name_siteadr[m->sensor_objid[t->sensor]], t->def.elastomer,
-               edef.site);
+               m->names + m->name_siteadr[m->sensor_objid[t->sensor]], t->def.elastomer, edef.site);
       tactile_free(t);
       return NULL;
     }
@@ -393,8 +410,7 @@ static void tactile_destroy(mjData* d, int instance) {
   d->plugin_data[instance] = 0;
 }
 
-static void tactile_reset(const mjModel* m, mjtNum* plugin_state, void* plugin_data,
-                          int instance) {
+static void tactile_reset(const mjModel* m, mjtNum* plugin_state, void* plugin_data, int instance) {
   dtac_tactile* t = (dtac_tactile*)plugin_data;
   if (t) t->valid = 0;
 }
@@ -509,7 +525,7 @@ static void evaluate(dtac_tactile* t, const dtac_elastomer* e, const double* key
 
 static void tactile_compute(const mjModel* m, mjData* d, int instance, int capability_bit) {
   dtac_tactile* t = (dtac_tactile*)d->plugin_data[instance];
-  if (!t || !(capability_bit & mjPLUGIN_SENSOR) || t->sensor < 0) return;
+  if (!t || !(capability_bit & mjPLUGIN_SENSOR) || t->sensor < 0 || t->frozen) return;
   mjtNum* sd = d->sensordata + m->sensor_adr[t->sensor];
   dtac_elastomer* e = dtac_elastomer_get(m, d, t->gel);
   if (!e) {
@@ -537,7 +553,7 @@ static void tactile_compute(const mjModel* m, mjData* d, int instance, int capab
 // param_bar (may be null). Rebuilds t->p, t->fsite and t->vis from key as evaluate does.
 static void evaluate_adj(dtac_tactile* t, const dtac_elastomer* e, const double* key,
                          const double* x, const double* f, const mjtNum* y_bar, double* x_bar,
-                         double* f_bar, double* param_bar) {
+                         double* f_bar, double* param_bar, double* site_bar) {
   const double* pos = key;
   const double* R = key + 3;
   const double* X = e->model.X + 3 * t->top0;
@@ -550,14 +566,26 @@ static void evaluate_adj(dtac_tactile* t, const dtac_elastomer* e, const double*
     double F_bar[3], T_bar[3];
     dtac_mulmv3(F_bar, R, y_bar);
     dtac_mulmv3(T_bar, R, y_bar + 3);
+    double F[3] = {0, 0, 0}, T[3] = {0, 0, 0};
     for (int a = 0; a < e->model.nnode; a++) {
-      double r[3], rb[3], fb[3];
+      double r[3], rb[3], fb[3], t1[3];
       dtac_sub3(r, x + 3 * a, pos);
       dtac_cross3(fb, T_bar, r);  // T_bar . (r x f) = f . (T_bar x r) = r . (f x T_bar)
       dtac_cross3(rb, f + 3 * a, T_bar);
+      dtac_cross3(t1, r, f + 3 * a);
       for (int k = 0; k < 3; k++) {
         f_bar[3 * a + k] += F_bar[k] + fb[k];
         x_bar[3 * a + k] += rb[k];
+        F[k] += f[3 * a + k];
+        T[k] += t1[k];
+        if (site_bar) site_bar[k] -= rb[k];  // r = x - pos
+      }
+    }
+    // out = R^T (F, T): R_bar[i][j] += F_i y_j + T_i y_{3+j}
+    if (site_bar) {
+      for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 3; j++)
+          site_bar[3 + 3 * i + j] += F[i] * y_bar[j] + T[i] * y_bar[3 + j];
       }
     }
     return;
@@ -604,6 +632,22 @@ static void evaluate_adj(dtac_tactile* t, const dtac_elastomer* e, const double*
   // back to the world: p = R^T (x - pos) gives x_bar = R p_bar, f_site = R^T f gives R fs_bar
   double* xb = x_bar + 3 * t->top0;
   double* fb = f_bar + 3 * t->top0;
+  if (site_bar) {
+    // and the site's pose: pos_bar = -R p_bar, R_bar[i][j] += (x - pos)_i p_bar_j + f_i fs_bar_j
+    const double* xs = key + 12;
+    const double* fw = key + 12 + 3 * nv;
+    for (int a = 0; a < nv; a++) {
+      double r[3], w[3];
+      dtac_sub3(r, xs + 3 * a, pos);
+      dtac_mulmv3(w, R, p_bar + 3 * a);
+      for (int i = 0; i < 3; i++) {
+        site_bar[i] -= w[i];
+        for (int j = 0; j < 3; j++) {
+          site_bar[3 + 3 * i + j] += r[i] * p_bar[3 * a + j] + fw[3 * a + i] * fs_bar[3 * a + j];
+        }
+      }
+    }
+  }
   for (int a = 0; a < nv; a++) {
     double w[3];
     dtac_mulmv3(w, R, p_bar + 3 * a);
@@ -614,7 +658,7 @@ static void evaluate_adj(dtac_tactile* t, const dtac_elastomer* e, const double*
 }
 
 int dtac_tactile_vjp(const mjModel* m, mjData* d, int instance, const mjtNum* y_bar, double* x_bar,
-                     double* f_bar, double* param_bar) {
+                     double* f_bar, double* param_bar, double* site_bar) {
   dtac_tactile* t = dtac_tactile_get(m, d, instance);
   if (!t) return -1;
   dtac_elastomer* e = dtac_elastomer_get(m, d, t->gel);
@@ -624,7 +668,7 @@ int dtac_tactile_vjp(const mjModel* m, mjData* d, int instance, const mjtNum* y_
   if (!t->ready && t->nmarker) setup_markers(t, e);
   gather_key(m, d, t, e, t->keynew);
   const double* x = d->plugin_state + m->plugin_stateadr[t->gel] + e->L.x;
-  evaluate_adj(t, e, t->keynew, x, e->contact_force, y_bar, x_bar, f_bar, param_bar);
+  evaluate_adj(t, e, t->keynew, x, e->contact_force, y_bar, x_bar, f_bar, param_bar, site_bar);
   return 0;
 }
 
@@ -696,7 +740,8 @@ static void tactile_visualize(const mjModel* m, mjData* d, const mjvOption* opt,
   }
 }
 
-// ---- public API ----------------------------------------------------------------------------------------
+// ---- public API
+// ----------------------------------------------------------------------------------------
 
 int dtac_tactile_find(const mjModel* m, const char* name) {
   int s = mj_name2id(m, mjOBJ_SENSOR, name);
@@ -706,7 +751,8 @@ int dtac_tactile_find(const mjModel* m, const char* name) {
 }
 
 int dtac_tactile_get_info(const mjModel* m, const mjData* d, int sensor, dtac_tactile_info* info) {
-  if (!m || sensor < 0 || sensor >= m->nsensor || m->sensor_type[sensor] != mjSENS_PLUGIN) return -1;
+  if (!m || sensor < 0 || sensor >= m->nsensor || m->sensor_type[sensor] != mjSENS_PLUGIN)
+    return -1;
   const dtac_tactile* t = dtac_tactile_get(m, d, m->sensor_plugin[sensor]);
   if (!t) return -1;
   memset(info, 0, sizeof(*info));
@@ -729,17 +775,20 @@ int dtac_tactile_get_info(const mjModel* m, const mjData* d, int sensor, dtac_ta
 }
 
 int dtac_tactile_marker_rest(const mjModel* m, const mjData* d, int sensor, mjtNum* uv) {
-  if (!m || sensor < 0 || sensor >= m->nsensor || m->sensor_type[sensor] != mjSENS_PLUGIN) return -1;
+  if (!m || sensor < 0 || sensor >= m->nsensor || m->sensor_type[sensor] != mjSENS_PLUGIN)
+    return -1;
   const dtac_tactile* t = dtac_tactile_get(m, d, m->sensor_plugin[sensor]);
   if (!t) return -1;
   const dtac_tactile_def* def = &t->def;
   for (int r = 0; r < def->marker_rows; r++) {
     for (int c = 0; c < def->marker_cols; c++) {
       int k = r * def->marker_cols + c;
-      uv[2 * k] = (def->center[0] + (c - 0.5 * (def->marker_cols - 1)) * def->marker_pitch -
-                   t->cam.x0) / def->pitch;
-      uv[2 * k + 1] = (def->center[1] + (r - 0.5 * (def->marker_rows - 1)) * def->marker_pitch -
-                       t->cam.y0) / def->pitch;
+      uv[2 * k] =
+          (def->center[0] + (c - 0.5 * (def->marker_cols - 1)) * def->marker_pitch - t->cam.x0) /
+          def->pitch;
+      uv[2 * k + 1] =
+          (def->center[1] + (r - 0.5 * (def->marker_rows - 1)) * def->marker_pitch - t->cam.y0) /
+          def->pitch;
     }
   }
   return def->marker_cols * def->marker_rows;
@@ -749,8 +798,7 @@ void dtac_optics_default_params(double background[3], double lighting[3 * DTAC_T
   dtac_optics_default(background, lighting);
 }
 
-void dtac_optics_basis_eval(const double normal[3], double depth,
-                            double phi[DTAC_TACTILE_NBASIS]) {
+void dtac_optics_basis_eval(const double normal[3], double depth, double phi[DTAC_TACTILE_NBASIS]) {
   dtac_optics_basis(normal, depth, phi);
 }
 
@@ -769,12 +817,12 @@ double dtac_optics_fit(int nimage, int width, int height, double pitch, const do
   }
   err[0] = 0;
   if (nimage < 1 || width < 1 || height < 1 || !(pitch > 0) || !depth || !rgb) {
-    snprintf(err, errlen, "bad arguments: nimage %d, size %d x %d, pitch %g", nimage, width,
-             height, pitch);
+    snprintf(err, errlen, "bad arguments: nimage %d, size %d x %d, pitch %g", nimage, width, height,
+             pitch);
     return -1;
   }
-  return dtac_optics_fit_depth(nimage, width, height, pitch, depth, rgb, background, lighting,
-                               err, errlen);
+  return dtac_optics_fit_depth(nimage, width, height, pitch, depth, rgb, background, lighting, err,
+                               errlen);
 }
 
 void dtac_tactile_register(void) {
@@ -794,4 +842,71 @@ void dtac_tactile_register(void) {
   p.compute = tactile_compute;
   p.visualize = tactile_visualize;
   mjp_registerPlugin(&p);
+}
+
+// ---- derivative callbacks (grad.h)
+// -----------------------------------------------------------------------------
+
+#define DTAC_TACTILE_NPARAM (3 + 3 * DTAC_OPTICS_NBASIS)
+
+// optics parameters: background r g b, then the lighting coefficients per channel and basis
+static const char* const tactile_param_names[DTAC_TACTILE_NPARAM] = {
+    "background_r", "background_g", "background_b", "light_r0", "light_r1", "light_r2", "light_r3",
+    "light_r4",     "light_r5",     "light_r6",     "light_r7", "light_r8", "light_r9", "light_g0",
+    "light_g1",     "light_g2",     "light_g3",     "light_g4", "light_g5", "light_g6", "light_g7",
+    "light_g8",     "light_g9",     "light_b0",     "light_b1", "light_b2", "light_b3", "light_b4",
+    "light_b5",     "light_b6",     "light_b7",     "light_b8", "light_b9"};
+
+static void ta_freeze(const mjModel* m, mjData* d, int instance, int on) {
+  dtac_tactile* t = dtac_tactile_get(m, d, instance);
+  if (t) t->frozen = on;
+}
+
+static int ta_sensor_vjp(const mjModel* m, mjData* d, int instance, const mjtNum* y_bar,
+                         dtac_grad_ctx* ctx) {
+  dtac_tactile* t = dtac_tactile_get(m, d, instance);
+  dtac_elastomer* e = t ? dtac_elastomer_get(m, d, t->gel) : NULL;
+  if (!t || !e) return -1;
+  double* x_bar = ctx->state_bar + m->plugin_stateadr[t->gel] + e->L.x;
+  int adr = ctx->param_adr ? ctx->param_adr[instance] : -1;
+  double* pb = adr >= 0 && ctx->param_bar ? ctx->param_bar + adr : NULL;
+  // the gel's contact-force cotangent is consumed by its force evaluation's reverse pass
+  return dtac_tactile_vjp(m, d, instance, y_bar, x_bar, e->cf_bar, pb,
+                          ctx->site_bar + 12 * e->site);
+}
+
+static mjtNum ta_param_get(const mjModel* m, const mjData* d, int instance, int k) {
+  const dtac_tactile* t = dtac_tactile_get(m, d, instance);
+  if (!t || k < 0 || k >= DTAC_TACTILE_NPARAM) return NAN;
+  return k < 3 ? t->def.bg[k] : t->def.coef[k - 3];
+}
+
+static int ta_param_set(const mjModel* m, mjData* d, int instance, int k, mjtNum value) {
+  dtac_tactile* t = dtac_tactile_get(m, d, instance);
+  if (!t || k < 0 || k >= DTAC_TACTILE_NPARAM) return -1;
+  if (!isfinite(value)) {
+    mju_warning("%s sensor '%s': parameter '%s' = %g is not finite", DTAC_TACTILE_NAME, t->name,
+                tactile_param_names[k], value);
+    return -1;
+  }
+  if (k < 3) {
+    t->def.bg[k] = value;
+  } else {
+    t->def.coef[k - 3] = value;
+  }
+  t->valid = 0;  // the cached image was rendered with the old value
+  return 0;
+}
+
+void dtac_tactile_register_derivative(void) {
+  dtac_derivative der;
+  memset(&der, 0, sizeof(der));
+  der.plugin = DTAC_TACTILE_NAME;
+  der.freeze = ta_freeze;
+  der.sensor_vjp = ta_sensor_vjp;
+  der.nparam = DTAC_TACTILE_NPARAM;
+  der.param_names = tactile_param_names;
+  der.param_get = ta_param_get;
+  der.param_set = ta_param_set;
+  dtac_register_derivative(&der);
 }

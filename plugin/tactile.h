@@ -26,15 +26,15 @@ typedef enum dtac_tactile_output_ {
 
 // the sensor's config with defaults (parsed in tactile.c, the only place the keys are named)
 typedef struct dtac_tactile_def_ {
-  char elastomer[DTAC_NAMELEN];  // elastomer instance name
-  int output;                    // dtac_tactile_output
-  int width, height;             // image size, pixels
-  double pitch;                  // m per pixel
-  double center[2];              // site-frame x, y of the image centre, m
-  double bg[3];                  // lighting: background colour
+  char elastomer[DTAC_NAMELEN];         // elastomer instance name
+  int output;                           // dtac_tactile_output
+  int width, height;                    // image size, pixels
+  double pitch;                         // m per pixel
+  double center[2];                     // site-frame x, y of the image centre, m
+  double bg[3];                         // lighting: background colour
   double coef[3 * DTAC_OPTICS_NBASIS];  // lighting: basis coefficients per channel
-  int marker_cols, marker_rows;  // marker grid (along u, along v)
-  double marker_pitch;           // m
+  int marker_cols, marker_rows;         // marker grid (along u, along v)
+  double marker_pitch;                  // m
 } dtac_tactile_def;
 
 // plugin_data of one sensor in one mjData: setup, scratch and the cache of the last output
@@ -44,29 +44,30 @@ typedef struct dtac_tactile_ {
   int gel;                  // plugin instance id of the elastomer
   dtac_tactile_def def;
   dtac_camera cam;
-  int nvx, nvy, nv;         // top-face vertex grid of the gel
-  int top0;                 // node id of the first top-face vertex (top face: top0 .. top0 + nv)
-  int ready;                // 1 once the marker embedding was computed from the gel's rest mesh
-  int nout;                 // sensordata size
+  int nvx, nvy, nv;  // top-face vertex grid of the gel
+  int top0;          // node id of the first top-face vertex (top face: top0 .. top0 + nv)
+  int ready;         // 1 once the marker embedding was computed from the gel's rest mesh
+  int nout;          // sensordata size
   // scratch (allocated at init for the output)
-  double* p;                // top-face vertices, site frame (nv x 3)
-  double* attr;             // per-vertex attributes (nv x 4)
-  double* fsite;            // per-vertex contact force in the site frame (nv x 3)
-  dtac_vis vis;             // visibility buffer (images only)
-  double* pix;              // per-pixel normal + depth for rgb (W*H x 4)
-  double* bar;              // VJP scratch: cotangents of p and of fsite (nv x 6)
+  double* p;      // top-face vertices, site frame (nv x 3)
+  double* attr;   // per-vertex attributes (nv x 4)
+  double* fsite;  // per-vertex contact force in the site frame (nv x 3)
+  dtac_vis vis;   // visibility buffer (images only)
+  double* pix;    // per-pixel normal + depth for rgb (W*H x 4)
+  double* bar;    // VJP scratch: cotangents of p and of fsite (nv x 6)
   // markers
   int nmarker;
-  int* mk_tri;              // top-face triangle of each marker (nmarker)
-  double* mk_w;             // barycentric weights (nmarker x 3)
-  double* mk_rest;          // rest position, site frame x y (nmarker x 2)
+  int* mk_tri;      // top-face triangle of each marker (nmarker)
+  double* mk_w;     // barycentric weights (nmarker x 3)
+  double* mk_rest;  // rest position, site frame x y (nmarker x 2)
   // cache: the inputs of the last evaluation and its output
   int nkey;
-  double* key;              // site pose (12), top-face positions and contact forces, wrench
+  double* key;  // site pose (12), top-face positions and contact forces, wrench
   double* keynew;
-  double* out;              // last output (nout)
+  double* out;  // last output (nout)
   int valid;
-  long ncompute;            // evaluations that were not cache hits (tests, benchmarks)
+  long ncompute;  // evaluations that were not cache hits (tests, benchmarks)
+  int frozen;     // 1: compute does nothing (the tape's rigid step alone)
 } dtac_tactile;
 
 // the tactile sensor of a plugin instance in d, or NULL
@@ -83,9 +84,11 @@ dtac_tactile* dtac_tactile_get(const mjModel* m, const mjData* d, int instance);
 // on from the sensordata and contact forces of that step's forward pass).
 // Only the sensor's scratch is written (never sensordata, its cached output or cache key); a
 // sensor without sensordata or without its gel's data (constant output) accumulates nothing.
+// If site_bar is not NULL, the cotangent of the site's pose (site_xpos 3, then site_xmat 9,
+// row-major) is accumulated into it as well.
 // Exported (not in the public header) for the gradient tape and the plugin tests.
 DTAC_API int dtac_tactile_vjp(const mjModel* m, mjData* d, int instance, const mjtNum* y_bar,
-                              double* x_bar, double* f_bar, double* param_bar);
+                              double* x_bar, double* f_bar, double* param_bar, double* site_bar);
 
 void dtac_tactile_register(void);
 

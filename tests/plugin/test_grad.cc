@@ -50,6 +50,48 @@ const char* kPress = R"(
   </sensor>
 </mujoco>)";
 
+// the same with tactile sensors on the pad: every output kind, small images
+std::string PressTactile() {
+  std::string xml = kPress;
+  const char* sensors = R"(
+    <plugin name="rgb" plugin="difftac.tactile" objtype="site" objname="gel_site">
+      <config key="elastomer" value="gel"/>
+      <config key="output" value="rgb"/>
+      <config key="size" value="20 20"/>
+      <config key="pitch" value="0.0005"/>
+    </plugin>
+    <plugin name="pressure" plugin="difftac.tactile" objtype="site" objname="gel_site">
+      <config key="elastomer" value="gel"/>
+      <config key="output" value="pressure"/>
+      <config key="size" value="20 20"/>
+      <config key="pitch" value="0.0005"/>
+    </plugin>
+    <plugin name="shear" plugin="difftac.tactile" objtype="site" objname="gel_site">
+      <config key="elastomer" value="gel"/>
+      <config key="output" value="shear"/>
+      <config key="size" value="20 20"/>
+      <config key="pitch" value="0.0005"/>
+    </plugin>
+    <plugin name="depth" plugin="difftac.tactile" objtype="site" objname="gel_site">
+      <config key="elastomer" value="gel"/>
+      <config key="output" value="depth"/>
+      <config key="size" value="20 20"/>
+      <config key="pitch" value="0.0005"/>
+    </plugin>
+    <plugin name="markers" plugin="difftac.tactile" objtype="site" objname="gel_site">
+      <config key="elastomer" value="gel"/>
+      <config key="output" value="markers"/>
+      <config key="markers" value="5 5"/>
+    </plugin>
+    <plugin name="force" plugin="difftac.tactile" objtype="site" objname="gel_site">
+      <config key="elastomer" value="gel"/>
+      <config key="output" value="force"/>
+    </plugin>)";
+  xml.insert(xml.find("<sensor>") + 8, sensors);
+  xml.insert(xml.find("  </extension>"), "    <plugin plugin=\"difftac.tactile\"/>\n");
+  return xml;
+}
+
 TEST(Params, NamesGetSet) {
   Scene s = Scene::FromString(kPress);
   ASSERT_TRUE(s.m) << s.err;
@@ -110,7 +152,8 @@ class RolloutGrad : public ::testing::Test {
  protected:
   double tol_ = 2e-5;
   void Check(Scene& s, const char* gelname, int warm, int T,
-             std::function<void(mjData*, int, double*)> control) {
+             std::function<void(mjData*, int, double*)> control,
+             std::vector<std::string> extra_params = {}) {
     const mjModel* m = s.m;
     mjData* d = s.d;
     int gel = dtac_gel_find(m, gelname);
@@ -272,10 +315,14 @@ class RolloutGrad : public ::testing::Test {
         },
         1e-1);
     // parameters
+    std::vector<std::string> params = extra_params;
     for (const char* pp : {"young", "friction", "contact_stiffness"}) {
-      std::string pname = std::string(gelname) + "/" + pp;
+      params.push_back(std::string(gelname) + "/" + pp);
+    }
+    for (const std::string& pname : params) {
       const char* pn = pname.c_str();
       int ip = dtac_param_find(m, pn);
+      ASSERT_GE(ip, 0) << pn;
       double v0 = dtac_param_get(m, d, ip);
       an = pb[ip] * v0;
       check(
@@ -295,6 +342,22 @@ TEST_F(RolloutGrad, PressAndSlideMatchesFiniteDifferences) {
     u[0] = tt > 0.08 ? 0.02 * (tt - 0.08) : 0;
     u[1] = -0.0015 - 0.002 * std::fmin(tt / 0.08, 1.0);
   });
+}
+
+TEST_F(RolloutGrad, PressWithTactileSensorsMatchesFiniteDifferences) {
+  Scene s = Scene::FromString(PressTactile());
+  ASSERT_TRUE(s.m) << s.err;
+  char name[128];
+  int ip = dtac_param_find(s.m, "gel/young") + 8;  // the rgb sensor's first optics parameter
+  ASSERT_EQ(dtac_param_name(s.m, ip, name, sizeof(name)), 0);
+  ASSERT_TRUE(std::string(name).find("background_r") != std::string::npos) << name;
+  Check(s, "gel", 40, 30,
+        [](mjData* d, int t, double* u) {
+          double tt = t * 0.002;
+          u[0] = tt > 0.08 ? 0.02 * (tt - 0.08) : 0;
+          u[1] = -0.0015 - 0.002 * std::fmin(tt / 0.08, 1.0);
+        },
+        {name});
 }
 
 // the grasp scene (models/grasp.xml with coarser gels): two pads hold a 50 g box while the

@@ -28,7 +28,7 @@
 
 // plugin/tactile.h (internal header, exported for the gradient tape and these tests)
 extern "C" int dtac_tactile_vjp(const mjModel* m, mjData* d, int instance, const mjtNum* y_bar,
-                                double* x_bar, double* f_bar, double* param_bar);
+                                double* x_bar, double* f_bar, double* param_bar, double* site_bar);
 
 namespace {
 
@@ -297,7 +297,7 @@ void CheckOutput(const char* name, double tol) {
       EXPECT_LT(nleft, 50) << name;
     }
     ASSERT_EQ(0, dtac_tactile_vjp(m, p.s.d, m->sensor_plugin[sensor], ybar.data(), xbar.data(),
-                                  fbar.data(), nullptr));
+                                  fbar.data(), nullptr, nullptr));
     double lhs = Dot(ybar.data(), r.dy.data() + adr, nout), scale = 0;
     for (int k = 0; k < nout; k++) scale += std::fabs(ybar[k] * r.dy[adr + k]);
     double tx = Dot(xbar.data(), r.dx.data(), n), tf = Dot(fbar.data(), r.df.data(), n);
@@ -352,7 +352,7 @@ TEST(TactileAdj, RgbParameterVjpMatchesFiniteDifferences) {
   for (double& v : ybar) v = g(rng);
   for (double& v : dp) v = g(rng);
   ASSERT_EQ(0, dtac_tactile_vjp(m, p.s.d, m->sensor_plugin[sensor], ybar.data(), xbar.data(),
-                                fbar.data(), pbar.data()));
+                                fbar.data(), pbar.data(), nullptr));
   const int sig = mjSTATE_INTEGRATION;
   std::vector<mjtNum> state(mj_stateSize(m, sig));
   mj_getState(m, p.s.d, state.data(), sig);
@@ -402,10 +402,10 @@ TEST(TactileAdj, VjpAccumulatesAndLeavesOutputsAndCacheAlone) {
     std::fill(fbar.begin(), fbar.end(), 0.0);
     std::fill(pbar.begin(), pbar.end(), 0.0);
     ASSERT_EQ(0, dtac_tactile_vjp(m, d, m->sensor_plugin[sensor], ybar.data(), xbar.data(),
-                                  fbar.data(), pbar.data()));
+                                  fbar.data(), pbar.data(), nullptr));
     std::vector<double> x1 = xbar, f1 = fbar, p1 = pbar;
     ASSERT_EQ(0, dtac_tactile_vjp(m, d, m->sensor_plugin[sensor], ybar.data(), xbar.data(),
-                                  fbar.data(), pbar.data()));
+                                  fbar.data(), pbar.data(), nullptr));
     double nx = 0, nf = 0;
     for (int k = 0; k < n; k++) {
       ASSERT_EQ(xbar[k], 2 * x1[k]) << name;
@@ -427,7 +427,8 @@ TEST(TactileAdj, VjpAccumulatesAndLeavesOutputsAndCacheAlone) {
     EXPECT_EQ(info.nevaluation, neval[i]) << kOutputs[i];
   }
   std::vector<double> ybar(6, 1.0);
-  EXPECT_EQ(-1, dtac_tactile_vjp(m, d, p.gel, ybar.data(), xbar.data(), fbar.data(), nullptr));
+  EXPECT_EQ(-1,
+            dtac_tactile_vjp(m, d, p.gel, ybar.data(), xbar.data(), fbar.data(), nullptr, nullptr));
   EXPECT_EQ(-1, dtac_gel_contact_forces(m, d, m->sensor_plugin[dtac_tactile_find(m, "force")],
                                         fbar.data()));
 }
