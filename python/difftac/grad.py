@@ -152,18 +152,19 @@ class Tape:
 
     @property
     def memory(self):
-        """Bytes of recorded states the tape holds."""
+        """Bytes the tape holds: its recorded states, and after a backward pass what the plugins
+        allocated for it (with a library that reports that)."""
         return int(_dll.dtac_tape_memory(self._live()))
 
     def step(self, ctrl=None):
         """``mj_step`` on the tape's data, recorded (``ctrl``, if given, is written to
         ``data.ctrl`` first); returns the step's index. RuntimeError when the tape is full."""
         tp = self._live()
-        if ctrl is not None:
-            self._data.ctrl[:] = ctrl
         if self.nstep >= self.capacity:
             raise RuntimeError(f"the tape is full ({self.capacity} steps); reset() it or make a "
                                f"longer one")
+        if ctrl is not None:
+            self._data.ctrl[:] = ctrl
         t = _dll.dtac_tape_step(tp)
         if t < 0:
             raise RuntimeError(f"dtac_tape_step failed (the tape holds {self.capacity} steps)")

@@ -259,6 +259,63 @@ def test_tape_matches_central_differences_of_a_rollout(pressed):
             difftac.param_set(m, d, name, v0)
 
 
+def test_tape_through_tactile_sensors_matches_central_differences():
+    # the press scene with a marker and a force sensor; the loss weighs only those
+    xml = PRESS.replace("</extension>", '<plugin plugin="difftac.tactile"/></extension>').replace(
+        "<sensor>", """<sensor>
+    <plugin name="markers" plugin="difftac.tactile" objtype="site" objname="gel_site">
+      <config key="elastomer" value="gel"/><config key="output" value="markers"/>
+      <config key="markers" value="3 3"/><config key="marker_pitch" value="0.003"/>
+    </plugin>
+    <plugin name="force" plugin="difftac.tactile" objtype="site" objname="gel_site">
+      <config key="elastomer" value="gel"/><config key="output" value="force"/>
+    </plugin>""")
+    m = mujoco.MjModel.from_xml_string(xml)
+    d = mujoco.MjData(m)
+    for t in range(WARM):
+        d.ctrl[:] = press_control(t)
+        mujoco.mj_step(m, d)
+    sig = mujoco.mjtState.mjSTATE_INTEGRATION
+    s0 = np.zeros(mujoco.mj_stateSize(m, sig))
+    mujoco.mj_getState(m, d, s0, sig)
+    ctrl = np.array([press_control(WARM + t) for t in range(T)])
+    rng = np.random.default_rng(7)
+    wy = np.zeros((T, m.nsensordata))
+    tactile = np.r_[m.sensor("markers").adr[0]:m.sensor("force").adr[0] + 6]
+    wy[:, tactile] = rng.normal(size=(T, len(tactile)))
+    wx = np.zeros(difftac.grad_state_size(m))
+    mujoco.mj_setState(m, d, s0, sig)
+    with difftac.Tape(m, d, T) as tape:
+        for t in range(T):
+            tape.step(ctrl[t])
+        qbase = d.qpos.copy()
+        g = tape.backward(wy, wx)
+
+    def fd(du=None, name=None, e=1.0):
+        val = {}
+        for a in (e, -e, 2 * e, -2 * e):
+            u = ctrl + a * du if du is not None else ctrl
+            v0 = name and difftac.param_get(m, d, name)
+            pert = name and (lambda dd: difftac.param_set(m, dd, name, v0 * (1 + a)))
+            try:
+                val[a] = rollout(m, d, s0, u, wy, wx, qbase, pert)
+            finally:
+                if name:
+                    difftac.param_set(m, d, name, v0)
+        return (8 * (val[e] - val[-e]) - (val[2 * e] - val[-2 * e])) / (12 * e)
+
+    du = 1e-4 * rng.normal(size=ctrl.shape)
+    checks = [("controls", np.sum(g["ctrl"] * du), fd(du=du, e=1e-2))]
+    for name in ("gel/young", "gel/friction"):
+        checks.append((name, g["param"][difftac.param_index(m, name)] *
+                       difftac.param_get(m, d, name), fd(name=name, e=1e-5)))
+    for what, an, num in checks:
+        err = abs(an - num) / max(abs(num), 1e-12)
+        print(f"  {what:18s} tape {an:+.10e}  fd {num:+.10e}  rel err {err:.1e}")
+        assert abs(num) > 1e-9, f"{what} has no effect"
+        assert err < 1e-4, f"{what}: tape {an} finite differences {num}"
+
+
 # ---- examples --------------------------------------------------------------------------------------
 
 
@@ -268,3 +325,37 @@ def run_example(name, *args, timeout=300):
     r = subprocess.run([sys.executable, str(ROOT / "examples" / name), *args], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=timeout)
     return r, time.time() - t0
+
+
+def results(stdout):
+    """the RESULT lines as {method: {key: value}}"""
+    out = {}
+    for line in stdout.splitlines():
+        if line.startswith("RESULT "):
+            kv = dict(f.split("=", 1) for f in line.split()[1:])
+            out[kv.pop("method")] = kv
+    return out
+
+
+def test_sysid_quick_recovers_young_and_friction(tmp_path):
+    # about 30 s: 40-step rollouts of models/sysid.xml, BFGS then Nelder-Mead
+    r, wall = run_example("sysid.py", "--quick", "--out", str(tmp_path / "sysid.png"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = results(r.stdout)
+    assert set(res) == {"gradient", "nelder-mead"}, r.stdout
+    for method, kv in res.items():
+        assert abs(float(kv["young_err"])) < 0.01 and abs(float(kv["friction_err"])) < 0.01, \
+            f"{method}: {kv}"
+    assert int(res["gradient"]["backward"]) > 0
+    assert (tmp_path / "sysid.png").stat().st_size > 10000
+    print(f"sysid.py --quick took {wall:.1f} s")
+
+
+def test_trajopt_quick_tracks_the_force_profile(tmp_path):
+    # about 20 s: 40 steps, 12 L-BFGS iterations
+    r, wall = run_example("trajopt.py", "--quick", "--out", str(tmp_path / "trajopt.png"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    kv = results(r.stdout)["lbfgs"]
+    assert float(kv["rms_after"]) < 0.02 < float(kv["rms_before"]), kv
+    assert (tmp_path / "trajopt.png").stat().st_size > 10000
+    print(f"trajopt.py --quick took {wall:.1f} s")
