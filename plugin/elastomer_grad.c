@@ -302,6 +302,12 @@ static int el_param_set(const mjModel* m, mjData* d, int instance, int k, mjtNum
   return 0;
 }
 
+static size_t el_memory(const mjModel* m, const mjData* d, int instance) {
+  const dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
+  if (!e || !e->gscratch) return 0;
+  return sizeof(double) * e->tape_size + sizeof(mjtNum) * scratch_size(m, e);
+}
+
 void dtac_elastomer_register_derivative(void) {
   dtac_derivative der;
   memset(&der, 0, sizeof(der));
@@ -309,6 +315,7 @@ void dtac_elastomer_register_derivative(void) {
   der.freeze = el_freeze;
   der.qfrc = el_qfrc;
   der.rigid_dot = el_rigid_dot;
+  der.memory = el_memory;
   der.record = el_record;
   der.advance_vjp = el_advance_vjp;
   der.passive_vjp = el_passive_vjp;

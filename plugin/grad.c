@@ -208,8 +208,16 @@ void dtac_tape_free(dtac_tape* tp) {
 }
 
 size_t dtac_tape_memory(const dtac_tape* tp) {
+  const mjModel* m = tp->m;
   int nckpt = (tp->T + tp->every - 1) / tp->every;
-  return sizeof(mjtNum) * (((size_t)nckpt + tp->every) * tp->nstate + (size_t)tp->T * tp->nuser);
+  size_t n =
+      sizeof(mjtNum) * (((size_t)nckpt + tp->every) * tp->nstate + (size_t)tp->T * tp->nuser);
+  // what the plugins allocated for the reverse pass (after the first backward)
+  for (int i = 0; i < m->nplugin; i++) {
+    const dtac_derivative* der = dtac_derivative_of(m, i);
+    if (der && der->memory) n += der->memory(m, tp->w, i);
+  }
+  return n;
 }
 
 int dtac_tape_nstep(const dtac_tape* tp) {

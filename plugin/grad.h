@@ -65,6 +65,8 @@ typedef struct dtac_derivative_ {
   // passive plugins: the reverse of compute at d's state (after mj_forward), given
   // ctx->qfrc_bar, with the rigid state held fixed
   int (*passive_vjp)(const mjModel* m, mjData* d, int instance, dtac_grad_ctx* ctx);
+  // bytes the instance allocated for the reverse pass (its step tape, scratch); may be NULL
+  size_t (*memory)(const mjModel* m, const mjData* d, int instance);
   // parameters of one instance
   int nparam;
   const char* const* param_names;

@@ -182,8 +182,9 @@ DTAC_API int dtac_tape_step(dtac_tape* tp);
 DTAC_API int dtac_tape_nstep(const dtac_tape* tp);
 // forgets the recorded steps (the next dtac_tape_step records step 0 again)
 DTAC_API void dtac_tape_reset(dtac_tape* tp);
-// bytes of recorded states the tape holds: (ceil(nstep / every) + every) * integration state
-// size + nstep * user input size (mj_stateSize with mjSTATE_INTEGRATION, mjSTATE_USER)
+// bytes the tape holds: (ceil(nstep / every) + every) * integration state size + nstep * user
+// input size (mj_stateSize with mjSTATE_INTEGRATION, mjSTATE_USER), plus, once a backward pass
+// ran, what the plugins allocated for it (the gels' substep tape of one step)
 DTAC_API size_t dtac_tape_memory(const dtac_tape* tp);
 
 // the reverse pass over the recorded steps. sensor_bar: cotangent of d->sensordata after each

@@ -1,0 +1,125 @@
+// bench_grad.c: cost of the reverse pass against the forward pass it differentiates, in the
+// same process (bench/run.sh grad, docs/benchmarks.md), and the tape's memory for long rollouts.
+// For each scene: T plain mj_step calls (the reference), the same T steps recorded on a tape, and
+// dtac_tape_backward with cotangents on every sensor and the final state. Prints one JSON object
+// per line: forward and backward seconds, their ratio, the tape's bytes; and for the grasp scene
+// the memory of a 1000-step tape (after one backward pass, so the gels' step tape is counted).
+#include <difftac/difftac.h>
+#include <mujoco/mujoco.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+
+typedef void (*control_fn)(const mjModel* m, mjData* d, int t);
+
+// press_tactile.xml: press the cylinder below the finger about 1 mm deep over 0.1 s
+static void press_ctrl(const mjModel* m, mjData* d, int t) {
+  (void)m;
+  double tt = t * 0.002;
+  d->ctrl[0] = 0;
+  d->ctrl[1] = -0.007 * (tt < 0.1 ? tt / 0.1 : 1);
+}
+
+// grasp.xml: close at 0.1 s, lift from 0.5 s
+static void grasp_ctrl(const mjModel* m, mjData* d, int t) {
+  double tt = t * 0.002, x = (tt - 0.5) / 0.6;
+  x = x < 0 ? 0 : (x > 1 ? 1 : x);
+  d->ctrl[mj_name2id(m, mjOBJ_ACTUATOR, "lift")] = 0.04 * x * x * (3 - 2 * x);
+  d->ctrl[mj_name2id(m, mjOBJ_ACTUATOR, "grip")] = tt < 0.1 ? 0 : 0.02;
+}
+
+static void run(const char* name, const char* file, control_fn ctrl, int warm, int T) {
+  char path[1024], err[1000] = "";
+  snprintf(path, sizeof(path), "%s/%s", DTAC_MODELS, file);
+  mjModel* m = mj_loadXML(path, NULL, err, sizeof(err));
+  if (!m) {
+    fprintf(stderr, "bench_grad: %s: %s\n", file, err);
+    exit(1);
+  }
+  mjData* d = mj_makeData(m);
+  mj_forward(m, d);
+  for (int t = 0; t < warm; t++) {
+    ctrl(m, d, t);
+    mj_step(m, d);
+  }
+  int ns = mj_stateSize(m, mjSTATE_INTEGRATION);
+  mjtNum* s0 = (mjtNum*)malloc(sizeof(mjtNum) * ns);
+  mj_getState(m, d, s0, mjSTATE_INTEGRATION);
+
+  // reference: plain steps
+  double t0 = now_s();
+  for (int t = 0; t < T; t++) {
+    ctrl(m, d, warm + t);
+    mj_step(m, d);
+  }
+  double t_plain = now_s() - t0;
+
+  // recorded
+  mj_setState(m, d, s0, mjSTATE_INTEGRATION);
+  dtac_tape* tp = dtac_tape_make(m, d, T, 0);
+  t0 = now_s();
+  for (int t = 0; t < T; t++) {
+    ctrl(m, d, warm + t);
+    dtac_tape_step(tp);
+  }
+  double t_rec = now_s() - t0;
+
+  int nx = dtac_grad_state_size(m), np = dtac_param_count(m);
+  mjtNum* ybar = (mjtNum*)malloc(sizeof(mjtNum) * ((size_t)T * m->nsensordata + 1));
+  mjtNum* xbar = (mjtNum*)malloc(sizeof(mjtNum) * nx);
+  mjtNum* x0bar = (mjtNum*)malloc(sizeof(mjtNum) * nx);
+  mjtNum* ubar = (mjtNum*)malloc(sizeof(mjtNum) * ((size_t)T * m->nu + 1));
+  mjtNum* pbar = (mjtNum*)malloc(sizeof(mjtNum) * (np + 1));
+  for (int i = 0; i < T * m->nsensordata; i++) ybar[i] = 1e-3 * ((i * 7919) % 13 - 6);
+  for (int i = 0; i < nx; i++) xbar[i] = 1e-2 * ((i * 104729) % 11 - 5);
+  t0 = now_s();
+  int rc = dtac_tape_backward(tp, m->nsensordata ? ybar : NULL, xbar, x0bar, ubar, pbar);
+  double t_back = now_s() - t0;
+  int nsub = 0;
+  for (int i = 0; i < m->nplugin; i++) {
+    dtac_gel_info info;
+    if (dtac_gel_get_info(m, d, i, &info) == 0 && info.nsub_last > nsub) nsub = info.nsub_last;
+  }
+  printf(
+      "{\"bench\":\"grad\",\"scene\":\"%s\",\"steps\":%d,\"nv\":%d,\"nsensordata\":%d,"
+      "\"nsub\":%d,\"forward_s\":%.4f,\"record_s\":%.4f,\"backward_s\":%.4f,"
+      "\"backward_over_forward\":%.2f,\"tape_bytes\":%zu,\"ok\":%d}\n",
+      name, T, (int)m->nv, (int)m->nsensordata, nsub, t_plain, t_rec, t_back, t_back / t_plain,
+      dtac_tape_memory(tp), rc == 0);
+  fprintf(stderr,
+          "  %-14s %4d steps (nv %d, %d sensor values, %d substeps): forward %.2f s, recorded "
+          "%.2f s, backward %.2f s = %.2f x forward; tape %.1f MB\n",
+          name, T, (int)m->nv, (int)m->nsensordata, nsub, t_plain, t_rec, t_back, t_back / t_plain,
+          dtac_tape_memory(tp) / 1e6);
+
+  // memory of a 1000-step tape of this scene (states and the gels' step tape)
+  dtac_tape* big = dtac_tape_make(m, d, 1000, 0);
+  mj_setState(m, d, s0, mjSTATE_INTEGRATION);
+  for (int t = 0; t < 2; t++) dtac_tape_step(big);
+  dtac_tape_backward(big, NULL, NULL, NULL, NULL, NULL);
+  printf("{\"bench\":\"grad_memory\",\"scene\":\"%s\",\"steps\":1000,\"tape_bytes\":%zu}\n", name,
+         dtac_tape_memory(big));
+  fprintf(stderr, "  %-14s 1000-step tape: %.1f MB\n", name, dtac_tape_memory(big) / 1e6);
+  dtac_tape_free(big);
+
+  dtac_tape_free(tp);
+  free(s0);
+  free(ybar);
+  free(xbar);
+  free(x0bar);
+  free(ubar);
+  free(pbar);
+  mj_deleteData(d);
+  mj_deleteModel(m);
+}
+
+int main(int argc, char** argv) {
+  int T = argc > 1 ? atoi(argv[1]) : 100;
+  mj_loadPluginLibrary(DTAC_LIB);
+  fprintf(stderr, "bench_grad: difftac %s, MuJoCo %s\n", dtac_version(), mj_versionString());
+  run("grasp", "grasp.xml", grasp_ctrl, 300, T);
+  run("press_tactile", "press_tactile.xml", press_ctrl, 60, T / 5 > 0 ? T / 5 : 1);
+  return 0;
+}
