@@ -7,7 +7,7 @@ The normal force is read from the difftac.tactile `force` sensor (N = -force[2],
 With --sensor rigid it is instead the force the gel exerts on the finger by Newton's law on the
 finger, from plain MuJoCo sensors: N = M * (-acc_z) - F_actuator + c * v_z (accelerometer in the
 site frame, whose z is world -z; M the finger's and gel's mass, c the joint damping), which agrees
-with the tactile force to about 0.1 % in this scene.
+with the tactile force to within 0.01 N here (the gel is not a rigid part of the finger).
 
 Loss: 0.5 * mean((N_t - N*_t)^2) / (1 N)^2 + smoothing * 0.5 * mean((u_{t+1} - u_t)^2) / (1 mm)^2.
 Row t of the sensors is what step t wrote (the state it started from), so the first ctrl acts on
