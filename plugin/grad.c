@@ -74,6 +74,12 @@ int dtac_param_name(const mjModel* m, int i, char* name, int len) {
   int inst, k = param_locate(m, i, &inst);
   if (k < 0) return -1;
   const char* nm = m->names + m->name_pluginadr[inst];
+  // a sensor plugin declared inside <sensor> has no instance name: use the sensor's
+  for (int s = 0; !nm[0] && s < m->nsensor; s++) {
+    if (m->sensor_type[s] == mjSENS_PLUGIN && m->sensor_plugin[s] == inst) {
+      nm = m->names + m->name_sensoradr[s];
+    }
+  }
   if (nm[0]) {
     snprintf(name, len, "%s/%s", nm, dtac_derivative_of(m, inst)->param_names[k]);
   } else {

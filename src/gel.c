@@ -224,6 +224,21 @@ static void make_incidence(dtac_gel_model* gm) {
 
 // highest eigenvalue of M^{-1} K0 (K0: linear elasticity at rest, fixed nodes held) by power
 // iteration in the mass inner product; returns omega_max^2
+// the largest stable substep from the mesh's highest frequency (omega_max), the stiffest
+// friction spring and the damping: symplectic Euler on a damped oscillator is stable for
+// dt < (2/w)(sqrt(1+z^2) - z) with w^2 = wK^2 + wt^2 (friction), 2 z w = beta wK^2 + alpha
+static void stable_step(dtac_gel_model* gm) {
+  double wc2 = 0;
+  for (int s = 0; s < gm->nsurf; s++) {
+    wc2 = fmax(wc2, gm->surf_param[s].kt / gm->mass[gm->surf[s]]);
+  }
+  double wk2 = gm->omega_max * gm->omega_max;
+  gm->omega_contact = sqrt(wc2);
+  double w = sqrt(wk2 + wc2);
+  double z = (gm->mat.beta * wk2 + gm->alpha) / (2 * w);
+  gm->dt_stable = 0.9 * (2 / w) * (sqrt(1 + z * z) - z);
+}
+
 static double max_eig(const dtac_gel_model* gm) {
   int nn = gm->nnode;
   double* u = (double*)calloc(3 * nn, sizeof(double));
@@ -409,12 +424,8 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
   gm->contact_stiffness = kn;
   gm->friction_stiffness = kt;
 
-  // largest stable step of symplectic Euler for a damped oscillator:
-  // dt < (2/w)(sqrt(1+z^2) - z) with w^2 = wK^2 + wt^2 (friction), 2 z w = beta wK^2 + alpha
-  gm->omega_contact = sqrt(wc2);
-  double w = sqrt(wk2 + wc2);
-  double z = (beta * wk2 + gm->alpha) / (2 * w);
-  gm->dt_stable = 0.9 * (2 / w) * (sqrt(1 + z * z) - z);
+  (void)wc2;
+  stable_step(gm);
   if (timestep > 0 && dtac_gel_substeps(gm, timestep) > DTAC_MAX_SUBSTEPS) {
     snprintf(err, errlen,
              "the gel needs %d substeps per MuJoCo step (stable substep %.3g s for timestep "
@@ -537,6 +548,7 @@ int dtac_gel_param_set(dtac_gel_model* gm, int k, double value, char* err, size_
     snprintf(err, errlen, "parameter '%s' = %g is out of range", dtac_gel_param_names[k], value);
     return 1;
   }
+  double young0 = gm->def.young;
   switch (k) {
     case DTAC_PARAM_YOUNG:
       gm->def.young = value;
@@ -571,5 +583,10 @@ int dtac_gel_param_set(dtac_gel_model* gm, int k, double value, char* err, size_
     p->kt = gm->friction_stiffness * gm->surf_area[s];
     p->cn = 2 * gm->def.contact_damping * sqrt(p->kn * m);
   }
+  // the stable substep follows: the mesh's highest frequency scales with sqrt(young) at a fixed
+  // poisson (the stiffness is linear in the Lame constants) and is recomputed for a new poisson
+  if (k == DTAC_PARAM_YOUNG) gm->omega_max *= sqrt(value / young0);
+  if (k == DTAC_PARAM_POISSON) gm->omega_max = sqrt(max_eig(gm) * 1.05);
+  stable_step(gm);
   return 0;
 }

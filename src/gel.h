@@ -161,8 +161,8 @@ extern const char* const dtac_gel_param_names[DTAC_NPARAM];
 // a parameter's value as the step uses it (derived defaults resolved)
 double dtac_gel_param_get(const dtac_gel_model* gm, int k);
 // sets a parameter, updating what derives from it (material constants, per-node contact
-// constants); other derived values (substep, default damping) stay as they were. Returns
-// nonzero with a message if the value is out of range.
+// constants, the stable substep dt_stable); derived defaults (damping, contact stiffness) stay
+// as they were. Returns nonzero with a message if the value is out of range.
 int dtac_gel_param_set(dtac_gel_model* gm, int k, double value, char* err, size_t errlen);
 
 int dtac_gel_scratch_make(dtac_gel_scratch* s, const dtac_gel_model* gm, int maxcol);
@@ -306,8 +306,7 @@ void dtac_gels_advance_adj(dtac_gel_step* gels, int ngel, const dtac_body* bodie
 // pieces of the reverse pass, shared with the plugin's reverse of its force evaluation
 // VJP of dtac_gel_internal_force: node force cotangents fbar -> x, v, material (accumulated)
 void dtac_gel_internal_force_adj(const dtac_gel_model* gm, const double* x, const double* v,
-                                 const double* fbar, double* xb, double* vb,
-                                 dtac_material_adj* ma);
+                                 const double* fbar, double* xb, double* vb, dtac_material_adj* ma);
 // VJP of dtac_gel_mass_damping relative to frame st (about st->pos): cotangents of the node
 // forces (fbar, may be NULL) and of the wrench (may be NULL) -> x, v, st (pos, vel, angvel), alpha
 void dtac_gel_mass_damping_adj(const dtac_gel_model* gm, const double* x, const double* v,
@@ -317,12 +316,11 @@ void dtac_gel_mass_damping_adj(const dtac_gel_model* gm, const double* x, const 
 // (imp_bar their cotangents), anchor_out = 1 if it wrote anchors (ab holds their cotangents on
 // entry; on exit, and always, ab accumulates the input anchors' cotangents); fbar: node forces,
 // col_ft_bar: the colliders' reaction wrenches
-void dtac_gel_contact_node_adj(const dtac_gel_model* gm, int s, const dtac_collider* col,
-                               int ncol, const double* x, const double* v, const double* anchor,
-                               int imp, int anchor_out, const double* fbar,
-                               const double* col_ft_bar, const double* imp_bar, double* xb,
-                               double* vb, double* ab, dtac_collider_bar* col_bar,
-                               dtac_gel_param_bar* pb);
+void dtac_gel_contact_node_adj(const dtac_gel_model* gm, int s, const dtac_collider* col, int ncol,
+                               const double* x, const double* v, const double* anchor, int imp,
+                               int anchor_out, const double* fbar, const double* col_ft_bar,
+                               const double* imp_bar, double* xb, double* vb, double* ab,
+                               dtac_collider_bar* col_bar, dtac_gel_param_bar* pb);
 
 // kinetic energy and elastic energy of a state (tests, diagnostics)
 double dtac_gel_kinetic(const dtac_gel_model* gm, const double* v);

@@ -105,6 +105,18 @@ TEST(Params, NamesGetSet) {
   EXPECT_EQ(dtac_param_find(s.m, "gel/nope"), -1);
   EXPECT_DOUBLE_EQ(dtac_param_get(s.m, s.d, iy), 2e5);
   EXPECT_DOUBLE_EQ(dtac_param_get(s.m, s.d, imu), 0.8);
+  // a stiffer gel takes more substeps (the stable substep follows young), and back
+  dtac_gel_info before, after;
+  ASSERT_EQ(dtac_gel_get_info(s.m, s.d, dtac_gel_find(s.m, "gel"), &before), 0);
+  EXPECT_EQ(dtac_param_set(s.m, s.d, iy, 8e5), 0);
+  EXPECT_DOUBLE_EQ(dtac_param_get(s.m, s.d, iy), 8e5);
+  dtac_gel_get_info(s.m, s.d, dtac_gel_find(s.m, "gel"), &after);
+  EXPECT_NEAR(after.dt_stable, before.dt_stable / 2, 0.05 * before.dt_stable);
+  EXPECT_GT(after.nsub, before.nsub);
+  EXPECT_EQ(dtac_param_set(s.m, s.d, iy, 2e5), 0);
+  dtac_gel_get_info(s.m, s.d, dtac_gel_find(s.m, "gel"), &after);
+  EXPECT_EQ(after.nsub, before.nsub);
+  EXPECT_NEAR(after.dt_stable, before.dt_stable, 1e-12 * before.dt_stable);
   EXPECT_EQ(dtac_param_set(s.m, s.d, iy, 3e5), 0);
   EXPECT_DOUBLE_EQ(dtac_param_get(s.m, s.d, iy), 3e5);
   EXPECT_EQ(dtac_param_set(s.m, s.d, imu, -1), -1);
@@ -350,7 +362,7 @@ TEST_F(RolloutGrad, PressWithTactileSensorsMatchesFiniteDifferences) {
   char name[128];
   int ip = dtac_param_find(s.m, "gel/young") + 8;  // the rgb sensor's first optics parameter
   ASSERT_EQ(dtac_param_name(s.m, ip, name, sizeof(name)), 0);
-  ASSERT_TRUE(std::string(name).find("background_r") != std::string::npos) << name;
+  ASSERT_STREQ(name, "rgb/background_r");  // named after the sensor
   Check(s, "gel", 40, 30,
         [](mjData* d, int t, double* u) {
           double tt = t * 0.002;
