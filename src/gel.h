@@ -244,6 +244,10 @@ void dtac_frame_on_body(const dtac_frame* B, const double* lpos, const double* l
 // damping with it (same damping ratio)
 dtac_contact_node_param dtac_contact_scaled(const dtac_contact_node_param* p,
                                             const dtac_collider* c);
+// the deepest collider (index, -1 if none penetrated) at point x within its bound, its signed
+// distance dmin (< 0) and world normal n
+int dtac_deepest_collider(const dtac_collider* col, int ncol, const double x[3], double* dmin,
+                          double n[3]);
 // the colliders and the site of gel g at substep time t
 void dtac_substep_frames(const dtac_gel_step* g, const dtac_frame* cur, double t,
                          dtac_collider* col_t, dtac_frame* st);

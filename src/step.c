@@ -93,6 +93,28 @@ static void imp_record(double* q, const dtac_contact_node_param* p, double dist,
   q[5] = c;
 }
 
+int dtac_deepest_collider(const dtac_collider* col, int ncol, const double x[3], double* dmin,
+                          double n[3]) {
+  int deepest = -1;
+  *dmin = 0;
+  n[0] = n[1] = n[2] = 0;
+  for (int c = 0; c < ncol; c++) {
+    if (col[c].rbound > 0) {
+      double r[3];
+      dtac_sub3(r, x, col[c].pos);
+      if (dtac_dot3(r, r) > col[c].rbound * col[c].rbound) continue;
+    }
+    double nc[3];
+    double d = dtac_collider_dist(col + c, x, nc);
+    if (d < *dmin) {
+      *dmin = d;
+      deepest = c;
+      memcpy(n, nc, sizeof(nc));
+    }
+  }
+  return deepest;
+}
+
 int dtac_gel_contact_ex(const dtac_gel_model* gm, const double* x, const double* v,
                         const double* anchor, double* anchor_out, const dtac_collider* col,
                         int ncol, double* node_force, double* col_ft, double* imp) {
@@ -106,22 +128,8 @@ int dtac_gel_contact_ex(const dtac_gel_model* gm, const double* x, const double*
 
     // narrow phase: the deepest collider near the node carries friction (and, with imp, its
     // normal stiffness and damping are left to the implicit update)
-    int deepest = -1;
-    double dmin = 0, nd[3] = {0, 0, 0};
-    for (int c = 0; c < ncol; c++) {
-      if (col[c].rbound > 0) {
-        double r[3];
-        dtac_sub3(r, xa, col[c].pos);
-        if (dtac_dot3(r, r) > col[c].rbound * col[c].rbound) continue;
-      }
-      double n[3];
-      double d = dtac_collider_dist(col + c, xa, n);
-      if (d < dmin) {
-        dmin = d;
-        deepest = c;
-        memcpy(nd, n, sizeof(nd));
-      }
-    }
+    double dmin, nd[3];
+    int deepest = dtac_deepest_collider(col, ncol, xa, &dmin, nd);
     const double* an = anchor + 4 * s;
     double* ao = anchor_out ? anchor_out + 4 * s : NULL;
     if (deepest < 0) {

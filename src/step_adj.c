@@ -147,12 +147,11 @@ static void react_adj(const dtac_collider* c, const double xa[3], const double f
 // ---- one gel's substep in reverse
 // ---------------------------------------------------------------
 
-void dtac_gel_contact_node_adj(const dtac_gel_model* gm, int s, const dtac_collider* col,
-                               int ncol, const double* x, const double* v, const double* anchor,
-                               int imp, int anchor_out, const double* fbar,
-                               const double* col_ft_bar, const double* imp_bar, double* xb,
-                               double* vb, double* ab, dtac_collider_bar* col_bar,
-                               dtac_gel_param_bar* pb) {
+void dtac_gel_contact_node_adj(const dtac_gel_model* gm, int s, const dtac_collider* col, int ncol,
+                               const double* x, const double* v, const double* anchor, int imp,
+                               int anchor_out, const double* fbar, const double* col_ft_bar,
+                               const double* imp_bar, double* xb, double* vb, double* ab,
+                               dtac_collider_bar* col_bar, dtac_gel_param_bar* pb) {
   int a = gm->surf[s];
   const double* xa = x + 3 * a;
   const double* va = v + 3 * a;
@@ -168,22 +167,8 @@ void dtac_gel_contact_node_adj(const dtac_gel_model* gm, int s, const dtac_colli
     }
   }
 
-  int deepest = -1;
-  double dmin = 0, nd[3] = {0, 0, 0};
-  for (int c = 0; c < ncol; c++) {
-    if (col[c].rbound > 0) {
-      double r[3];
-      dtac_sub3(r, xa, col[c].pos);
-      if (dtac_dot3(r, r) > col[c].rbound * col[c].rbound) continue;
-    }
-    double n[3];
-    double d = dtac_collider_dist(col + c, xa, n);
-    if (d < dmin) {
-      dmin = d;
-      deepest = c;
-      memcpy(nd, n, sizeof(nd));
-    }
-  }
+  double dmin, nd[3];
+  int deepest = dtac_deepest_collider(col, ncol, xa, &dmin, nd);
   if (deepest < 0) {
     // the anchor's coordinates pass through unchanged (its geom id is cleared)
     if (anchor_out) {
@@ -223,8 +208,7 @@ void dtac_gel_contact_node_adj(const dtac_gel_model* gm, int s, const dtac_colli
     kn_bar += pa.kn;
     if (!recorded) cn_bar += pa.cn;
     if (recorded) {
-      imp_record_adj(&pe, cn, d, imp_bar + DTAC_IMP_SIZE * s + 7, &d_bar, n_bar, &kn_bar,
-                     &cn_bar);
+      imp_record_adj(&pe, cn, d, imp_bar + DTAC_IMP_SIZE * s + 7, &d_bar, n_bar, &kn_bar, &cn_bar);
     }
     dtac_collider_dist_adj(col + c, xa, d_bar, n_bar, xab, cb);
     param_chain(gm, s, col + c, kn_bar, cn_bar, pa.kt, pa.mu, pb);
@@ -292,7 +276,6 @@ void dtac_gel_internal_force_adj(const dtac_gel_model* gm, const double* x, cons
       }
     }
   }
-
 }
 
 void dtac_gel_mass_damping_adj(const dtac_gel_model* gm, const double* x, const double* v,
@@ -338,7 +321,6 @@ void dtac_gel_mass_damping_adj(const dtac_gel_model* gm, const double* x, const 
       }
     }
   }
-
 }
 
 // one gel's substep (dtac_gel_substep) in reverse, its intermediates in g->s (recomputed from

@@ -15,44 +15,20 @@
 namespace {
 
 // a finger on x and z slides presses a gel pad onto a sphere and slides over it
-const char* kPress = R"(
-<mujoco>
-  <option timestep="0.002" gravity="0 0 -9.81"/>
-  <extension>
-    <plugin plugin="difftac.elastomer">
-      <instance name="gel">
-        <config key="site" value="gel_site"/>
-        <config key="size" value="0.012 0.012 0.003"/>
-        <config key="resolution" value="0.0015"/>
-        <config key="young" value="2e5"/>
-        <config key="poisson" value="0.4"/>
-        <config key="friction" value="0.8"/>
-      </instance>
-    </plugin>
-  </extension>
-  <worldbody>
-    <geom name="ball" type="sphere" pos="0 0 0.01" size="0.004"/>
-    <body name="finger" pos="0 0 0.0175">
-      <joint name="x" type="slide" axis="1 0 0" damping="2"/>
-      <joint name="z" type="slide" axis="0 0 1" damping="2"/>
-      <geom type="box" size="0.008 0.008 0.002" pos="0 0 0.003" mass="0.05" contype="0"
-            conaffinity="0"/>
-      <site name="gel_site" euler="180 0 0"/>
-    </body>
-  </worldbody>
-  <actuator>
-    <position name="x" joint="x" kp="300"/>
-    <position name="z" joint="z" kp="300"/>
-  </actuator>
-  <sensor>
-    <jointpos joint="x"/>
-    <jointvel joint="z"/>
-  </sensor>
-</mujoco>)";
+std::string ReadModel(const char* name) {
+  std::string path = std::string(DTAC_MODELS) + "/" + name, xml;
+  FILE* f = fopen(path.c_str(), "rb");
+  if (!f) return xml;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) xml.append(buf, n);
+  fclose(f);
+  return xml;
+}
 
 // the same with tactile sensors on the pad: every output kind, small images
 std::string PressTactile() {
-  std::string xml = kPress;
+  std::string xml = ReadModel("press_small.xml");
   const char* sensors = R"(
     <plugin name="rgb" plugin="difftac.tactile" objtype="site" objname="gel_site">
       <config key="elastomer" value="gel"/>
@@ -93,7 +69,7 @@ std::string PressTactile() {
 }
 
 TEST(Params, NamesGetSet) {
-  Scene s = Scene::FromString(kPress);
+  Scene s = Scene::FromString(ReadModel("press_small.xml"));
   ASSERT_TRUE(s.m) << s.err;
   ASSERT_EQ(dtac_param_count(s.m), 8);
   char name[128];
@@ -346,7 +322,7 @@ class RolloutGrad : public ::testing::Test {
 };
 
 TEST_F(RolloutGrad, PressAndSlideMatchesFiniteDifferences) {
-  Scene s = Scene::FromString(kPress);
+  Scene s = Scene::FromString(ReadModel("press_small.xml"));
   ASSERT_TRUE(s.m) << s.err;
   // press 0.5 mm into the ball, then slide along x while pressing
   Check(s, "gel", 40, 100, [](mjData* d, int t, double* u) {
@@ -375,13 +351,8 @@ TEST_F(RolloutGrad, PressWithTactileSensorsMatchesFiniteDifferences) {
 // the grasp scene (models/grasp.xml with coarser gels): two pads hold a 50 g box while the
 // gripper lifts it; the box, the fingers and the lift are coupled to both gels inside the substeps
 TEST_F(RolloutGrad, GraspLiftMatchesFiniteDifferences) {
-  FILE* f = fopen(DTAC_MODELS "/grasp.xml", "rb");
-  ASSERT_TRUE(f);
-  std::string xml;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) xml.append(buf, n);
-  fclose(f);
+  std::string xml = ReadModel("grasp.xml");
+  ASSERT_FALSE(xml.empty());
   for (size_t p; (p = xml.find("value=\"0.002\"")) != std::string::npos;) {
     xml.replace(p, 13, "value=\"0.004\"");
   }

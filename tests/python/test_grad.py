@@ -17,43 +17,9 @@ sys.path.insert(0, str(ROOT / "python"))  # the package's source, installed or n
 
 import difftac  # noqa: E402
 
-# a finger on x and z slides presses a gel pad onto a sphere and slides over it (the kPress scene
-# of tests/plugin/test_grad.cc)
-PRESS = """
-<mujoco>
-  <option timestep="0.002" gravity="0 0 -9.81"/>
-  <extension>
-    <plugin plugin="difftac.elastomer">
-      <instance name="gel">
-        <config key="site" value="gel_site"/>
-        <config key="size" value="0.012 0.012 0.003"/>
-        <config key="resolution" value="0.0015"/>
-        <config key="young" value="2e5"/>
-        <config key="poisson" value="0.4"/>
-        <config key="friction" value="0.8"/>
-      </instance>
-    </plugin>
-  </extension>
-  <worldbody>
-    <geom name="ball" type="sphere" pos="0 0 0.01" size="0.004"/>
-    <body name="finger" pos="0 0 0.0175">
-      <joint name="x" type="slide" axis="1 0 0" damping="2"/>
-      <joint name="z" type="slide" axis="0 0 1" damping="2"/>
-      <geom type="box" size="0.008 0.008 0.002" pos="0 0 0.003" mass="0.05" contype="0"
-            conaffinity="0"/>
-      <site name="gel_site" euler="180 0 0"/>
-    </body>
-  </worldbody>
-  <actuator>
-    <position name="x" joint="x" kp="300"/>
-    <position name="z" joint="z" kp="300"/>
-  </actuator>
-  <sensor>
-    <jointpos name="x" joint="x"/>
-    <jointvel name="vz" joint="z"/>
-  </sensor>
-</mujoco>
-"""
+# a finger on x and z slides presses a gel pad onto a sphere and slides over it (shared with
+# tests/plugin/test_grad.cc)
+PRESS = (ROOT / "models" / "press_small.xml").read_text()
 NAMES = ["gel/young", "gel/poisson", "gel/damping", "gel/mass_damping", "gel/friction",
          "gel/contact_stiffness", "gel/contact_damping", "gel/friction_stiffness"]
 WARM, T = 40, 10  # steps into contact, steps differentiated
