@@ -159,7 +159,7 @@ static void elastomer_free(dtac_elastomer* e) {
   free(e->tape);
   free(e->rec_qpos);
   free(e->rec_qvel);
-  free(e->wapp_bar);
+  free(e->wapp_rows);
   free(e->cf_bar);
   free(e->col_bar);
   free(e->gscratch);
@@ -222,13 +222,12 @@ static dtac_elastomer* elastomer_make(const mjModel* m, int instance, char* err,
   e->qfrc = (mjtNum*)calloc(nv1, sizeof(mjtNum));
   e->rec_qpos = (mjtNum*)calloc(m->nq > 0 ? m->nq : 1, sizeof(mjtNum));
   e->rec_qvel = (mjtNum*)calloc(nv1, sizeof(mjtNum));
-  e->wapp_bar = (mjtNum*)calloc(6 * m->nbody, sizeof(mjtNum));
   e->cf_bar = (double*)calloc(3 * e->model.nnode, sizeof(double));
   e->col_bar = (dtac_collider_bar*)calloc(ng, sizeof(dtac_collider_bar));
-  if (!e->wapp_bar || !e->cf_bar || !e->col_bar || !e->qfrc || !e->rec_qpos || !e->rec_qvel ||
-      !e->gels || !e->steps || !e->sites || !e->slot_body || !e->body_slot || !e->col_slot ||
-      !e->slot || !e->slot_jac || !e->slot_tmp || !e->body_wrench || !e->contact_force ||
-      !e->geom_ok || !e->geom_planeadr || !e->geom_nplane || !e->col || !e->col_ft || !e->jac ||
+  if (!e->cf_bar || !e->col_bar || !e->qfrc || !e->rec_qpos || !e->rec_qvel || !e->gels ||
+      !e->steps || !e->sites || !e->slot_body || !e->body_slot || !e->col_slot || !e->slot ||
+      !e->slot_jac || !e->slot_tmp || !e->body_wrench || !e->contact_force || !e->geom_ok ||
+      !e->geom_planeadr || !e->geom_nplane || !e->col || !e->col_ft || !e->jac ||
       dtac_gel_scratch_make(&e->scratch, &e->model, ng)) {
     snprintf(err, errlen, "out of memory");
     elastomer_free(e);

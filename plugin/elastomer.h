@@ -65,8 +65,9 @@ typedef struct dtac_elastomer_ {
   size_t tape_size;  // doubles allocated for it
   mjtNum* rec_qpos;  // lead: qpos and qvel the last recorded step's advance started from
   mjtNum* rec_qvel;
-  mjtNum* wapp_bar;            // lead: cotangent of the wrench the rigid step applied to each body
-                               // (nbody x 6), from the reverse of the advance
+  mjtNum* wapp_rows;           // lead: cotangent of the wrench the rigid step applied to each body
+                               // (rows x nbody x 6), from the reverse of the advance
+  int wapp_rows_cap;           // rows allocated
   double* cf_bar;              // cotangent of the node contact forces (nnode x 3), from sensors
   dtac_collider_bar* col_bar;  // cotangents of the step-start colliders (ngeom)
   mjtNum* gscratch;  // lead: scratch of the reverse pass (allocated when recording starts)

@@ -46,13 +46,19 @@ static mjtNum dot18(const double* a, const double* b) {
   return s;
 }
 
-// the joint step's rigid inputs at (q0, vs), dotted with their cotangents from the reverse pass
-static mjtNum xi_dot(const mjModel* m, mjData* d, dtac_elastomer* lead, int ngel,
-                     const dtac_gel_step_bar* gb, const dtac_body_bar* bb) {
+// the joint step's rigid inputs at d's qpos (the start qpos) and qvel (the rigid step's result):
+// kinematics, mass matrix, and the setup of the recorded step's lists
+static void xi_eval(const mjModel* m, mjData* d, dtac_elastomer* lead) {
   rigid_position(m, d);
   lead->fixed = 1;
   dtac_elastomer_setup(m, d, lead);
   lead->fixed = 0;
+}
+
+// those inputs (after xi_eval) dotted with one row's cotangents from the reverse pass
+static mjtNum xi_dot(const mjModel* m, const dtac_elastomer* lead, int ngel,
+                     const dtac_gel_step_bar* gb, const dtac_body_bar* bb) {
+  (void)m;
   mjtNum s = 0;
   for (int i = 0; i < ngel; i++) {
     const dtac_gel_step* st = lead->steps + i;
@@ -90,7 +96,9 @@ static mjtNum el_rigid_dot(const mjModel* m, mjData* d, int instance, const dtac
   dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
   dtac_elastomer* lead = dtac_elastomer_lead(m, d);
   if (!e || !lead) return 0;
-  return dtac_elastomer_rigid_dot(m, d, e, ctx->qfrc_bar, e->coupling ? lead->wapp_bar : NULL);
+  const mjtNum* wa =
+      lead && lead->wapp_rows ? lead->wapp_rows + (size_t)ctx->row * 6 * m->nbody : NULL;
+  return dtac_elastomer_rigid_dot(m, d, e, ctx->qfrc_bar, e->coupling && wa ? wa : NULL);
 }
 
 // doubles of the reverse pass's scratch: q0, qs, vs, q1 base, v1 base, dq, q̄*, v̄*, v̄ (Xi), dPQ
@@ -123,10 +131,13 @@ static int el_record(const mjModel* m, mjData* d, int instance, int on) {
   return e->tape && e->gscratch ? 0 : -1;
 }
 
+// the reverse of the recorded joint step for ctx->nrow cotangents at once: the rigid maps'
+// columns are differenced once and dotted with every row
 static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_ctx* ctx) {
   dtac_elastomer* lead = dtac_elastomer_get(m, d, instance);
   if (!lead || dtac_elastomer_lead(m, d) != lead) return 0;
-  int nq = m->nq, nv = m->nv, ns = lead->nslot;
+  int nq = m->nq, nv = m->nv, ns = lead->nslot, nrow = ctx->nrow > 0 ? ctx->nrow : 1;
+  int nps = m->npluginstate, nb = m->nbody;
   mjtNum eps = ctx->eps;
   mjtNum* q0 = lead->gscratch;
   mjtNum* qs = q0 + nq;
@@ -135,12 +146,31 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
   mjtNum* qp = q1b + nq;
   mjtNum* v1b = qp + nq;
   mjtNum* dq = v1b + nv;
-  mjtNum* qsb = dq + nv;
-  mjtNum* vsb = qsb + nv;
-  mjtNum* dPQ = vsb + nv;
-  mjtNum* dPQb = dPQ + 12 * lead->maxslot;
-  mjtNum* tmp = dPQb + 12 * lead->maxslot;
-  (void)tmp;
+  mjtNum* dPQ = dq + nv;
+
+  int ngel = 0;
+  for (int i = 0; i < m->nplugin; i++) ngel += dtac_elastomer_get(m, d, i) != NULL;
+  if (ngel > lead->maxgel) ngel = lead->maxgel;
+  int ncoltot = 0;
+  for (int i = 0; i < ngel; i++) ncoltot += lead->gels[i]->ncol;
+
+  // per-row scratch of this call (the reverse pass, not the step: it may allocate)
+  mjtNum* dPQb = (mjtNum*)calloc((size_t)nrow * 12 * (ns > 0 ? ns : 1), sizeof(mjtNum));
+  dtac_gel_step_bar* gb = (dtac_gel_step_bar*)calloc((size_t)nrow * ngel, sizeof(*gb));
+  dtac_body_bar* bb = (dtac_body_bar*)calloc((size_t)nrow * (ns > 0 ? ns : 1), sizeof(*bb));
+  dtac_collider_bar* cbar =
+      (dtac_collider_bar*)calloc((size_t)nrow * (ncoltot > 0 ? ncoltot : 1), sizeof(*cbar));
+  double* work =
+      (double*)malloc(sizeof(double) * (dtac_gels_adj_work_size(lead->steps, ngel, ns, nrow) + 1));
+  if (lead->wapp_rows_cap < nrow) {
+    free(lead->wapp_rows);
+    lead->wapp_rows = (mjtNum*)malloc(sizeof(mjtNum) * 6 * nb * nrow);
+    lead->wapp_rows_cap = lead->wapp_rows ? nrow : 0;
+  }
+  if (!dPQb || !gb || !bb || !cbar || !work || !lead->wapp_rows) {
+    free(dPQb), free(gb), free(bb), free(cbar), free(work);
+    return -1;
+  }
 
   // the recorded step's rigid inputs and coupling impulses
   mju_copy(qs, lead->rec_qpos, nq);
@@ -151,99 +181,111 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
   }
   mj_setState(m, d, ctx->state0, ctx->sig);
   mju_copy(q0, d->qpos, nq);
-  int ngel = 0;
-  for (int i = 0; i < m->nplugin; i++) ngel += dtac_elastomer_get(m, d, i) != NULL;
-  if (ngel > lead->maxgel) ngel = lead->maxgel;
 
   // corrections (q1, v1) = K(q0, qs, vs, dPQ): central differences of <q1_bar, q1> + <v1_bar, v1>
-  mju_zero(qsb, nv);
-  mju_zero(vsb, nv);
-  mju_zero(dPQb, 12 * ns);
+  for (int r = 0; r < nrow; r++) {
+    mju_zero(ctx->qstar_bar + r * nv, nv);
+    mju_zero(ctx->vstar_bar + r * nv, nv);
+  }
   if (ns > 0) {
     k_eval(m, d, lead, q0, qs, vs, dPQ);
     mju_copy(q1b, d->qpos, nq);
     mju_copy(v1b, d->qvel, nv);
     int ncol = 3 * nv + 12 * ns;
+    mjtNum* outp = (mjtNum*)malloc(sizeof(mjtNum) * 4 * nv);  // (dq, dv) at +e and -e
+    if (!outp) {
+      free(dPQb), free(gb), free(bb), free(cbar), free(work);
+      return -1;
+    }
     for (int j = 0; j < ncol; j++) {
-      mjtNum val[2];
       for (int sgn = 0; sgn < 2; sgn++) {
         mjtNum e = sgn ? -eps : eps;
-        mjtNum* q0p = qp;  // perturbed copies live in qp (one input at a time)
-        const mjtNum *a0 = q0, *as = qs, *av = vs, *ad = dPQ;
+        const mjtNum *a0 = q0, *as = qs;
         if (j < nv) {
-          mju_copy(q0p, q0, nq);
+          mju_copy(qp, q0, nq);
           mju_zero(dq, nv);
           dq[j] = e;
-          mj_integratePos(m, q0p, dq, 1);
-          a0 = q0p;
+          mj_integratePos(m, qp, dq, 1);
+          a0 = qp;
         } else if (j < 2 * nv) {
-          mju_copy(q0p, qs, nq);
+          mju_copy(qp, qs, nq);
           mju_zero(dq, nv);
           dq[j - nv] = e;
-          mj_integratePos(m, q0p, dq, 1);
-          as = q0p;
+          mj_integratePos(m, qp, dq, 1);
+          as = qp;
         } else if (j < 3 * nv) {
           vs[j - 2 * nv] += e;
         } else {
           dPQ[j - 3 * nv] += e;
         }
-        k_eval(m, d, lead, a0, as, av, ad);
+        k_eval(m, d, lead, a0, as, vs, dPQ);
         if (j >= 2 * nv && j < 3 * nv) vs[j - 2 * nv] -= e;
         if (j >= 3 * nv) dPQ[j - 3 * nv] -= e;
-        mj_differentiatePos(m, dq, 1, q1b, d->qpos);
-        val[sgn] = mju_dot(ctx->q1_bar, dq, nv);
-        for (int k = 0; k < nv; k++) val[sgn] += ctx->v1_bar[k] * (d->qvel[k] - v1b[k]);
+        mjtNum* o = outp + 2 * nv * sgn;
+        mj_differentiatePos(m, o, 1, q1b, d->qpos);
+        for (int k = 0; k < nv; k++) o[nv + k] = d->qvel[k] - v1b[k];
       }
-      mjtNum g = (val[0] - val[1]) / (2 * eps);
-      if (j < nv) {
-        ctx->qpos0_bar[j] += g;
-      } else if (j < 2 * nv) {
-        qsb[j - nv] = g;
-      } else if (j < 3 * nv) {
-        vsb[j - 2 * nv] = g;
-      } else {
-        dPQb[j - 3 * nv] = g;
+      for (int r = 0; r < nrow; r++) {
+        mjtNum g = 0;
+        for (int k = 0; k < nv; k++) {
+          g += ctx->q1_bar[r * nv + k] * (outp[k] - outp[2 * nv + k]);
+          g += ctx->v1_bar[r * nv + k] * (outp[nv + k] - outp[3 * nv + k]);
+        }
+        g /= 2 * eps;
+        if (j < nv) {
+          ctx->qpos0_bar[r * nv + j] += g;
+        } else if (j < 2 * nv) {
+          ctx->qstar_bar[r * nv + j - nv] = g;
+        } else if (j < 3 * nv) {
+          ctx->vstar_bar[r * nv + j - 2 * nv] = g;
+        } else {
+          dPQb[r * 12 * ns + j - 3 * nv] = g;
+        }
       }
     }
+    free(outp);
   } else {
-    mju_copy(qsb, ctx->q1_bar, nv);
-    mju_copy(vsb, ctx->v1_bar, nv);
+    for (int r = 0; r < nrow; r++) {
+      mju_copy(ctx->qstar_bar + r * nv, ctx->q1_bar + r * nv, nv);
+      mju_copy(ctx->vstar_bar + r * nv, ctx->v1_bar + r * nv, nv);
+    }
   }
 
   // the joint step, analytically (the steps, slots and colliders are still those recorded)
-  dtac_gel_step_bar gb[64];
-  dtac_body_bar bb[DTAC_MAX_BODY];
-  if (ngel > 64) ngel = 64;
-  for (int i = 0; i < ngel; i++) {
-    dtac_elastomer* g = lead->gels[i];
-    memset(gb + i, 0, sizeof(gb[i]));
-    gb[i].state = ctx->state_bar + m->plugin_stateadr[g->instance];
-    gb[i].col = g->col_bar;
-    memset(g->col_bar, 0, sizeof(dtac_collider_bar) * g->ncol);
-  }
-  memset(bb, 0, sizeof(dtac_body_bar) * ns);
-  for (int k = 0; k < ns; k++) {
-    memcpy(bb[k].dP, dPQb + 12 * k, sizeof(double) * 6);
-    memcpy(bb[k].dQ, dPQb + 12 * k + 6, sizeof(double) * 6);
+  for (int r = 0; r < nrow; r++) {
+    dtac_collider_bar* cb = cbar + (size_t)r * ncoltot;
+    for (int i = 0; i < ngel; i++) {
+      dtac_elastomer* g = lead->gels[i];
+      gb[r * ngel + i].state = ctx->state_bar + (size_t)r * nps + m->plugin_stateadr[g->instance];
+      gb[r * ngel + i].col = cb;
+      cb += g->ncol;
+    }
+    for (int k = 0; k < ns; k++) {
+      memcpy(bb[r * ns + k].dP, dPQb + r * 12 * ns + 12 * k, sizeof(double) * 6);
+      memcpy(bb[r * ns + k].dQ, dPQb + r * 12 * ns + 12 * k + 6, sizeof(double) * 6);
+    }
   }
   double gravity[3] = {m->opt.gravity[0], m->opt.gravity[1], m->opt.gravity[2]};
   if (m->opt.disableflags & mjDSBL_GRAVITY) gravity[0] = gravity[1] = gravity[2] = 0;
-  dtac_gels_advance_adj(lead->steps, ngel, lead->slot, ns, gravity, m->opt.timestep, lead->tape, gb,
-                        bb);
-  for (int i = 0; i < ngel; i++) {
-    int adr = ctx->param_adr ? ctx->param_adr[lead->gels[i]->instance] : -1;
-    if (adr < 0 || !ctx->param_bar) continue;
-    const double* pb = (const double*)&gb[i].param;
-    for (int k = 0; k < DTAC_NPARAM; k++) ctx->param_bar[adr + k] += pb[k];
-  }
-  mju_zero(lead->wapp_bar, 6 * m->nbody);
-  for (int k = 0; k < ns; k++) {
-    mju_copy(lead->wapp_bar + 6 * lead->slot_body[k], bb[k].wrench_app, 6);
+  dtac_gels_advance_adj_rows(lead->steps, ngel, lead->slot, ns, gravity, m->opt.timestep,
+                             lead->tape, nrow, gb, bb, work);
+  for (int r = 0; r < nrow; r++) {
+    for (int i = 0; i < ngel; i++) {
+      int adr = ctx->param_adr ? ctx->param_adr[lead->gels[i]->instance] : -1;
+      if (adr < 0 || !ctx->param_bar) continue;
+      const double* pb = (const double*)&gb[r * ngel + i].param;
+      for (int k = 0; k < DTAC_NPARAM; k++)
+        ctx->param_bar[(size_t)r * ctx->nparam + adr + k] += pb[k];
+    }
+    mjtNum* wa = lead->wapp_rows + (size_t)r * 6 * nb;
+    mju_zero(wa, 6 * nb);
+    for (int k = 0; k < ns; k++)
+      mju_copy(wa + 6 * lead->slot_body[k], bb[r * ns + k].wrench_app, 6);
   }
 
   // the joint step's rigid inputs: central differences over q0 (tangent) and vs
-  for (int j = 0; j < 2 * nv; j++) {
-    mjtNum val[2];
+  mjtNum* val = (mjtNum*)malloc(sizeof(mjtNum) * 2 * nrow);
+  for (int j = 0; val && j < 2 * nv; j++) {
     for (int sgn = 0; sgn < 2; sgn++) {
       mjtNum e = sgn ? -eps : eps;
       mju_copy(d->qpos, q0, nq);
@@ -255,18 +297,23 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
       } else {
         d->qvel[j - nv] += e;
       }
-      val[sgn] = xi_dot(m, d, lead, ngel, gb, bb);
+      xi_eval(m, d, lead);
+      for (int r = 0; r < nrow; r++) {
+        val[2 * r + sgn] = xi_dot(m, lead, ngel, gb + r * ngel, bb + r * ns);
+      }
     }
-    mjtNum g = (val[0] - val[1]) / (2 * eps);
-    if (j < nv) {
-      ctx->qpos0_bar[j] += g;
-    } else {
-      vsb[j - nv] += g;
+    for (int r = 0; r < nrow; r++) {
+      mjtNum g = (val[2 * r] - val[2 * r + 1]) / (2 * eps);
+      if (j < nv) {
+        ctx->qpos0_bar[r * nv + j] += g;
+      } else {
+        ctx->vstar_bar[r * nv + j - nv] += g;
+      }
     }
   }
-  mju_copy(ctx->qstar_bar, qsb, nv);
-  mju_copy(ctx->vstar_bar, vsb, nv);
-  return 0;
+  int ok = val != NULL;
+  free(val), free(dPQb), free(gb), free(bb), free(cbar), free(work);
+  return ok ? 0 : -1;
 }
 
 static int el_passive_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_ctx* ctx) {
@@ -275,7 +322,9 @@ static int el_passive_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
   if (!e) return -1;
   dtac_gel_param_bar pb;
   memset(&pb, 0, sizeof(pb));
-  dtac_elastomer_passive_adj(m, d, e, ctx->qfrc_bar, e->coupling ? lead->wapp_bar : NULL, e->cf_bar,
+  const mjtNum* wa =
+      lead && lead->wapp_rows ? lead->wapp_rows + (size_t)ctx->row * 6 * m->nbody : NULL;
+  dtac_elastomer_passive_adj(m, d, e, ctx->qfrc_bar, e->coupling && wa ? wa : NULL, e->cf_bar,
                              ctx->state_bar + m->plugin_stateadr[instance], &pb);
   memset(e->cf_bar, 0, sizeof(double) * 3 * e->model.nnode);
   int adr = ctx->param_adr ? ctx->param_adr[instance] : -1;

@@ -126,6 +126,8 @@ struct dtac_tape_ {
   mjtNum* buf;                  // scratch below
   mjtNum *xbar, *qsb, *vsb, *q0b, *v0b, *a0b, *fg, *fgb, *dq, *q1b, *v1b, *a1b, *y1b, *qfrc;
   mjtNum *q0, *v0, *site_bar;
+  mjtNum* rows;  // per-row buffers of the reverse pass (ensure_rows)
+  int rowcap;
 };
 
 int dtac_grad_state_size(const mjModel* m) {
@@ -210,6 +212,7 @@ void dtac_tape_free(dtac_tape* tp) {
   free(tp->param_adr);
   free(tp->sensor_rigid);
   free(tp->buf);
+  free(tp->rows);
   free(tp);
 }
 
@@ -300,18 +303,53 @@ static mjtNum rigid_dot(const dtac_tape* tp, mjData* d, const dtac_grad_ctx* ctx
   return s;
 }
 
-// the reverse of one step from state s: xbar holds the cotangent of the state after it and
-// leaves with the one before; ybar: of the sensordata the step's forward pass computed (may be
-// NULL); ubar (nu) and pbar (nparam) are accumulated
-static int backward_step(dtac_tape* tp, const mjtNum* s, const mjtNum* ybar, mjtNum* ubar,
-                         mjtNum* pbar) {
+// per-row buffers of the reverse pass for up to nrow rows (allocated outside the step)
+static int ensure_rows(dtac_tape* tp, int nrow) {
+  if (tp->rowcap >= nrow) return 0;
+  const mjModel* m = tp->m;
+  size_t per = 6 * (size_t)m->nv + m->na + 12 * (size_t)m->nsite + 2;
+  free(tp->rows);
+  tp->rows = (mjtNum*)malloc(sizeof(mjtNum) * per * nrow);
+  tp->rowcap = tp->rows ? nrow : 0;
+  return tp->rows ? 0 : -1;
+}
+
+// the reverse of one step from state s for nrow cotangents at once: xbar (nrow x nx) holds the
+// cotangents of the state after the step and leaves with those before it; ybar (nrow x
+// nsensordata, may be NULL): of the sensordata the step's forward pass computed; ubar (nrow x nu)
+// and pbar (nrow x nparam) are accumulated when not NULL
+static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar, const mjtNum* ybar,
+                         mjtNum* ubar, mjtNum* pbar) {
   const mjModel* m = tp->m;
   mjData* w = tp->w;
-  int nv = m->nv, na = m->na, nu = m->nu, nq = m->nq;
+  int nv = m->nv, na = m->na, nu = m->nu, nq = m->nq, nx = tp->nx, nsd = m->nsensordata;
   mjtNum eps = tp->eps;
-  mjtNum* xbar = tp->xbar;
-  mjtNum* sbar = xbar + 2 * nv + na;  // the plugins' state
   mjtNum* dq = tp->dq;
+  if (ensure_rows(tp, nrow)) return -1;
+  // row buffers: q* and v* cotangents, start qpos/qvel/act cotangents, plugin qfrc cotangent
+  mjtNum* qsb = tp->rows;
+  mjtNum* vsb = qsb + (size_t)nrow * nv;
+  mjtNum* q0b = vsb + (size_t)nrow * nv;
+  mjtNum* v0b = q0b + (size_t)nrow * nv;
+  mjtNum* fgb = v0b + (size_t)nrow * nv;
+  mjtNum* a0b = fgb + (size_t)nrow * nv;
+  mjtNum* q1in = a0b + (size_t)nrow * (na + 1);  // the rows' q1_bar and v1_bar, packed (nv each)
+  mjtNum* site_bar = tp->site_bar;
+  // packed copies of the rows' q1 and v1 cotangents for advance_vjp
+  mjtNum* q1bar = (mjtNum*)malloc(sizeof(mjtNum) * 2 * (size_t)nrow * nv + 1);
+  mjtNum* sbar = (mjtNum*)malloc(sizeof(mjtNum) * (size_t)nrow * (m->npluginstate + 1));
+  if (!q1bar || !sbar) {
+    free(q1bar), free(sbar);
+    return -1;
+  }
+  (void)q1in;
+  mjtNum* v1bar = q1bar + (size_t)nrow * nv;
+  for (int r = 0; r < nrow; r++) {
+    mju_copy(q1bar + r * nv, xbar + (size_t)r * nx, nv);
+    mju_copy(v1bar + r * nv, xbar + (size_t)r * nx + nv, nv);
+    mju_copy(sbar + (size_t)r * m->npluginstate, xbar + (size_t)r * nx + 2 * nv + na,
+             m->npluginstate);
+  }
 
   // 1. the step again, recording what the plugins' reverse passes need
   mj_setState(m, w, s, tp->sig);
@@ -319,6 +357,7 @@ static int backward_step(dtac_tape* tp, const mjtNum* s, const mjtNum* ybar, mjt
     const dtac_derivative* der = dtac_derivative_of(m, i);
     if (der && der->record && der->record(m, w, i, 1)) {
       mju_warning("dtac_tape_backward: plugin instance %d cannot record (out of memory)", i);
+      free(q1bar), free(sbar);
       return -1;
     }
   }
@@ -331,24 +370,29 @@ static int backward_step(dtac_tape* tp, const mjtNum* s, const mjtNum* ybar, mjt
   // 2. the plugins' advance: cotangents of the rigid step's result and of the start qpos
   dtac_grad_ctx ctx;
   memset(&ctx, 0, sizeof(ctx));
+  ctx.nrow = nrow;
+  ctx.nparam = tp->nparam;
   ctx.state0 = s;
   ctx.sig = tp->sig;
   ctx.eps = eps;
-  ctx.q1_bar = xbar;
-  ctx.v1_bar = xbar + nv;
-  ctx.qstar_bar = tp->qsb;
-  ctx.vstar_bar = tp->vsb;
-  ctx.qpos0_bar = tp->q0b;
+  ctx.q1_bar = q1bar;
+  ctx.v1_bar = v1bar;
+  ctx.qstar_bar = qsb;
+  ctx.vstar_bar = vsb;
+  ctx.qpos0_bar = q0b;
   ctx.state_bar = sbar;
   ctx.param_bar = pbar;
   ctx.param_adr = tp->param_adr;
-  mju_copy(tp->qsb, xbar, nv);
-  mju_copy(tp->vsb, xbar + nv, nv);
-  mju_zero(tp->q0b, nv);
-  mju_zero(tp->v0b, nv);
+  mju_copy(qsb, q1bar, (size_t)nrow * nv);
+  mju_copy(vsb, v1bar, (size_t)nrow * nv);
+  mju_zero(q0b, (size_t)nrow * nv);
+  mju_zero(v0b, (size_t)nrow * nv);
   for (int i = 0; i < m->nplugin; i++) {
     const dtac_derivative* der = dtac_derivative_of(m, i);
-    if (der && der->advance_vjp && der->advance_vjp(m, w, i, &ctx)) return -1;
+    if (der && der->advance_vjp && der->advance_vjp(m, w, i, &ctx)) {
+      free(q1bar), free(sbar);
+      return -1;
+    }
   }
 
   // 3. the rigid step, plugins frozen and their forces given: central differences over
@@ -356,7 +400,7 @@ static int backward_step(dtac_tape* tp, const mjtNum* s, const mjtNum* ybar, mjt
   mj_setState(m, w, s, tp->sig);
   mj_forward(m, w);
   passive_qfrc(m, w, tp->fg);
-  mju_zero(tp->fgb, nv);
+  mju_zero(fgb, (size_t)nrow * nv);
   freeze_all(m, w, 1);
   mj_setState(m, w, s, tp->sig);
   mju_addTo(w->qfrc_applied, tp->fg, nv);
@@ -364,92 +408,121 @@ static int backward_step(dtac_tape* tp, const mjtNum* s, const mjtNum* ybar, mjt
   mju_copy(tp->q1b, w->qpos, nq);
   mju_copy(tp->v1b, w->qvel, nv);
   mju_copy(tp->a1b, w->act, na);
-  mju_copy(tp->y1b, w->sensordata, m->nsensordata);
-  const mjtNum* abar = xbar + 2 * nv;  // act after the step (plugins do not change it)
+  mju_copy(tp->y1b, w->sensordata, nsd);
+  int nout = 2 * nv + na + nsd;
+  mjtNum* outp = (mjtNum*)malloc(sizeof(mjtNum) * 2 * (nout + 1));
+  if (!outp) {
+    free(q1bar), free(sbar);
+    return -1;
+  }
   int nin = 3 * nv + na + nu;
   for (int j = 0; j < nin; j++) {
-    mjtNum val[2];
     for (int sgn = 0; sgn < 2; sgn++) {
       mj_setState(m, w, s, tp->sig);
       mju_addTo(w->qfrc_applied, tp->fg, nv);
       rigid_perturb(m, w, dq, j, sgn ? -eps : eps);
       mj_step(m, w);
-      mj_differentiatePos(m, dq, 1, tp->q1b, w->qpos);
-      mjtNum v = mju_dot(tp->qsb, dq, nv);
-      for (int k = 0; k < nv; k++) v += tp->vsb[k] * (w->qvel[k] - tp->v1b[k]);
-      for (int k = 0; k < na; k++) v += abar[k] * (w->act[k] - tp->a1b[k]);
-      if (ybar) {
-        for (int k = 0; k < m->nsensordata; k++) {
-          if (tp->sensor_rigid[k]) v += ybar[k] * (w->sensordata[k] - tp->y1b[k]);
-        }
-      }
-      val[sgn] = v;
+      mjtNum* o = outp + (size_t)sgn * nout;
+      mj_differentiatePos(m, o, 1, tp->q1b, w->qpos);
+      for (int k = 0; k < nv; k++) o[nv + k] = w->qvel[k] - tp->v1b[k];
+      for (int k = 0; k < na; k++) o[2 * nv + k] = w->act[k] - tp->a1b[k];
+      for (int k = 0; k < nsd; k++) o[2 * nv + na + k] = w->sensordata[k] - tp->y1b[k];
     }
-    mjtNum g = (val[0] - val[1]) / (2 * eps);
-    if (j < nv) {
-      tp->q0b[j] += g;
-    } else if (j < 2 * nv) {
-      tp->v0b[j - nv] += g;
-    } else if (j < 2 * nv + na) {
-      tp->a0b[j - 2 * nv] = g;
-    } else if (j < 2 * nv + na + nu) {
-      if (ubar) ubar[j - 2 * nv - na] += g;
-    } else {
-      tp->fgb[j - 2 * nv - na - nu] = g;
+    for (int r = 0; r < nrow; r++) {
+      const mjtNum* abar = xbar + (size_t)r * nx + 2 * nv;  // act after = act*
+      const mjtNum* yb = ybar ? ybar + (size_t)r * nsd : NULL;
+      mjtNum v = 0;
+      for (int k = 0; k < nv; k++) {
+        v += qsb[r * nv + k] * (outp[k] - outp[nout + k]);
+        v += vsb[r * nv + k] * (outp[nv + k] - outp[nout + nv + k]);
+      }
+      for (int k = 0; k < na; k++) v += abar[k] * (outp[2 * nv + k] - outp[nout + 2 * nv + k]);
+      for (int k = 0; yb && k < nsd; k++) {
+        if (tp->sensor_rigid[k])
+          v += yb[k] * (outp[2 * nv + na + k] - outp[nout + 2 * nv + na + k]);
+      }
+      mjtNum g = v / (2 * eps);
+      if (j < nv) {
+        q0b[r * nv + j] += g;
+      } else if (j < 2 * nv) {
+        v0b[r * nv + j - nv] += g;
+      } else if (j < 2 * nv + na) {
+        a0b[r * (na + 1) + j - 2 * nv] = g;
+      } else if (j < 2 * nv + na + nu) {
+        if (ubar) ubar[(size_t)r * nu + j - 2 * nv - na] += g;
+      } else {
+        fgb[r * nv + j - 2 * nv - na - nu] = g;
+      }
     }
   }
+  free(outp);
   freeze_all(m, w, 0);
 
-  // 4. the plugins' forces and sensors at the start state: their own state analytically
-  // (sensors first: they hand cotangents of the gel's contact forces to its force evaluation),
-  // the rigid state by central differences with the plugins' state held
+  // 4. the plugins' forces and sensors at the start state, row by row: their own state
+  // analytically (sensors first: they hand cotangents of the gel's contact forces to its force
+  // evaluation); their rigid dependencies through smooth kinematic maps with the wrenches they
+  // applied held, and the frames of the colliders and sites they read
   mj_setState(m, w, s, tp->sig);
   mj_forward(m, w);
-  mju_copy(tp->q0, w->qpos, m->nq);
+  mju_copy(tp->q0, w->qpos, nq);
   mju_copy(tp->v0, w->qvel, nv);
-  ctx.qfrc_bar = tp->fgb;
-  ctx.sensor_bar = ybar;
-  ctx.site_bar = tp->site_bar;
-  mju_zero(tp->site_bar, 12 * m->nsite);
-  for (int sn = 0; sn < m->nsensor; sn++) {
-    if (m->sensor_type[sn] != mjSENS_PLUGIN || !ybar) continue;
-    int inst = m->sensor_plugin[sn];
-    const dtac_derivative* der = dtac_derivative_of(m, inst);
-    const mjtNum* yb = ybar + m->sensor_adr[sn];
-    int nz = 0;
-    for (int k = 0; k < m->sensor_dim[sn]; k++) nz |= yb[k] != 0;
-    if (!nz) continue;
-    if (!der || !der->sensor_vjp || der->sensor_vjp(m, w, inst, yb, &ctx)) {
-      mju_warning("dtac_tape_backward: sensor %d has no derivative", sn);
-      return -1;
+  for (int r = 0; r < nrow; r++) {
+    const mjtNum* yb = ybar ? ybar + (size_t)r * nsd : NULL;
+    ctx.nrow = 1;
+    ctx.row = r;
+    ctx.qfrc_bar = fgb + r * nv;
+    ctx.sensor_bar = yb;
+    ctx.state_bar = sbar + (size_t)r * m->npluginstate;
+    ctx.param_bar = pbar ? pbar + (size_t)r * tp->nparam : NULL;
+    ctx.site_bar = site_bar;
+    mju_zero(site_bar, 12 * m->nsite);
+    for (int sn = 0; yb && sn < m->nsensor; sn++) {
+      if (m->sensor_type[sn] != mjSENS_PLUGIN) continue;
+      int inst = m->sensor_plugin[sn];
+      const dtac_derivative* der = dtac_derivative_of(m, inst);
+      const mjtNum* ys = yb + m->sensor_adr[sn];
+      int nz = 0;
+      for (int k = 0; k < m->sensor_dim[sn]; k++) nz |= ys[k] != 0;
+      if (!nz) continue;
+      if (!der || !der->sensor_vjp || der->sensor_vjp(m, w, inst, ys, &ctx)) {
+        mju_warning("dtac_tape_backward: sensor %d has no derivative", sn);
+        free(q1bar), free(sbar);
+        return -1;
+      }
     }
-  }
-  for (int i = 0; i < m->nplugin; i++) {
-    const dtac_derivative* der = dtac_derivative_of(m, i);
-    if (der && der->passive_vjp && der->passive_vjp(m, w, i, &ctx)) return -1;
-  }
-  // their rigid dependencies: the wrenches they applied held, mapped through the bodies'
-  // Jacobians, and the frames of the colliders and sites they read, all smooth kinematic maps
-  for (int j = 0; j < 2 * nv; j++) {
-    mjtNum val[2];
-    for (int sgn = 0; sgn < 2; sgn++) {
-      mju_copy(w->qpos, tp->q0, m->nq);
-      mju_copy(w->qvel, tp->v0, nv);
-      rigid_perturb(m, w, dq, j, sgn ? -eps : eps);
-      val[sgn] = rigid_dot(tp, w, &ctx);
+    for (int i = 0; i < m->nplugin; i++) {
+      const dtac_derivative* der = dtac_derivative_of(m, i);
+      if (der && der->passive_vjp && der->passive_vjp(m, w, i, &ctx)) {
+        free(q1bar), free(sbar);
+        return -1;
+      }
     }
-    mjtNum g = (val[0] - val[1]) / (2 * eps);
-    if (j < nv) {
-      tp->q0b[j] += g;
-    } else {
-      tp->v0b[j - nv] += g;
+    for (int j = 0; j < 2 * nv; j++) {
+      mjtNum val[2];
+      for (int sgn = 0; sgn < 2; sgn++) {
+        mju_copy(w->qpos, tp->q0, nq);
+        mju_copy(w->qvel, tp->v0, nv);
+        rigid_perturb(m, w, dq, j, sgn ? -eps : eps);
+        val[sgn] = rigid_dot(tp, w, &ctx);
+      }
+      mjtNum g = (val[0] - val[1]) / (2 * eps);
+      if (j < nv) {
+        q0b[r * nv + j] += g;
+      } else {
+        v0b[r * nv + j - nv] += g;
+      }
     }
   }
 
-  // the cotangent of the state before the step
-  mju_copy(xbar, tp->q0b, nv);
-  mju_copy(xbar + nv, tp->v0b, nv);
-  mju_copy(xbar + 2 * nv, tp->a0b, na);
+  // the cotangents of the state before the step
+  for (int r = 0; r < nrow; r++) {
+    mjtNum* x = xbar + (size_t)r * nx;
+    mju_copy(x, q0b + r * nv, nv);
+    mju_copy(x + nv, v0b + r * nv, nv);
+    mju_copy(x + 2 * nv, a0b + r * (na + 1), na);
+    mju_copy(x + 2 * nv + na, sbar + (size_t)r * m->npluginstate, m->npluginstate);
+  }
+  free(q1bar), free(sbar);
   return 0;
 }
 
@@ -483,7 +556,7 @@ int dtac_tape_backward(dtac_tape* tp, const mjtNum* sensor_bar, const mjtNum* st
     for (int i = len - 1; i >= 0; i--) {
       int t = start + i;
       const mjtNum* yb = sensor_bar ? sensor_bar + (size_t)t * nsd : NULL;
-      if (backward_step(tp, tp->seg + (size_t)i * tp->nstate, yb,
+      if (backward_rows(tp, tp->seg + (size_t)i * tp->nstate, 1, tp->xbar, yb,
                         ctrl_bar ? ctrl_bar + (size_t)t * nu : NULL, param_bar)) {
         return -1;
       }

@@ -19,6 +19,10 @@
 
 // cotangents exchanged with the callbacks in the reverse pass of one step
 typedef struct dtac_grad_ctx_ {
+  // advance_vjp handles nrow cotangents at once: its arrays hold nrow rows (q1_bar, v1_bar,
+  // qstar_bar, vstar_bar, qpos0_bar: nv each; state_bar: npluginstate; param_bar: nparam).
+  // The other callbacks see one row: `row`, with the arrays pointing at it
+  int nrow, row, nparam;
   const mjtNum* state0;  // the step's start state (mjSTATE_INTEGRATION)
   int sig;               // its signature
   mjtNum eps;            // finite-difference step

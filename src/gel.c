@@ -477,10 +477,9 @@ int dtac_gel_scratch_make(dtac_gel_scratch* s, const dtac_gel_model* gm, int max
   s->imp_bar = (double*)malloc(sizeof(double) * DTAC_IMP_SIZE * ns);
   s->col_ft_bar = (double*)malloc(sizeof(double) * 6 * mc);
   s->col_bar = (dtac_collider_bar*)malloc(sizeof(dtac_collider_bar) * mc);
-  s->col_lbar = (double*)malloc(sizeof(double) * 12 * mc);
   if (!s->fint || !s->vimp || !s->state_tmp || !s->fbar || !s->imp_bar || !s->col_ft_bar ||
-      !s->col_bar || !s->col_lbar || !s->imp || !s->tet_force || !s->force || !s->tet_J ||
-      !s->col_t || !s->col_local || !s->col_ft) {
+      !s->col_bar || !s->imp || !s->tet_force || !s->force || !s->tet_J || !s->col_t ||
+      !s->col_local || !s->col_ft) {
     dtac_gel_scratch_free(s);
     return 1;
   }
@@ -502,7 +501,6 @@ void dtac_gel_scratch_free(dtac_gel_scratch* s) {
   free(s->imp_bar);
   free(s->col_ft_bar);
   free(s->col_bar);
-  free(s->col_lbar);
   memset(s, 0, sizeof(*s));
 }
 

@@ -111,8 +111,6 @@ typedef struct dtac_gel_scratch_ {
   double* imp_bar;             // cotangents of imp (nsurf x DTAC_IMP_SIZE)
   double* col_ft_bar;          // cotangents of col_ft (maxcol x 6)
   dtac_collider_bar* col_bar;  // cotangents of col_t (maxcol)
-  double* col_lbar;            // cotangents of col_local (maxcol x 12)
-  double site_lbar[12];        // cotangents of the site's pose in its body's frame
   dtac_material_adj ma;        // cotangents of the material constants
 } dtac_gel_scratch;
 
@@ -306,6 +304,13 @@ typedef struct dtac_body_bar_ {
 void dtac_gels_advance_adj(dtac_gel_step* gels, int ngel, const dtac_body* bodies, int nbody,
                            const double gravity[3], double h, const double* tape,
                            dtac_gel_step_bar* gb, dtac_body_bar* bb);
+// the same for nrow cotangents at once (each substep recomputed once for all): gb (nrow x ngel)
+// and bb (nrow x nbody) row by row; work: dtac_gels_adj_work_size doubles (no allocation; the
+// single-row form above allocates its work)
+void dtac_gels_advance_adj_rows(dtac_gel_step* gels, int ngel, const dtac_body* bodies, int nbody,
+                                const double gravity[3], double h, const double* tape, int nrow,
+                                dtac_gel_step_bar* gb, dtac_body_bar* bb, double* work);
+size_t dtac_gels_adj_work_size(const dtac_gel_step* gels, int ngel, int nbody, int nrow);
 
 // pieces of the reverse pass, shared with the plugin's reverse of its force evaluation
 // VJP of dtac_gel_internal_force: node force cotangents fbar -> x, v, material (accumulated)

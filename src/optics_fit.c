@@ -121,15 +121,17 @@ double dtac_optics_fit_depth(int nimage, int width, int height, double pitch, co
         if (scale[i] == 0) {
           snprintf(err, errlen,
                    "basis function %d is zero on every pixel: the depth maps need slopes in both "
-                   "x and y and some indentation", i);
+                   "x and y and some indentation",
+                   i);
           return -1;
         }
         for (int j = 0; j < NP; j++) AtA[i * NP + j] *= scale[i] * scale[j];
         for (int ch = 0; ch < 3; ch++) Atb[ch * NP + i] *= scale[i];
       }
       if (chol_solve(AtA, Atb, NP, 3)) {
-        snprintf(err, errlen, "the depth maps do not determine the lighting parameters (singular "
-                              "normal equations); use more varied contact shapes");
+        snprintf(err, errlen,
+                 "the depth maps do not determine the lighting parameters (singular "
+                 "normal equations); use more varied contact shapes");
         return -1;
       }
       for (int ch = 0; ch < 3; ch++) {

@@ -16,7 +16,9 @@ typedef struct dtac_vis_ {
   double* bary;  // barycentric weights of the triangle's vertices 0 and 1 (W*H x 2)
 } dtac_vis;
 
-static inline int dtac_top_ntri(int nvx, int nvy) { return 2 * (nvx - 1) * (nvy - 1); }
+static inline int dtac_top_ntri(int nvx, int nvy) {
+  return 2 * (nvx - 1) * (nvy - 1);
+}
 
 // vertex ids of top-face triangle t (counter-clockwise seen from +z)
 void dtac_top_tri(int nvx, int t, int v[3]);
@@ -40,7 +42,8 @@ void dtac_top_areas(int nvx, int nvy, const double* p, double* area);
 // the triangle whose xy-projection contains (x, y) and the barycentric weights there; -1 if none
 int dtac_top_locate(int nvx, int nvy, const double* p, double x, double y, double w[3]);
 
-// ---- lighting calibration (optics_fit.c) ---------------------------------------------------------
+// ---- lighting calibration (optics_fit.c)
+// ---------------------------------------------------------
 
 // unit normals (W*H x 3) of the surface z = T - depth(x, y) from a depth map (H x W, row-major,
 // m) sampled at `pitch`: central differences inside, one-sided at the border

@@ -6,7 +6,8 @@
 #include <math.h>
 #include <string.h>
 
-// ---- building blocks ------------------------------------------------------------------------------
+// ---- building blocks
+// ------------------------------------------------------------------------------
 
 void dtac_edge2_adj(const double a[2], const double b[2], const double p[2], double e_bar,
                     double a_bar[2], double b_bar[2], double p_bar[2]) {
@@ -99,7 +100,7 @@ void dtac_raster_interp_adj(const dtac_camera* cam, int nvx, const double* p, co
 void dtac_top_normals_adj(int nvx, int nvy, const double* p, const double* nrm_bar, double* p_bar,
                           double* work) {
   const int nv = nvx * nvy, ntri = dtac_top_ntri(nvx, nvy);
-  double* m = work;           // unnormalised vertex normals (nv x 3), as dtac_top_normals sums them
+  double* m = work;  // unnormalised vertex normals (nv x 3), as dtac_top_normals sums them
   double* mb = work + 3 * nv;  // their cotangents
   memset(work, 0, sizeof(double) * 6 * nv);
   for (int t = 0; t < ntri; t++) {
@@ -154,7 +155,8 @@ void dtac_top_areas_adj(int nvx, int nvy, const double* p, const double* area_ba
   }
 }
 
-// ---- depth ----------------------------------------------------------------------------------------
+// ---- depth
+// ----------------------------------------------------------------------------------------
 
 static void depth_attr(int nv, const double* p, const double* X, double* attr) {
   for (int a = 0; a < nv; a++) attr[a] = X[3 * a + 2] - p[3 * a + 2];
@@ -179,7 +181,8 @@ void dtac_raster_depth_adj(const dtac_camera* cam, int nvx, int nvy, const doubl
   for (int a = 0; a < nv; a++) p_bar[3 * a + 2] -= attr_bar[a];
 }
 
-// ---- pressure and shear -----------------------------------------------------------------------------
+// ---- pressure and shear
+// -----------------------------------------------------------------------------
 
 // nodal traction (nv x C) from the forces and areas, as plugin/tactile.c forms it
 static void traction_attr(int nv, const double* f, const double* area, int C, double* attr) {
@@ -207,8 +210,8 @@ void dtac_raster_traction_adj(const dtac_camera* cam, int nvx, int nvy, const do
                               const double* f, int C, const dtac_vis* vis, const double* img_bar,
                               double* p_bar, double* f_bar, double* work) {
   const int nv = nvx * nvy;
-  double* area = work;            // nv
-  double* attr = work + nv;       // nv x C
+  double* area = work;               // nv
+  double* attr = work + nv;          // nv x C
   double* attr_bar = work + 3 * nv;  // nv x C
   double* area_bar = work + 5 * nv;  // nv
   dtac_top_areas(nvx, nvy, p, area);
@@ -232,7 +235,8 @@ void dtac_raster_traction_adj(const dtac_camera* cam, int nvx, int nvy, const do
   if (p_bar) dtac_top_areas_adj(nvx, nvy, p, area_bar, p_bar);
 }
 
-// ---- rgb --------------------------------------------------------------------------------------------
+// ---- rgb
+// --------------------------------------------------------------------------------------------
 
 // per-vertex (unit normal, indentation) (nv x 4), as plugin/tactile.c forms it; nrm: nv x 3 scratch
 static void rgb_attr(int nvx, int nvy, const double* p, const double* X, double* nrm,
@@ -275,12 +279,12 @@ void dtac_raster_rgb(const dtac_camera* cam, int nvx, int nvy, const double* p, 
   }
 }
 
-void dtac_raster_rgb_adj(const dtac_camera* cam, int nvx, int nvy, const double* p,
-                         const double* X, const double bg[3], const double* coef,
-                         const dtac_vis* vis, const double* img_bar, double* p_bar,
-                         double* bg_bar, double* coef_bar, double* work) {
+void dtac_raster_rgb_adj(const dtac_camera* cam, int nvx, int nvy, const double* p, const double* X,
+                         const double bg[3], const double* coef, const dtac_vis* vis,
+                         const double* img_bar, double* p_bar, double* bg_bar, double* coef_bar,
+                         double* work) {
   const int nv = nvx * nvy, npix = cam->width * cam->height;
-  double* attr = work;              // nv x 4
+  double* attr = work;               // nv x 4
   double* attr_bar = work + 4 * nv;  // nv x 4
   double* nrm_bar = work + 8 * nv;   // nv x 3 (first the normals' scratch)
   double* scratch = work + 11 * nv;  // 6 nv for dtac_top_normals_adj
@@ -298,8 +302,7 @@ void dtac_raster_rgb_adj(const dtac_camera* cam, int nvx, int nvy, const double*
     }
     double n[3], nb[3] = {0, 0, 0}, qb[4] = {0, 0, 0, 0};
     double len = pixel_normal(q, n);
-    dtac_optics_shade_adj(bg, coef, n, q[3], img_bar + 3 * (size_t)k, nb, &qb[3], bg_bar,
-                          coef_bar);
+    dtac_optics_shade_adj(bg, coef, n, q[3], img_bar + 3 * (size_t)k, nb, &qb[3], bg_bar, coef_bar);
     if (!p_bar) continue;
     if (len > 0) dtac_normalize3_adj(q, nb, qb);
     pixel_interp_adj(cam, nvx, p, vis, k, attr, 4, qb, p_bar, attr_bar);

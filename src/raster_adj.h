@@ -33,7 +33,8 @@ extern "C" {
 // doubles of scratch memory the functions below need for nv top-face vertices
 #define DTAC_RASTER_WORK(nv) (24 * (size_t)(nv))
 
-// ---- building blocks ------------------------------------------------------------------------------
+// ---- building blocks
+// ------------------------------------------------------------------------------
 
 // VJP of dtac_edge2(a, b, p) (any argument's cotangent may be null): e_bar d(edge2)/d(.)
 void dtac_edge2_adj(const double a[2], const double b[2], const double p[2], double e_bar,
@@ -94,10 +95,10 @@ void dtac_raster_rgb(const dtac_camera* cam, int nvx, int nvy, const double* p, 
                      double* pix, double* img);
 // accumulates p_bar (through the normals, the indentation and the weights), bg_bar (3) and
 // coef_bar (3 x NBASIS); any may be null. A saturated channel passes no gradient
-void dtac_raster_rgb_adj(const dtac_camera* cam, int nvx, int nvy, const double* p,
-                         const double* X, const double bg[3], const double* coef,
-                         const dtac_vis* vis, const double* img_bar, double* p_bar,
-                         double* bg_bar, double* coef_bar, double* work);
+void dtac_raster_rgb_adj(const dtac_camera* cam, int nvx, int nvy, const double* p, const double* X,
+                         const double bg[3], const double* coef, const dtac_vis* vis,
+                         const double* img_bar, double* p_bar, double* bg_bar, double* coef_bar,
+                         double* work);
 
 #ifdef __cplusplus
 }

@@ -7,6 +7,7 @@
 // those the forward pass took: the result is the derivative of the piecewise-smooth step on the
 // piece the forward pass was on.
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gel.h"
@@ -330,7 +331,7 @@ void dtac_gel_mass_damping_adj(const dtac_gel_model* gm, const double* x, const 
 static void substep_adj(const dtac_gel_step* g, const dtac_frame* cur, double t, double dt,
                         const double* x, const double* v, const double* anchor,
                         const double* wb_bar, dtac_frame* cur_bar, dtac_gel_step_bar* gb,
-                        dtac_material_adj* ma) {
+                        dtac_material_adj* ma, double* site_lbar, double* col_lbar) {
   const dtac_gel_model* gm = g->gm;
   dtac_gel_scratch* s = g->s;
   dtac_state_layout L = dtac_gel_state_layout(gm);
@@ -456,7 +457,7 @@ static void substep_adj(const dtac_gel_step* g, const dtac_frame* cur, double t,
   // the site's and the colliders' frames at this substep
   if (g->site_slot >= 0) {
     frame_on_body_adj(cur + g->site_slot, g->site_b.pos, g->site_b.mat, &st_bar,
-                      cur_bar + g->site_slot, s->site_lbar, s->site_lbar + 3);
+                      cur_bar + g->site_slot, site_lbar, site_lbar + 3);
   } else {
     frame_at_adj(g->site, t, st_bar.pos, st_bar.mat, &gb->site);
     for (int k = 0; k < 3; k++) {
@@ -470,7 +471,7 @@ static void substep_adj(const dtac_gel_step* g, const dtac_frame* cur, double t,
     memcpy(&cbf, s->col_bar + c, sizeof(cbf));
     if (b >= 0) {
       frame_on_body_adj(cur + b, s->col_local + 12 * c, s->col_local + 12 * c + 3, &cbf,
-                        cur_bar + b, s->col_lbar + 12 * c, s->col_lbar + 12 * c + 3);
+                        cur_bar + b, col_lbar + 12 * c, col_lbar + 12 * c + 3);
     } else {
       dtac_frame f0, f0b;
       memset(&f0b, 0, sizeof(f0b));
@@ -491,7 +492,7 @@ static void substep_adj(const dtac_gel_step* g, const dtac_frame* cur, double t,
 // the back face placed with the site at time t (dtac_gel_place_back) in reverse: the fixed
 // nodes' cotangents go to the site's frame and are cleared
 static void place_back_adj(const dtac_gel_step* g, const dtac_frame* cur, double t,
-                           dtac_frame* cur_bar, dtac_gel_step_bar* gb) {
+                           dtac_frame* cur_bar, dtac_gel_step_bar* gb, double* site_lbar) {
   const dtac_gel_model* gm = g->gm;
   dtac_state_layout L = dtac_gel_state_layout(gm);
   double* xb = gb->state + L.x;
@@ -524,7 +525,7 @@ static void place_back_adj(const dtac_gel_step* g, const dtac_frame* cur, double
   }
   if (g->site_slot >= 0) {
     frame_on_body_adj(cur + g->site_slot, g->site_b.pos, g->site_b.mat, &sfb,
-                      cur_bar + g->site_slot, g->s->site_lbar, g->s->site_lbar + 3);
+                      cur_bar + g->site_slot, site_lbar, site_lbar + 3);
   } else {
     frame_at_adj(g->site, t, sfb.pos, sfb.mat, &gb->site);
     for (int k = 0; k < 3; k++) {
@@ -582,9 +583,31 @@ static void body_substep_adj(const dtac_body* B, const dtac_frame* F, const doub
 // ---- the joint step in reverse
 // ------------------------------------------------------------------
 
+// doubles of work one row of the reverse pass accumulates in: the bodies' frame, dP and dQ
+// cotangents, and per gel its site's and colliders' local poses and material constants
+static size_t row_work(const dtac_gel_step* gels, int ngel, int nbody) {
+  size_t n = 30 * (size_t)nbody;
+  for (int i = 0; i < ngel; i++) n += 18 + 12 * (size_t)gels[i].s->maxcol;
+  return n;
+}
+
+size_t dtac_gels_adj_work_size(const dtac_gel_step* gels, int ngel, int nbody, int nrow) {
+  if (nbody > DTAC_MAX_BODY) nbody = DTAC_MAX_BODY;
+  return (size_t)nrow * row_work(gels, ngel, nbody);
+}
+
 void dtac_gels_advance_adj(dtac_gel_step* gels, int ngel, const dtac_body* bodies, int nbody,
                            const double gravity[3], double h, const double* tape,
                            dtac_gel_step_bar* gb, dtac_body_bar* bb) {
+  double* work = (double*)malloc(sizeof(double) * dtac_gels_adj_work_size(gels, ngel, nbody, 1));
+  if (!work) return;
+  dtac_gels_advance_adj_rows(gels, ngel, bodies, nbody, gravity, h, tape, 1, gb, bb, work);
+  free(work);
+}
+
+void dtac_gels_advance_adj_rows(dtac_gel_step* gels, int ngel, const dtac_body* bodies, int nbody,
+                                const double gravity[3], double h, const double* tape, int nrow,
+                                dtac_gel_step_bar* gb, dtac_body_bar* bb, double* work) {
   if (nbody > DTAC_MAX_BODY) nbody = DTAC_MAX_BODY;
   int nsub = (int)tape[0];
   double dt = h / nsub;
@@ -592,26 +615,43 @@ void dtac_gels_advance_adj(dtac_gel_step* gels, int ngel, const dtac_body* bodie
   for (int i = 0; i < ngel; i++) {
     per_sub += dtac_gel_state_layout(gels[i].gm).size;
     if (gels[i].ncol > gels[i].s->maxcol) gels[i].ncol = gels[i].s->maxcol;
-    memset(gels[i].s->col_lbar, 0, sizeof(double) * 12 * gels[i].ncol);
-    memset(gels[i].s->site_lbar, 0, sizeof(gels[i].s->site_lbar));
   }
   dtac_gels_locals(gels, ngel, bodies);
 
-  dtac_frame cur_bar[DTAC_MAX_BODY];
-  double dPb[DTAC_MAX_BODY * 6], dQb[DTAC_MAX_BODY * 6];
-  memset(cur_bar, 0, sizeof(dtac_frame) * nbody);
-  for (int b = 0; b < nbody; b++) {
-    memcpy(dPb + 6 * b, bb[b].dP, sizeof(double) * 6);
-    memcpy(dQb + 6 * b, bb[b].dQ, sizeof(double) * 6);
+  // each row's accumulators: cur_bar (nbody frames), dPb, dQb (6 nbody each), then per gel
+  // site_lbar (12), material (6), col_lbar (12 maxcol)
+  size_t rw = row_work(gels, ngel, nbody);
+  memset(work, 0, sizeof(double) * rw * nrow);
+  for (int r = 0; r < nrow; r++) {
+    double* w = work + rw * r;
+    for (int b = 0; b < nbody; b++) {
+      memcpy(w + 18 * nbody + 6 * b, bb[r * nbody + b].dP, sizeof(double) * 6);
+      memcpy(w + 24 * nbody + 6 * b, bb[r * nbody + b].dQ, sizeof(double) * 6);
+    }
   }
-  for (int i = 0; i < ngel; i++) memset(&gels[i].s->ma, 0, sizeof(dtac_material_adj));
+#define ROW_CUR(r) ((dtac_frame*)(work + rw * (r)))
+#define ROW_DP(r) (work + rw * (r) + 18 * nbody)
+#define ROW_DQ(r) (work + rw * (r) + 24 * nbody)
+  // a gel's accumulators in row r
+  double* gacc[64];
+  if (ngel > 64) ngel = 64;
+  {
+    size_t off = 30 * (size_t)nbody;
+    for (int i = 0; i < ngel; i++) {
+      gacc[i] = work + off;  // + rw * r for row r
+      off += 18 + 12 * (size_t)gels[i].s->maxcol;
+    }
+  }
+#define ROW_SITE(r, i) (gacc[i] + rw * (r))
+#define ROW_MA(r, i) ((dtac_material_adj*)(gacc[i] + rw * (r) + 12))
+#define ROW_COL(r, i) (gacc[i] + rw * (r) + 18)
 
   for (int sub = nsub - 1; sub >= 0; sub--) {
     double t = sub * dt;
     const double* rec = tape + 1 + per_sub * sub;
     const dtac_frame* cur = (const dtac_frame*)(rec + per_sub - 18 * (size_t)nbody);
 
-    // recompute the substep, keeping its intermediates
+    // recompute the substep, keeping its intermediates (each gel in its own scratch)
     double wb[DTAC_MAX_BODY * 6];
     memset(wb, 0, sizeof(double) * 6 * nbody);
     const double* gs = rec;
@@ -631,47 +671,59 @@ void dtac_gels_advance_adj(dtac_gel_step* gels, int ngel, const dtac_body* bodie
       dtac_body_substep(bodies + b, after + b, NULL, NULL, wb + 6 * b, dt);
     }
 
-    // reverse: back faces, bodies, gels
-    for (int i = ngel - 1; i >= 0; i--) place_back_adj(gels + i, after, t + dt, cur_bar, gb + i);
-    double wb_bar[DTAC_MAX_BODY * 6];
-    for (int b = 0; b < nbody; b++) {
-      body_substep_adj(bodies + b, cur + b, wb + 6 * b, dt, cur_bar + b, dPb + 6 * b, dQb + 6 * b,
-                       wb_bar + 6 * b, bb + b);
+    // reverse, row by row: back faces, bodies, gels
+    for (int r = 0; r < nrow; r++) {
+      dtac_frame* cur_bar = ROW_CUR(r);
+      for (int i = ngel - 1; i >= 0; i--) {
+        place_back_adj(gels + i, after, t + dt, cur_bar, gb + r * ngel + i, ROW_SITE(r, i));
+      }
+      double wb_bar[DTAC_MAX_BODY * 6];
+      for (int b = 0; b < nbody; b++) {
+        body_substep_adj(bodies + b, cur + b, wb + 6 * b, dt, cur_bar + b, ROW_DP(r) + 6 * b,
+                         ROW_DQ(r) + 6 * b, wb_bar + 6 * b, bb + r * nbody + b);
+      }
+      gs = rec;
+      for (int i = 0; i < ngel; i++) gs += dtac_gel_state_layout(gels[i].gm).size;
+      for (int i = ngel - 1; i >= 0; i--) {
+        dtac_state_layout L = dtac_gel_state_layout(gels[i].gm);
+        gs -= L.size;
+        substep_adj(gels + i, cur, t, dt, gs + L.x, gs + L.v, gs + L.anchor, nbody ? wb_bar : NULL,
+                    cur_bar, gb + r * ngel + i, ROW_MA(r, i), ROW_SITE(r, i), ROW_COL(r, i));
+      }
     }
-    gs = rec;
+  }
+
+  for (int r = 0; r < nrow; r++) {
+    dtac_frame* cur_bar = ROW_CUR(r);
+    dtac_gel_step_bar* gbr = gb + r * ngel;
+    // sites' and colliders' poses in their bodies' frames came from the step-start frames
     for (int i = 0; i < ngel; i++) {
-      dtac_state_layout L = dtac_gel_state_layout(gels[i].gm);
-      gs += L.size;
+      dtac_gel_step* g = gels + i;
+      double* sl = ROW_SITE(r, i);
+      double* cl = ROW_COL(r, i);
+      if (g->site_slot >= 0) {
+        local_pose_adj(&bodies[g->site_slot].frame, g->site->pos, g->site->mat, sl, sl + 3,
+                       cur_bar + g->site_slot, gbr[i].site.pos, gbr[i].site.mat);
+      }
+      for (int c = 0; c < g->ncol; c++) {
+        int b = g->col_slot ? g->col_slot[c] : -1;
+        if (b < 0) continue;
+        local_pose_adj(&bodies[b].frame, g->col[c].pos, g->col[c].mat, cl + 12 * c, cl + 12 * c + 3,
+                       cur_bar + b, gbr[i].col[c].pos, gbr[i].col[c].mat);
+      }
     }
-    for (int i = ngel - 1; i >= 0; i--) {
-      dtac_state_layout L = dtac_gel_state_layout(gels[i].gm);
-      gs -= L.size;
-      substep_adj(gels + i, cur, t, dt, gs + L.x, gs + L.v, gs + L.anchor, nbody ? wb_bar : NULL,
-                  cur_bar, gb + i, &gels[i].s->ma);
-    }
-  }
-
-  // sites' and colliders' poses in their bodies' frames came from the step-start frames
-  for (int i = 0; i < ngel; i++) {
-    dtac_gel_step* g = gels + i;
-    if (g->site_slot >= 0) {
-      dtac_frame* Bb = cur_bar + g->site_slot;
-      local_pose_adj(&bodies[g->site_slot].frame, g->site->pos, g->site->mat, g->s->site_lbar,
-                     g->s->site_lbar + 3, Bb, gb[i].site.pos, gb[i].site.mat);
-    }
-    for (int c = 0; c < g->ncol; c++) {
-      int b = g->col_slot ? g->col_slot[c] : -1;
-      if (b < 0) continue;
-      local_pose_adj(&bodies[b].frame, g->col[c].pos, g->col[c].mat, g->s->col_lbar + 12 * c,
-                     g->s->col_lbar + 12 * c + 3, cur_bar + b, gb[i].col[c].pos, gb[i].col[c].mat);
+    for (int b = 0; b < nbody; b++) frame_add(&bb[r * nbody + b].frame, cur_bar + b);
+    // material constants to the gel's parameters
+    for (int i = 0; i < ngel; i++) {
+      const dtac_gel_model* gm = gels[i].gm;
+      dtac_material_set_adj(gm->def.young, gm->def.poisson, ROW_MA(r, i), &gbr[i].param.young,
+                            &gbr[i].param.poisson, &gbr[i].param.damping);
     }
   }
-  for (int b = 0; b < nbody; b++) frame_add(&bb[b].frame, cur_bar + b);
-
-  // material constants to the gel's parameters
-  for (int i = 0; i < ngel; i++) {
-    const dtac_gel_model* gm = gels[i].gm;
-    dtac_material_set_adj(gm->def.young, gm->def.poisson, &gels[i].s->ma, &gb[i].param.young,
-                          &gb[i].param.poisson, &gb[i].param.damping);
-  }
+#undef ROW_CUR
+#undef ROW_DP
+#undef ROW_DQ
+#undef ROW_SITE
+#undef ROW_MA
+#undef ROW_COL
 }
