@@ -6,6 +6,7 @@
 // the memory of a 1000-step tape (after one backward pass, so the gels' step tape is counted).
 #include <difftac/difftac.h>
 #include <mujoco/mujoco.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,51 @@ static void run(const char* name, const char* file, control_fn ctrl, int warm, i
           "%.2f s, backward %.2f s = %.2f x forward; tape %.1f MB\n",
           name, T, (int)m->nv, (int)m->nsensordata, nsub, t_plain, t_rec, t_back, t_back / t_plain,
           dtac_tape_memory(tp) / 1e6);
+
+  // transition Jacobians at the rollout's start: difftac (one reverse pass for all rows of A
+  // and B; C and D by differences of the forward pass) against mjd_transitionFD (centred)
+  {
+    int ndx = 2 * m->nv + m->na, nu = m->nu;
+    size_t nsd = m->nsensordata;
+    mjtNum* A = (mjtNum*)malloc(sizeof(mjtNum) * ndx * ndx);
+    mjtNum* B = (mjtNum*)malloc(sizeof(mjtNum) * ndx * (nu + 1));
+    mjtNum* Af = (mjtNum*)malloc(sizeof(mjtNum) * ndx * ndx);
+    mjtNum* Bf = (mjtNum*)malloc(sizeof(mjtNum) * ndx * (nu + 1));
+    mjtNum* C = (mjtNum*)malloc(sizeof(mjtNum) * (nsd * (ndx + nu) + 1));
+    mjtNum* Cf = (mjtNum*)malloc(sizeof(mjtNum) * (nsd * (ndx + nu) + 1));
+    mjtNum* D = C + nsd * ndx;
+    mjtNum* Df = Cf + nsd * ndx;
+    mj_setState(m, d, s0, mjSTATE_INTEGRATION);
+    dtac_tape* t1 = dtac_tape_make(m, d, 1, 1);
+    dtac_tape_transition(t1, A, B, NULL, NULL);  // warm: the reverse pass's buffers
+    mj_setState(m, d, s0, mjSTATE_INTEGRATION);
+    t0 = now_s();
+    int rc1 = dtac_tape_transition(t1, A, B, nsd && nsd < 100000 ? C : NULL,
+                                   nsd && nsd < 100000 ? D : NULL);
+    double t_ours = now_s() - t0;
+    mj_setState(m, d, s0, mjSTATE_INTEGRATION);
+    t0 = now_s();
+    // (mjd_transitionFD runs out of MuJoCo's arena with half a million sensor values: A, B only)
+    int fdC = nsd > 0 && nsd < 100000;
+    mjd_transitionFD(m, d, 1e-6, 1, Af, Bf, fdC ? Cf : NULL, fdC ? Df : NULL);
+    double t_fd = now_s() - t0;
+    double dA = 0, mA = 0;
+    for (int k = 0; k < ndx * ndx; k++) {
+      dA = fmax(dA, fabs(A[k] - Af[k]));
+      mA = fmax(mA, fabs(Af[k]));
+    }
+    printf(
+        "{\"bench\":\"transition\",\"scene\":\"%s\",\"ndx\":%d,\"nu\":%d,"
+        "\"nsensordata\":%zu,\"difftac_s\":%.4f,\"transitionFD_s\":%.4f,"
+        "\"fd_over_difftac\":%.2f,\"max_abs_A_diff\":%.3e,\"max_abs_A\":%.3e,\"ok\":%d}\n",
+        name, ndx, nu, nsd, t_ours, t_fd, t_fd / t_ours, dA, mA, rc1 == 0);
+    fprintf(stderr,
+            "  %-14s transition (ndx %d, nu %d): difftac %.3f s, mjd_transitionFD %.3f s (%.2fx); "
+            "max |A - A_fd| %.2e of %.2e\n",
+            name, ndx, nu, t_ours, t_fd, t_fd / t_ours, dA, mA);
+    dtac_tape_free(t1);
+    free(A), free(B), free(Af), free(Bf), free(C), free(Cf);
+  }
 
   // memory of a 1000-step tape of this scene (states and the gels' step tape)
   dtac_tape* big = dtac_tape_make(m, d, 1000, 0);

@@ -565,3 +565,67 @@ int dtac_tape_backward(dtac_tape* tp, const mjtNum* sensor_bar, const mjtNum* st
   if (state0_bar) mju_copy(state0_bar, tp->xbar, tp->nx);
   return 0;
 }
+
+// ---- transition Jacobians
+// ------------------------------------------------------------------------------
+
+int dtac_tape_transition(dtac_tape* tp, mjtNum* A, mjtNum* B, mjtNum* C, mjtNum* D) {
+  const mjModel* m = tp->m;
+  mjData* w = tp->w;
+  int nv = m->nv, na = m->na, nu = m->nu, nx = tp->nx, nsd = m->nsensordata;
+  int ndx = 2 * nv + na;
+  for (int i = 0; i < tp->nparam; i++) dtac_param_set(m, w, i, dtac_param_get(m, tp->d, i));
+  mjtNum* s = tp->seg;  // the state linearised at
+  mj_getState(m, tp->d, s, tp->sig);
+
+  // A and B: one row per output of the next rigid state, all rows in one reverse pass
+  if (A || B) {
+    mjtNum* xb = (mjtNum*)calloc((size_t)ndx * nx, sizeof(mjtNum));
+    mjtNum* ub = (mjtNum*)calloc((size_t)ndx * (nu > 0 ? nu : 1), sizeof(mjtNum));
+    if (!xb || !ub) {
+      free(xb), free(ub);
+      return -1;
+    }
+    for (int r = 0; r < ndx; r++) xb[(size_t)r * nx + r] = 1;
+    int rc = backward_rows(tp, s, ndx, xb, NULL, ub, NULL);
+    for (int r = 0; !rc && r < ndx; r++) {
+      if (A) mju_copy(A + (size_t)r * ndx, xb + (size_t)r * nx, ndx);
+      if (B) mju_copy(B + (size_t)r * nu, ub + (size_t)r * nu, nu);
+    }
+    free(xb), free(ub);
+    if (rc) return -1;
+  }
+
+  // C and D: the sensors of this state, with the plugins' state held, by central differences
+  // of the forward pass (no gel step) over the rigid state and the controls
+  if (C || D) {
+    mjtNum* yp = (mjtNum*)malloc(sizeof(mjtNum) * 2 * (nsd + 1));
+    if (!yp) return -1;
+    for (int j = 0; j < ndx + nu; j++) {
+      for (int sgn = 0; sgn < 2; sgn++) {
+        mj_setState(m, w, s, tp->sig);
+        rigid_perturb(m, w, tp->dq, j, sgn ? -tp->eps : tp->eps);
+        mj_forward(m, w);
+        mju_copy(yp + (size_t)sgn * nsd, w->sensordata, nsd);
+      }
+      for (int k = 0; k < nsd; k++) {
+        mjtNum g = (yp[k] - yp[nsd + k]) / (2 * tp->eps);
+        if (j < ndx) {
+          if (C) C[(size_t)k * ndx + j] = g;
+        } else if (D) {
+          D[(size_t)k * nu + j - ndx] = g;
+        }
+      }
+    }
+    free(yp);
+  }
+  return 0;
+}
+
+int dtac_transition(const mjModel* m, mjData* d, mjtNum* A, mjtNum* B, mjtNum* C, mjtNum* D) {
+  dtac_tape* tp = dtac_tape_make(m, d, 1, 1);
+  if (!tp) return -1;
+  int rc = dtac_tape_transition(tp, A, B, C, D);
+  dtac_tape_free(tp);
+  return rc;
+}

@@ -195,6 +195,19 @@ DTAC_API size_t dtac_tape_memory(const dtac_tape* tp);
 DTAC_API int dtac_tape_backward(dtac_tape* tp, const mjtNum* sensor_bar, const mjtNum* state_bar,
                                 mjtNum* state0_bar, mjtNum* ctrl_bar, mjtNum* param_bar);
 
+// transition Jacobians of one step at d's current state, as mjd_transitionFD lays them out
+// (row-major; any may be NULL; ndx = 2 nv + na, the rigid gradient state): A (ndx x ndx) and
+// B (ndx x nu): the next rigid state against the rigid state and ctrl, the plugins' state
+// (the gels) held at its current value as mjd_transitionFD holds it; C (nsensordata x ndx) and
+// D (nsensordata x nu): this state's sensordata. A and B come from one reverse pass with all
+// ndx rows at once (the gels analytic, the rigid maps differenced); C and D from central
+// differences of the forward pass (sensors, including tactile images, with the gels held; no
+// gel step). dtac_tape_transition reuses a tape made on d (its private data and buffers);
+// dtac_transition makes one for the call. 0 on success
+DTAC_API int dtac_tape_transition(dtac_tape* tp, mjtNum* A, mjtNum* B, mjtNum* C, mjtNum* D);
+DTAC_API int dtac_transition(const mjModel* m, mjData* d, mjtNum* A, mjtNum* B, mjtNum* C,
+                             mjtNum* D);
+
 #ifdef __cplusplus
 }
 #endif

@@ -372,4 +372,110 @@ TEST_F(RolloutGrad, GraspLiftMatchesFiniteDifferences) {
   EXPECT_GT(s.d->xpos[3 * box + 2], 0.017) << "the box is lifted";
 }
 
+// A and B of dtac_transition against fourth-order central differences of one step (the gels'
+// state held, as mjd_transitionFD holds it); C and D against mjd_transitionFD
+void CheckTransition(Scene& s, int warm, std::function<void(mjData*, int, double*)> control) {
+  const mjModel* m = s.m;
+  mjData* d = s.d;
+  mj_forward(m, d);
+  std::vector<double> u(m->nu);
+  for (int t = 0; t < warm; t++) {
+    control(d, t, u.data());
+    mju_copy(d->ctrl, u.data(), m->nu);
+    mj_step(m, d);
+  }
+  int nv = m->nv, ndx = 2 * nv + m->na, nu = m->nu, nsd = m->nsensordata;
+  std::vector<double> A(ndx * ndx), B(ndx * nu), C(nsd * ndx), D(nsd * nu);
+  std::vector<double> s0(mj_stateSize(m, mjSTATE_INTEGRATION));
+  mj_getState(m, d, s0.data(), mjSTATE_INTEGRATION);
+  ASSERT_EQ(dtac_transition(m, d, A.data(), B.data(), C.data(), D.data()), 0);
+
+  // the next rigid state from s0 with input j moved by e (gel state as in s0)
+  std::vector<double> q1b(m->nq), v1b(nv);
+  mj_setState(m, d, s0.data(), mjSTATE_INTEGRATION);
+  mj_step(m, d);
+  mju_copy(q1b.data(), d->qpos, m->nq);
+  mju_copy(v1b.data(), d->qvel, nv);
+  auto next = [&](int j, double e, double* out) {
+    mj_setState(m, d, s0.data(), mjSTATE_INTEGRATION);
+    if (j < nv) {
+      std::vector<double> dq(nv, 0.0);
+      dq[j] = e;
+      mj_integratePos(m, d->qpos, dq.data(), 1);
+    } else if (j < 2 * nv) {
+      d->qvel[j - nv] += e;
+    } else if (j < ndx) {
+      d->act[j - 2 * nv] += e;
+    } else {
+      d->ctrl[j - ndx] += e;
+    }
+    mj_step(m, d);
+    mj_differentiatePos(m, out, 1, q1b.data(), d->qpos);
+    for (int k = 0; k < nv; k++) out[nv + k] = d->qvel[k] - v1b[k];
+    for (int k = 0; k < m->na; k++) out[2 * nv + k] = d->act[k];
+  };
+  double amax = 0, err = 0;
+  for (int j = 0; j < ndx + nu; j++) {
+    // the step is stiff in the rigid state where nodes slide (the friction spring's tanh): a
+    // small step keeps the stencil's truncation error below the tolerance (at 1e-5 it is 1e-3)
+    const double e = 1e-7;
+    std::vector<double> o[4];
+    const double at[4] = {e, -e, 2 * e, -2 * e};
+    for (int i = 0; i < 4; i++) {
+      o[i].resize(ndx);
+      next(j, at[i], o[i].data());
+    }
+    for (int r = 0; r < ndx; r++) {
+      double fd = (8 * (o[0][r] - o[1][r]) - (o[2][r] - o[3][r])) / (12 * e);
+      double an = j < ndx ? A[r * ndx + j] : B[r * nu + j - ndx];
+      amax = std::fmax(amax, std::fabs(fd));
+      err = std::fmax(err, std::fabs(an - fd));
+    }
+  }
+  printf("  transition A, B: max |analytic - fd| %.2e of max |entry| %.2e\n", err, amax);
+  EXPECT_LT(err, 1e-5 * amax);
+
+  // C and D as mjd_transitionFD computes them (centred); A and B near its
+  std::vector<double> Af(ndx * ndx), Bf(ndx * nu), Cf(nsd * ndx), Df(nsd * nu);
+  mj_setState(m, d, s0.data(), mjSTATE_INTEGRATION);
+  mjd_transitionFD(m, d, 1e-6, 1, Af.data(), Bf.data(), Cf.data(), Df.data());
+  double cerr = 0, cmax = 0, aerr = 0;
+  for (int k = 0; k < nsd * ndx; k++) {
+    cerr = std::fmax(cerr, std::fabs(C[k] - Cf[k]));
+    cmax = std::fmax(cmax, std::fabs(Cf[k]));
+  }
+  for (int k = 0; k < nsd * nu; k++) cerr = std::fmax(cerr, std::fabs(D[k] - Df[k]));
+  for (int k = 0; k < ndx * ndx; k++) aerr = std::fmax(aerr, std::fabs(A[k] - Af[k]));
+  printf("  C, D vs mjd_transitionFD: %.2e of %.2e; A vs mjd_transitionFD: %.2e\n", cerr, cmax,
+         aerr);
+  if (nsd) EXPECT_LT(cerr, 1e-6 * std::fmax(cmax, 1.0));
+}
+
+TEST(Transition, PressMatchesFiniteDifferences) {
+  Scene s = Scene::FromString(ReadModel("press_small.xml"));
+  ASSERT_TRUE(s.m) << s.err;
+  CheckTransition(s, 60, [](mjData* d, int t, double* u) {
+    double tt = t * 0.002;
+    u[0] = tt > 0.08 ? 0.02 * (tt - 0.08) : 0;
+    u[1] = -0.0015 - 0.002 * std::fmin(tt / 0.08, 1.0);
+  });
+}
+
+TEST(Transition, GraspMatchesFiniteDifferences) {
+  std::string xml = ReadModel("grasp.xml");
+  for (size_t p; (p = xml.find("value=\"0.002\"")) != std::string::npos;) {
+    xml.replace(p, 13, "value=\"0.004\"");
+  }
+  xml.replace(xml.find("<option "), 8, "<option tolerance=\"1e-14\" iterations=\"200\" ");
+  Scene s = Scene::FromString(xml);
+  ASSERT_TRUE(s.m) << s.err;
+  int lift = mj_name2id(s.m, mjOBJ_ACTUATOR, "lift"),
+      grip = mj_name2id(s.m, mjOBJ_ACTUATOR, "grip");
+  CheckTransition(s, 320, [&](mjData* d, int t, double* u) {
+    double tt = t * 0.002, x = std::fmin(std::fmax((tt - 0.5) / 0.6, 0.0), 1.0);
+    u[lift] = 0.04 * x * x * (3 - 2 * x);
+    u[grip] = tt < 0.1 ? 0 : 0.02;
+  });
+}
+
 }  // namespace
