@@ -92,6 +92,7 @@ def _prototype(lib):
         "dtac_tape_reset": (None, [vp]),
         "dtac_tape_memory": (ctypes.c_size_t, [vp]),
         "dtac_tape_backward": (c_int, [vp, dp, dp, dp, dp, dp]),
+        "dtac_transition": (c_int, [vp, vp, dp, dp, dp, dp]),
     }
     for name, (res, args) in sig.items():
         try:

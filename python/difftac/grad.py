@@ -11,7 +11,8 @@ import numpy as np
 
 from ._lib import load as _load
 
-__all__ = ["param_names", "param_index", "param_get", "param_set", "grad_state_size", "Tape"]
+__all__ = ["param_names", "param_index", "param_get", "param_set", "grad_state_size", "Tape",
+           "transition"]
 
 _dll, _ = _load()
 _NAME_LEN = 256
@@ -250,3 +251,24 @@ class Tape:
         if not self._tp:
             return "<difftac.Tape closed>"
         return (f"<difftac.Tape {self.nstep}/{self.capacity} steps, {self.memory} bytes>")
+
+
+# ---- transition Jacobians -----------------------------------------------------------------------
+
+def transition(model, data, sensors=True):
+    """Transition Jacobians of one step at ``data``'s state, laid out as ``mujoco.mjd_transitionFD``
+    returns them: ``A`` (ndx, ndx) and ``B`` (ndx, nu) for the next rigid state (ndx = 2 nv + na:
+    qpos tangent, qvel, act) with the gels' state held, from one reverse pass (the gels
+    analytic); ``C`` (nsensordata, ndx) and ``D`` (nsensordata, nu) for this state's sensordata,
+    by central differences of the forward pass (skipped, returned as None, with
+    ``sensors=False``). Returns ``(A, B, C, D)``; ``data``'s state is left as it was."""
+    _check_data(model, data)
+    ndx = 2 * model.nv + model.na
+    A = np.zeros((ndx, ndx))
+    B = np.zeros((ndx, model.nu))
+    C = np.zeros((model.nsensordata, ndx)) if sensors else None
+    D = np.zeros((model.nsensordata, model.nu)) if sensors else None
+    rc = _dll.dtac_transition(_ptr(model), _ptr(data), _dptr(A), _dptr(B), _dptr(C), _dptr(D))
+    if rc != 0:
+        raise RuntimeError("dtac_transition failed (see MuJoCo's warnings)")
+    return A, B, C, D

@@ -325,3 +325,25 @@ def test_trajopt_quick_tracks_the_force_profile(tmp_path):
     assert float(kv["rms_after"]) < 0.02 < float(kv["rms_before"]), kv
     assert (tmp_path / "trajopt.png").stat().st_size > 10000
     print(f"trajopt.py --quick took {wall:.1f} s")
+
+
+def test_transition_matches_mjd_transitionFD_on_sensors_and_shapes():
+    m = mujoco.MjModel.from_xml_string(PRESS)
+    d = mujoco.MjData(m)
+    mujoco.mj_forward(m, d)
+    for t in range(WARM):
+        d.ctrl[:] = [0.0, -0.0015 - 0.002 * min(t * 0.002 / 0.08, 1.0)]
+        mujoco.mj_step(m, d)
+    qpos = d.qpos.copy()
+    A, B, C, D = difftac.transition(m, d)
+    ndx = 2 * m.nv + m.na
+    assert A.shape == (ndx, ndx) and B.shape == (ndx, m.nu)
+    assert C.shape == (m.nsensordata, ndx) and D.shape == (m.nsensordata, m.nu)
+    assert np.array_equal(d.qpos, qpos)
+    Af, Bf = np.zeros((ndx, ndx)), np.zeros((ndx, m.nu))
+    Cf, Df = np.zeros((m.nsensordata, ndx)), np.zeros((m.nsensordata, m.nu))
+    mujoco.mjd_transitionFD(m, d, 1e-6, True, Af, Bf, Cf, Df)
+    assert np.allclose(C, Cf, atol=1e-6) and np.allclose(D, Df, atol=1e-6)
+    # A and B agree with mjd_transitionFD's finite differences to their accuracy
+    assert np.abs(A - Af).max() < 1e-3 * np.abs(Af).max()
+    assert np.abs(B - Bf).max() < 1e-3 * max(np.abs(Bf).max(), 1.0)
