@@ -7,7 +7,7 @@ and then slides over it (press, then slip: the press tells the stiffness, the sl
 The "recording" is simulated with hidden parameters (young 2e5 Pa, friction 0.5): the 5 x 5
 marker displacements (pixels) after every step. Both optimisers start 2x off (young x2,
 friction / 2) and work on log-parameters, within bounds (young at most the scene's load-time
-value, which fixes the explicit substep). The loss is 0.5 * mean squared error, each sensor
+value). The loss is 0.5 * mean squared error, each sensor
 scaled by the rms of its recording.
 
   gradient:     BFGS with a projected Armijo backtracking line search; each trial is one recorded
