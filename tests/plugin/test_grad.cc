@@ -8,6 +8,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common.h"
@@ -476,6 +477,43 @@ TEST(Transition, GraspMatchesFiniteDifferences) {
     u[lift] = 0.04 * x * x * (3 - 2 * x);
     u[grip] = tt < 0.1 ? 0 : 0.02;
   });
+}
+
+// tapes of different mjData in different threads give what they give one after another: no
+// hidden shared state (RL runs many environments in threads)
+TEST(Tape, ThreadsShareNothing) {
+  Scene s = Scene::FromString(ReadModel("press_small.xml"));
+  ASSERT_TRUE(s.m) << s.err;
+  const mjModel* m = s.m;
+  const int nthread = 3, T = 8, nx = dtac_grad_state_size(m);
+  auto run = [&](mjData* d, int k, std::vector<double>* out) {
+    mj_resetData(m, d);
+    mj_forward(m, d);
+    for (int t = 0; t < 30; t++) {
+      d->ctrl[1] = -0.0015 - 0.0005 * k - 0.002 * std::fmin(t * 0.002 / 0.06, 1.0);
+      mj_step(m, d);
+    }
+    dtac_tape* tp = dtac_tape_make(m, d, T, 3);
+    for (int t = 0; t < T; t++) dtac_tape_step(tp);
+    std::vector<double> xb(nx, 1e-3), x0(nx), ub(T * m->nu), pb(dtac_param_count(m));
+    dtac_tape_backward(tp, nullptr, xb.data(), x0.data(), ub.data(), pb.data());
+    dtac_tape_free(tp);
+    *out = x0;
+    out->insert(out->end(), ub.begin(), ub.end());
+    out->insert(out->end(), pb.begin(), pb.end());
+  };
+  std::vector<std::vector<double>> seq(nthread), par(nthread);
+  std::vector<mjData*> ds(nthread);
+  for (int k = 0; k < nthread; k++) ds[k] = mj_makeData(m);
+  for (int k = 0; k < nthread; k++) run(ds[k], k, &seq[k]);
+  std::vector<std::thread> th;
+  for (int k = 0; k < nthread; k++) th.emplace_back(run, ds[k], k, &par[k]);
+  for (auto& t : th) t.join();
+  for (int k = 0; k < nthread; k++) {
+    EXPECT_EQ(seq[k], par[k]) << "thread " << k;
+    mj_deleteData(ds[k]);
+  }
+  EXPECT_NE(seq[0], seq[1]);
 }
 
 }  // namespace
