@@ -368,6 +368,12 @@ static size_t el_memory(const mjModel* m, const mjData* d, int instance) {
   return sizeof(double) * e->tape_size + sizeof(mjtNum) * scratch_size(m, e);
 }
 
+static int el_nparam(const mjModel* m, int instance) {
+  (void)m;
+  (void)instance;
+  return DTAC_NPARAM;
+}
+
 void dtac_elastomer_register_derivative(void) {
   dtac_derivative der;
   memset(&der, 0, sizeof(der));
@@ -379,7 +385,7 @@ void dtac_elastomer_register_derivative(void) {
   der.record = el_record;
   der.advance_vjp = el_advance_vjp;
   der.passive_vjp = el_passive_vjp;
-  der.nparam = DTAC_NPARAM;
+  der.nparam = el_nparam;
   der.param_names = dtac_gel_param_names;
   der.param_get = el_param_get;
   der.param_set = el_param_set;

@@ -44,7 +44,7 @@ static int param_layout(const mjModel* m, int* adr) {
   int n = 0;
   for (int i = 0; i < m->nplugin; i++) {
     const dtac_derivative* der = dtac_derivative_of(m, i);
-    int k = der ? der->nparam : 0;
+    int k = der && der->nparam ? der->nparam(m, i) : 0;
     if (adr) adr[i] = k > 0 ? n : -1;
     n += k;
   }
@@ -56,7 +56,7 @@ static int param_locate(const mjModel* m, int i, int* instance) {
   if (i < 0) return -1;
   for (int p = 0; p < m->nplugin; p++) {
     const dtac_derivative* der = dtac_derivative_of(m, p);
-    int k = der ? der->nparam : 0;
+    int k = der && der->nparam ? der->nparam(m, p) : 0;
     if (i < k) {
       *instance = p;
       return i;

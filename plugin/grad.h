@@ -71,8 +71,8 @@ typedef struct dtac_derivative_ {
   int (*passive_vjp)(const mjModel* m, mjData* d, int instance, dtac_grad_ctx* ctx);
   // bytes the instance allocated for the reverse pass (its step tape, scratch); may be NULL
   size_t (*memory)(const mjModel* m, const mjData* d, int instance);
-  // parameters of one instance
-  int nparam;
+  // parameters of one instance: how many (the names are the first that many of param_names)
+  int (*nparam)(const mjModel* m, int instance);
   const char* const* param_names;
   mjtNum (*param_get)(const mjModel* m, const mjData* d, int instance, int k);
   int (*param_set)(const mjModel* m, mjData* d, int instance, int k, mjtNum value);

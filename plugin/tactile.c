@@ -898,13 +898,19 @@ static int ta_param_set(const mjModel* m, mjData* d, int instance, int k, mjtNum
   return 0;
 }
 
+// only rgb sensors have optics parameters
+static int ta_nparam(const mjModel* m, int instance) {
+  const char* out = mj_getPluginConfig(m, instance, "output");
+  return out && strcmp(out, "rgb") == 0 ? DTAC_TACTILE_NPARAM : 0;
+}
+
 void dtac_tactile_register_derivative(void) {
   dtac_derivative der;
   memset(&der, 0, sizeof(der));
   der.plugin = DTAC_TACTILE_NAME;
   der.freeze = ta_freeze;
   der.sensor_vjp = ta_sensor_vjp;
-  der.nparam = DTAC_TACTILE_NPARAM;
+  der.nparam = ta_nparam;
   der.param_names = tactile_param_names;
   der.param_get = ta_param_get;
   der.param_set = ta_param_set;
