@@ -128,6 +128,7 @@ struct dtac_tape_ {
   mjtNum *q0, *v0, *site_bar;
   mjtNum* rows;  // per-row buffers of the reverse pass (ensure_rows)
   int rowcap;
+  int broken;  // first recorded step in which a gel was reset (non-finite), -1: none
 };
 
 int dtac_grad_state_size(const mjModel* m) {
@@ -155,6 +156,7 @@ dtac_tape* dtac_tape_make(const mjModel* m, mjData* d, int nstep, int every) {
   tp->nuser = mj_stateSize(m, mjSTATE_USER);
   tp->nx = dtac_grad_state_size(m);
   tp->eps = 1e-6;
+  tp->broken = -1;
   tp->nparam = param_layout(m, NULL);
   int nckpt = (nstep + tp->every - 1) / tp->every;
   int nv = m->nv, nq = m->nq, nsd = m->nsensordata;
@@ -235,6 +237,19 @@ int dtac_tape_nstep(const dtac_tape* tp) {
 
 void dtac_tape_reset(dtac_tape* tp) {
   tp->n = 0;
+  tp->broken = -1;
+}
+
+// warnings of blow-ups in d: the gels' (a gel that became non-finite is reset and counted) and
+// MuJoCo's own (an unstable state is reset)
+static int gel_warnings(const mjModel* m, const mjData* d) {
+  int n = d->warning[mjWARN_BADQPOS].number + d->warning[mjWARN_BADQVEL].number +
+          d->warning[mjWARN_BADQACC].number;
+  for (int i = 0; i < m->nplugin; i++) {
+    dtac_gel_info info;
+    if (dtac_gel_get_info(m, d, i, &info) == 0) n += info.nwarning;
+  }
+  return n;
 }
 
 int dtac_tape_step(dtac_tape* tp) {
@@ -246,7 +261,9 @@ int dtac_tape_step(dtac_tape* tp) {
     mj_getState(tp->m, tp->d, tp->ckpt + (size_t)(tp->n / tp->every) * tp->nstate, tp->sig);
   }
   mj_getState(tp->m, tp->d, tp->user + (size_t)tp->n * tp->nuser, mjSTATE_USER);
+  int nwarn = gel_warnings(tp->m, tp->d);
   mj_step(tp->m, tp->d);
+  if (tp->broken < 0 && gel_warnings(tp->m, tp->d) != nwarn) tp->broken = tp->n;
   return tp->n++;
 }
 
@@ -531,6 +548,13 @@ int dtac_tape_backward(dtac_tape* tp, const mjtNum* sensor_bar, const mjtNum* st
   const mjModel* m = tp->m;
   int nu = m->nu, nsd = m->nsensordata;
   if (tp->n == 0) return -1;
+  if (tp->broken >= 0) {
+    mju_warning(
+        "dtac_tape_backward: the state blew up and was reset in recorded step %d (a "
+        "non-finite gel or an unstable MuJoCo state); the rollout has no gradient",
+        tp->broken);
+    return -1;
+  }
   // the private data steps with the user's parameters
   for (int i = 0; i < tp->nparam; i++) {
     dtac_param_set(m, tp->w, i, dtac_param_get(m, tp->d, i));
@@ -555,6 +579,12 @@ int dtac_tape_backward(dtac_tape* tp, const mjtNum* sensor_bar, const mjtNum* st
     }
     for (int i = len - 1; i >= 0; i--) {
       int t = start + i;
+      for (int k = 0; k < tp->nx; k++) {
+        if (!isfinite(tp->xbar[k])) {
+          mju_warning("dtac_tape_backward: non-finite cotangent entering step %d (entry %d)", t, k);
+          return -1;
+        }
+      }
       const mjtNum* yb = sensor_bar ? sensor_bar + (size_t)t * nsd : NULL;
       if (backward_rows(tp, tp->seg + (size_t)i * tp->nstate, 1, tp->xbar, yb,
                         ctrl_bar ? ctrl_bar + (size_t)t * nu : NULL, param_bar)) {

@@ -191,7 +191,9 @@ DTAC_API size_t dtac_tape_memory(const dtac_tape* tp);
 // step (nstep x nsensordata; row t holds what mj_step number t wrote, the sensors of the state
 // it started from), or NULL; state_bar: of the final state (gradient state), or NULL. Returns,
 // where not NULL: state0_bar (gradient state at the first recorded step), ctrl_bar (nstep x nu,
-// the ctrl each step used) and param_bar (dtac_param_count). 0 on success.
+// the ctrl each step used) and param_bar (dtac_param_count). 0 on success; -1 with a warning if
+// nothing was recorded, a gel blew up and was reset during the recording (no gradient exists),
+// or a cotangent became non-finite (never passed on).
 DTAC_API int dtac_tape_backward(dtac_tape* tp, const mjtNum* sensor_bar, const mjtNum* state_bar,
                                 mjtNum* state0_bar, mjtNum* ctrl_bar, mjtNum* param_bar);
 

@@ -479,6 +479,38 @@ TEST(Transition, GraspMatchesFiniteDifferences) {
   });
 }
 
+// a gel that blew up (and was reset) inside the recording has no gradient; non-finite cotangents
+// are refused, never passed on
+TEST(Tape, RefusesBlownUpRolloutsAndNonFiniteCotangents) {
+  Scene s = Scene::FromString(ReadModel("press_small.xml"));
+  ASSERT_TRUE(s.m) << s.err;
+  const mjModel* m = s.m;
+  mjData* d = s.d;
+  int nx = dtac_grad_state_size(m);
+  std::vector<double> xb(nx, 0.0), x0(nx);
+  dtac_tape* tp = dtac_tape_make(m, d, 4, 0);
+  ASSERT_TRUE(tp);
+  dtac_tape_step(tp);
+  xb[0] = NAN;
+  EXPECT_EQ(dtac_tape_backward(tp, nullptr, xb.data(), x0.data(), nullptr, nullptr), -1);
+  xb[0] = 1;
+  EXPECT_EQ(dtac_tape_backward(tp, nullptr, xb.data(), x0.data(), nullptr, nullptr), 0);
+  // blow the gel up: absurd node velocities make the step non-finite (MuJoCo resets the state)
+  int gel = dtac_gel_find(m, "gel");
+  dtac_gel_info info;
+  dtac_gel_get_info(m, d, gel, &info);
+  for (int k = 0; k < 3 * info.nnode; k++) {
+    d->plugin_state[m->plugin_stateadr[gel] + 3 * info.nnode + k] = 1e300;
+  }
+  dtac_tape_step(tp);
+  EXPECT_EQ(dtac_tape_backward(tp, nullptr, xb.data(), x0.data(), nullptr, nullptr), -1);
+  dtac_tape_reset(tp);
+  dtac_tape_step(tp);
+  EXPECT_EQ(dtac_tape_backward(tp, nullptr, xb.data(), x0.data(), nullptr, nullptr), 0);
+  for (double v : x0) EXPECT_TRUE(std::isfinite(v));
+  dtac_tape_free(tp);
+}
+
 // tapes of different mjData in different threads give what they give one after another: no
 // hidden shared state (RL runs many environments in threads)
 TEST(Tape, ThreadsShareNothing) {
