@@ -113,8 +113,7 @@ static void run(const char* name, const char* file, control_fn ctrl, int warm, i
     dtac_tape_transition(t1, A, B, NULL, NULL);  // warm: the reverse pass's buffers
     mj_setState(m, d, s0, mjSTATE_INTEGRATION);
     t0 = now_s();
-    int rc1 = dtac_tape_transition(t1, A, B, nsd && nsd < 100000 ? C : NULL,
-                                   nsd && nsd < 100000 ? D : NULL);
+    int rc1 = dtac_tape_transition(t1, A, B, nsd ? C : NULL, nsd ? D : NULL);
     double t_ours = now_s() - t0;
     mj_setState(m, d, s0, mjSTATE_INTEGRATION);
     t0 = now_s();

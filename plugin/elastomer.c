@@ -641,6 +641,51 @@ mjtNum dtac_elastomer_rigid_dot(const mjModel* m, mjData* d, dtac_elastomer* e,
   return s + mju_dot(q, qfrc_bar, nv);
 }
 
+int dtac_elastomer_collider_frames(const mjModel* m, mjData* d, dtac_elastomer* e, double* frames) {
+  gather_colliders(m, d, e, 0, 1);
+  for (int c = 0; c < e->ncol; c++) {
+    const dtac_collider* col = e->col + c;
+    double* f = frames + 18 * c;
+    memcpy(f, col->pos, sizeof(double) * 3);
+    memcpy(f + 3, col->mat, sizeof(double) * 9);
+    memcpy(f + 12, col->vel, sizeof(double) * 3);
+    memcpy(f + 15, col->angvel, sizeof(double) * 3);
+  }
+  return e->ncol;
+}
+
+void dtac_elastomer_contact_jvp(const mjModel* m, mjData* d, dtac_elastomer* e, const double* dcol,
+                                double* df) {
+  const double* state = d->plugin_state + m->plugin_stateadr[e->instance];
+  const double* x = state + e->L.x;
+  const double* v = state + e->L.v;
+  dtac_gel_model* gm = &e->model;
+  dtac_gel_scratch* s = &e->scratch;
+  memset(df, 0, sizeof(double) * 3 * gm->nnode);
+  memset(s->fbar, 0, sizeof(double) * 3 * gm->nnode);
+  memset(s->col_ft_bar, 0, sizeof(double) * 6 * e->ncol);
+  // the node's force row k against the colliders' frames, from the adjoint with a unit bar;
+  // the cotangents of x, v and the anchors land in scratch that is not read
+  for (int sn = 0; sn < gm->nsurf; sn++) {
+    int a = gm->surf[sn];
+    for (int k = 0; k < 3; k++) {
+      dtac_gel_param_bar pb;
+      memset(s->col_bar, 0, sizeof(dtac_collider_bar) * e->ncol);
+      s->fbar[3 * a + k] = 1;
+      dtac_gel_contact_node_adj(gm, sn, e->col, e->ncol, x, v, state + e->L.anchor, 0, 0, s->fbar,
+                                s->col_ft_bar, NULL, s->fint, s->force, s->imp_bar, s->col_bar,
+                                &pb);
+      s->fbar[3 * a + k] = 0;
+      double g = 0;
+      for (int c = 0; c < e->ncol; c++) {
+        const double* cb = (const double*)(s->col_bar + c);
+        for (int q = 0; q < 18; q++) g += cb[q] * dcol[18 * c + q];
+      }
+      df[3 * a + k] = g;
+    }
+  }
+}
+
 // the slot of body b, creating it (frame, velocity, inverse effective mass, applied wrench);
 // -1 for bodies without dofs or when slots run out
 static int body_slot_get(const mjModel* m, mjData* d, dtac_elastomer* e, int b) {

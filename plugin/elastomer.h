@@ -133,4 +133,14 @@ void dtac_elastomer_passive_adj(const mjModel* m, mjData* d, dtac_elastomer* e,
 mjtNum dtac_elastomer_rigid_dot(const mjModel* m, mjData* d, dtac_elastomer* e,
                                 const mjtNum* qfrc_bar, const mjtNum* wrench_bar);
 
+// the frames (pos 3, mat 9, vel 3, angvel 3 each) of the colliders compute gathered, refreshed
+// at d's current kinematics and velocities (the same list); returns their count
+int dtac_elastomer_collider_frames(const mjModel* m, mjData* d, dtac_elastomer* e, double* frames);
+
+// tangent of compute's per-node contact forces (df: nnode x 3) for tangents of its colliders'
+// frames (dcol: ncol x 18, as dtac_elastomer_collider_frames lays them out), the gel's state
+// held; d must hold compute's kinematics (after mj_forward). Uses the gel's step scratch.
+void dtac_elastomer_contact_jvp(const mjModel* m, mjData* d, dtac_elastomer* e, const double* dcol,
+                                double* df);
+
 #endif  // DTAC_PLUGIN_ELASTOMER_H_

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "difftac/difftac.h"
+#include "elastomer.h"
+#include "tactile.h"
 
 // ---- registry
 // -------------------------------------------------------------------------------------------
@@ -599,6 +601,103 @@ int dtac_tape_backward(dtac_tape* tp, const mjtNum* sensor_bar, const mjtNum* st
 // ---- transition Jacobians
 // ------------------------------------------------------------------------------
 
+// the tactile sensors' rows of C and D, analytically: the images' tangents (dtac_tactile_jvp)
+// for the tangents of the site pose and of the gel's contact forces (dtac_elastomer_contact_jvp)
+// that each rigid direction causes with the gel held; those come from the kinematics (the
+// sites' and colliders' frames, differenced centrally). A tactile sensor reads no ctrl or act.
+static int tactile_rows(dtac_tape* tp, const mjtNum* s, mjtNum* C, mjtNum* D) {
+  const mjModel* m = tp->m;
+  mjData* w = tp->w;
+  int nv = m->nv, na = m->na, nu = m->nu, ndx = 2 * nv + na;
+  int any = 0;
+  for (int sn = 0; sn < m->nsensor; sn++) {
+    any |=
+        m->sensor_type[sn] == mjSENS_PLUGIN && dtac_tactile_get(m, w, m->sensor_plugin[sn]) != NULL;
+  }
+  if (!any) return 0;
+  mj_setState(m, w, s, tp->sig);
+  mj_forward(m, w);  // compute's collider lists at this state
+  int maxcol = 0, nel = 0;
+  for (int i = 0; i < m->nplugin; i++) {
+    dtac_elastomer* e = dtac_elastomer_get(m, w, i);
+    if (e) maxcol += e->ncol, nel++;
+  }
+  size_t nsite12 = 12 * (size_t)m->nsite;
+  mjtNum* dsite = (mjtNum*)calloc(2 * nv * nsite12 + 1, sizeof(mjtNum));
+  double* dcol = (double*)calloc(2 * (size_t)nv * 18 * (maxcol + 1), sizeof(double));
+  double* fr = (double*)malloc(sizeof(double) * 2 * 18 * (maxcol + 1));
+  mjtNum* sp = (mjtNum*)malloc(sizeof(mjtNum) * 2 * (nsite12 + 1));
+  double* df = NULL;
+  mjtNum* dy = NULL;
+  int ok = dsite && dcol && fr && sp;
+  // tangents of the sites' poses and the colliders' frames along each qpos and qvel direction
+  for (int j = 0; ok && j < 2 * nv; j++) {
+    for (int sgn = 0; sgn < 2; sgn++) {
+      mj_setState(m, w, s, tp->sig);
+      rigid_perturb(m, w, tp->dq, j, sgn ? -tp->eps : tp->eps);
+      mj_kinematics(m, w);
+      mj_comPos(m, w);
+      mj_comVel(m, w);
+      for (int i = 0; i < m->nsite; i++) {
+        mju_copy(sp + sgn * nsite12 + 12 * i, w->site_xpos + 3 * i, 3);
+        mju_copy(sp + sgn * nsite12 + 12 * i + 3, w->site_xmat + 9 * i, 9);
+      }
+      double* f = fr + sgn * 18 * (maxcol + 1);
+      for (int i = 0; i < m->nplugin; i++) {
+        dtac_elastomer* e = dtac_elastomer_get(m, w, i);
+        if (e) f += 18 * dtac_elastomer_collider_frames(m, w, e, f);
+      }
+    }
+    for (size_t k = 0; k < nsite12; k++) {
+      dsite[j * nsite12 + k] = (sp[k] - sp[nsite12 + k]) / (2 * tp->eps);
+    }
+    for (int k = 0; k < 18 * maxcol; k++) {
+      dcol[(size_t)j * 18 * (maxcol + 1) + k] = (fr[k] - fr[18 * (maxcol + 1) + k]) / (2 * tp->eps);
+    }
+  }
+  // back at the state itself: the images' tangents
+  mj_setState(m, w, s, tp->sig);
+  mj_forward(m, w);
+  for (int sn = 0; ok && sn < m->nsensor; sn++) {
+    if (m->sensor_type[sn] != mjSENS_PLUGIN) continue;
+    int inst = m->sensor_plugin[sn];
+    dtac_tactile* t = dtac_tactile_get(m, w, inst);
+    dtac_elastomer* e = t ? dtac_elastomer_get(m, w, t->gel) : NULL;
+    if (!t || !e) continue;
+    int nout = m->sensor_dim[sn], adr = m->sensor_adr[sn];
+    // this gel's colliders in the frames' layout
+    int off = 0;
+    for (int i = 0; i < m->nplugin && i != t->gel; i++) {
+      dtac_elastomer* g = dtac_elastomer_get(m, w, i);
+      if (g) off += g->ncol;
+    }
+    free(df);
+    free(dy);
+    df = (double*)malloc(sizeof(double) * 3 * e->model.nnode);
+    dy = (mjtNum*)malloc(sizeof(mjtNum) * nout);
+    if (!df || !dy) {
+      ok = 0;
+      break;
+    }
+    for (int j = 0; j < ndx; j++) {
+      if (j < 2 * nv) {
+        dtac_elastomer_contact_jvp(m, w, e, dcol + (size_t)j * 18 * (maxcol + 1) + 18 * off, df);
+        dtac_tactile_jvp(m, w, inst, dsite + j * nsite12 + 12 * e->site, df, dy);
+      } else {
+        mju_zero(dy, nout);
+      }
+      for (int k = 0; C && k < nout; k++) C[(size_t)(adr + k) * ndx + j] = dy[k];
+    }
+    for (int k = 0; D && k < nout; k++) mju_zero(D + (size_t)(adr + k) * nu, nu);
+  }
+  // the gels' step scratch was used: a forward pass leaves d consistent again
+  mj_setState(m, w, s, tp->sig);
+  mj_forward(m, w);
+  free(dsite), free(dcol), free(fr), free(sp), free(df), free(dy);
+  (void)nel;
+  return ok ? 0 : -1;
+}
+
 int dtac_tape_transition(dtac_tape* tp, mjtNum* A, mjtNum* B, mjtNum* C, mjtNum* D) {
   const mjModel* m = tp->m;
   mjData* w = tp->w;
@@ -631,6 +730,11 @@ int dtac_tape_transition(dtac_tape* tp, mjtNum* A, mjtNum* B, mjtNum* C, mjtNum*
   if (C || D) {
     mjtNum* yp = (mjtNum*)malloc(sizeof(mjtNum) * 2 * (nsd + 1));
     if (!yp) return -1;
+    // sensor plugins with analytic rows are left out here (tactile_rows below)
+    for (int i = 0; i < m->nplugin; i++) {
+      const dtac_derivative* der = dtac_derivative_of(m, i);
+      if (der && der->sensor_vjp && der->freeze) der->freeze(m, w, i, 1);
+    }
     for (int j = 0; j < ndx + nu; j++) {
       for (int sgn = 0; sgn < 2; sgn++) {
         mj_setState(m, w, s, tp->sig);
@@ -648,6 +752,11 @@ int dtac_tape_transition(dtac_tape* tp, mjtNum* A, mjtNum* B, mjtNum* C, mjtNum*
       }
     }
     free(yp);
+    for (int i = 0; i < m->nplugin; i++) {
+      const dtac_derivative* der = dtac_derivative_of(m, i);
+      if (der && der->sensor_vjp && der->freeze) der->freeze(m, w, i, 0);
+    }
+    if (tactile_rows(tp, s, C, D)) return -1;
   }
   return 0;
 }

@@ -672,6 +672,114 @@ int dtac_tactile_vjp(const mjModel* m, mjData* d, int instance, const mjtNum* y_
   return 0;
 }
 
+int dtac_tactile_jvp(const mjModel* m, mjData* d, int instance, const double dsite[12],
+                     const double* df, mjtNum* dy) {
+  dtac_tactile* t = dtac_tactile_get(m, d, instance);
+  if (!t) return -1;
+  dtac_elastomer* e = dtac_elastomer_get(m, d, t->gel);
+  if (!e || t->sensor < 0) {
+    memset(dy, 0, sizeof(mjtNum) * t->nout);
+    return 0;
+  }
+  dtac_elastomer_ensure_placed(m, d, e);
+  if (!t->ready && t->nmarker) setup_markers(t, e);
+  const double* key = t->keynew;
+  gather_key(m, d, t, e, t->keynew);
+  const double* pos = key;
+  const double* R = key + 3;
+  const double* dpos = dsite;
+  const double* dR = dsite + 3;
+  const double* xw = key + 12;
+  const double* fw = key + 12 + 3 * t->nv;
+  const double* X = e->model.X + 3 * t->top0;
+  const dtac_tactile_def* def = &t->def;
+  int nv = t->nv;
+
+  if (def->output == DTAC_OUT_FORCE) {
+    // out = R^T (F, T), F = sum f, T = sum (x - pos) x f over all nodes
+    const double* w = key + 12 + 6 * nv;
+    const double* x = d->plugin_state + m->plugin_stateadr[t->gel] + e->L.x;
+    const double* f = e->contact_force;
+    double dw[6] = {0, 0, 0, 0, 0, 0};
+    for (int a = 0; df && a < e->model.nnode; a++) {
+      double r[3], t1[3], t2[3];
+      dtac_sub3(r, x + 3 * a, pos);
+      dtac_cross3(t1, r, df + 3 * a);
+      dtac_cross3(t2, dpos, f + 3 * a);
+      for (int k = 0; k < 3; k++) {
+        dw[k] += df[3 * a + k];
+        dw[3 + k] += t1[k] - t2[k];
+      }
+    }
+    if (!df) {
+      for (int a = 0; a < e->model.nnode; a++) {
+        double t2[3];
+        dtac_cross3(t2, dpos, f + 3 * a);
+        for (int k = 0; k < 3; k++) dw[3 + k] -= t2[k];
+      }
+    }
+    for (int h = 0; h < 2; h++) {
+      double a1[3], a2[3];
+      dtac_mulmTv3(a1, dR, w + 3 * h);
+      dtac_mulmTv3(a2, R, dw + 3 * h);
+      for (int k = 0; k < 3; k++) dy[3 * h + k] = a1[k] + a2[k];
+    }
+    return 0;
+  }
+
+  // tangents of the site-frame top face p = R^T (x - pos) and forces f_site = R^T f
+  site_points(t, key);
+  double* dp = t->bar;
+  double* dfs = t->bar + 3 * nv;
+  for (int a = 0; a < nv; a++) {
+    double r[3], a1[3], a2[3];
+    dtac_sub3(r, xw + 3 * a, pos);
+    dtac_mulmTv3(a1, dR, r);
+    dtac_mulmTv3(a2, R, dpos);
+    for (int k = 0; k < 3; k++) dp[3 * a + k] = a1[k] - a2[k];
+    dtac_mulmTv3(a1, dR, fw + 3 * a);
+    double dfa[3] = {0, 0, 0};
+    if (df) memcpy(dfa, df + 3 * (t->top0 + a), sizeof(dfa));
+    dtac_mulmTv3(a2, R, dfa);
+    for (int k = 0; k < 3; k++) dfs[3 * a + k] = a1[k] + a2[k];
+  }
+  if (def->output == DTAC_OUT_MARKERS) {
+    for (int k = 0; k < t->nmarker; k++) {
+      mjtNum* o = dy + 2 * k;
+      o[0] = o[1] = 0;
+      int tri = t->mk_tri[k];
+      if (tri < 0) continue;
+      int v[3];
+      dtac_top_tri(t->nvx, tri, v);
+      const double* w = t->mk_w + 3 * k;
+      for (int q = 0; q < 3; q++) {
+        for (int c = 0; c < 2; c++) o[c] += w[q] * dp[3 * v[q] + c] / def->pitch;
+      }
+    }
+    return 0;
+  }
+  dtac_raster_visibility(&t->cam, t->nvx, t->nvy, t->p, &t->vis);
+  switch (def->output) {
+    case DTAC_OUT_DEPTH:
+      dtac_raster_depth_jvp(&t->cam, t->nvx, t->nvy, t->p, X, &t->vis, dp, dy, t->attr);
+      break;
+    case DTAC_OUT_PRESSURE:
+    case DTAC_OUT_SHEAR:
+      site_forces(t, key);
+      dtac_raster_traction_jvp(&t->cam, t->nvx, t->nvy, t->p, t->fsite,
+                               def->output == DTAC_OUT_PRESSURE ? 1 : 2, &t->vis, dp, dfs, dy,
+                               t->attr);
+      break;
+    case DTAC_OUT_RGB:
+      dtac_raster_rgb_jvp(&t->cam, t->nvx, t->nvy, t->p, X, def->bg, def->coef, &t->vis, dp, dy,
+                          t->attr);
+      break;
+    default:
+      break;
+  }
+  return 0;
+}
+
 // ---- visualize: the marker field ----------------------------------------------------------------
 
 // arrows show a marker's in-plane displacement this many times enlarged (real displacements are

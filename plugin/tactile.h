@@ -90,6 +90,14 @@ dtac_tactile* dtac_tactile_get(const mjModel* m, const mjData* d, int instance);
 DTAC_API int dtac_tactile_vjp(const mjModel* m, mjData* d, int instance, const mjtNum* y_bar,
                               double* x_bar, double* f_bar, double* param_bar, double* site_bar);
 
+// JVP of the sensor's output at d's current state, holding the gel's positions: given the
+// tangent of the site's pose (dsite: site_xpos 3, then site_xmat 9, row-major) and of the gel's
+// per-node contact forces (df: nnode x 3, world; NULL: none), writes the output's tangent dy
+// (nout). Visibility is held at the forward pass's, as in dtac_tactile_vjp. Returns 0, or -1 if
+// the instance is not a tactile sensor.
+DTAC_API int dtac_tactile_jvp(const mjModel* m, mjData* d, int instance, const double dsite[12],
+                              const double* df, mjtNum* dy);
+
 void dtac_tactile_register(void);
 
 #endif  // DTAC_PLUGIN_TACTILE_H_

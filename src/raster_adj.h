@@ -100,6 +100,26 @@ void dtac_raster_rgb_adj(const dtac_camera* cam, int nvx, int nvy, const double*
                          const double* img_bar, double* p_bar, double* bg_bar, double* coef_bar,
                          double* work);
 
+// ---- tangents (raster_jvp.c) -------------------------------------------------------------------
+// Jacobian-vector products of the images above with the forward pass's visibility held (the
+// same frozen-coverage derivative the adjoints give): dp (nv x 3) tangent of the top face, df
+// (nv x 3) of the site-frame forces (may be NULL); the image tangent is written (not
+// accumulated). work: DTAC_RASTER_WORK(nv) doubles.
+// barycentric interpolation of attr (nv x C) with its tangent dattr (may be NULL), the weights
+// moving with dp (may be NULL)
+void dtac_raster_interp_jvp(const dtac_camera* cam, int nvx, const double* p, const double* dp,
+                            const dtac_vis* vis, const double* attr, const double* dattr, int C,
+                            double* dout);
+void dtac_raster_depth_jvp(const dtac_camera* cam, int nvx, int nvy, const double* p,
+                           const double* X, const dtac_vis* vis, const double* dp, double* dimg,
+                           double* work);
+void dtac_raster_traction_jvp(const dtac_camera* cam, int nvx, int nvy, const double* p,
+                              const double* f, int C, const dtac_vis* vis, const double* dp,
+                              const double* df, double* dimg, double* work);
+void dtac_raster_rgb_jvp(const dtac_camera* cam, int nvx, int nvy, const double* p, const double* X,
+                         const double bg[3], const double* coef, const dtac_vis* vis,
+                         const double* dp, double* dimg, double* work);
+
 #ifdef __cplusplus
 }
 #endif

@@ -202,9 +202,9 @@ DTAC_API int dtac_tape_backward(dtac_tape* tp, const mjtNum* sensor_bar, const m
 // B (ndx x nu): the next rigid state against the rigid state and ctrl, the plugins' state
 // (the gels) held at its current value as mjd_transitionFD holds it; C (nsensordata x ndx) and
 // D (nsensordata x nu): this state's sensordata. A and B come from one reverse pass with all
-// ndx rows at once (the gels analytic, the rigid maps differenced); C and D from central
-// differences of the forward pass (sensors, including tactile images, with the gels held; no
-// gel step). dtac_tape_transition reuses a tape made on d (its private data and buffers);
+// ndx rows at once (the gels analytic, the rigid maps differenced); the tactile rows of C
+// analytically (image tangents for the site's and the contact forces' tangents), the other
+// sensors' rows by central differences of the forward pass with the gels held (no gel step). dtac_tape_transition reuses a tape made on d (its private data and buffers);
 // dtac_transition makes one for the call. 0 on success
 DTAC_API int dtac_tape_transition(dtac_tape* tp, mjtNum* A, mjtNum* B, mjtNum* C, mjtNum* D);
 DTAC_API int dtac_transition(const mjModel* m, mjData* d, mjtNum* A, mjtNum* B, mjtNum* C,

@@ -511,6 +511,100 @@ TEST(Tape, RefusesBlownUpRolloutsAndNonFiniteCotangents) {
   dtac_tape_free(tp);
 }
 
+// the tactile sensors' JVP (used for the C rows of dtac_transition) is the transpose of their
+// VJP (checked against finite differences in test_tactile_adj.cc): <y_bar, J u> = <J^T y_bar, u>
+extern "C" int dtac_tactile_vjp(const mjModel* m, mjData* d, int instance, const mjtNum* y_bar,
+                                double* x_bar, double* f_bar, double* param_bar, double* site_bar);
+extern "C" int dtac_tactile_jvp(const mjModel* m, mjData* d, int instance, const double dsite[12],
+                                const double* df, mjtNum* dy);
+
+TEST(Transition, TactileJvpIsTheTransposeOfTheVjp) {
+  Scene s = Scene::FromString(PressTactile());
+  ASSERT_TRUE(s.m) << s.err;
+  const mjModel* m = s.m;
+  mjData* d = s.d;
+  mj_forward(m, d);
+  for (int t = 0; t < 60; t++) {
+    d->ctrl[1] = -0.0035 * std::fmin(t / 40.0, 1.0);
+    d->ctrl[0] = t > 40 ? 0.0002 * (t - 40) : 0;
+    mj_step(m, d);
+  }
+  mj_forward(m, d);
+  int gel = dtac_gel_find(m, "gel");
+  dtac_gel_info info;
+  dtac_gel_get_info(m, d, gel, &info);
+  ASSERT_GT(info.ncontact, 5);
+  std::mt19937 rng(5);
+  std::normal_distribution<double> n01(0, 1);
+  for (int sn = 0; sn < m->nsensor; sn++) {
+    if (m->sensor_type[sn] != mjSENS_PLUGIN) continue;
+    int inst = m->sensor_plugin[sn], nout = m->sensor_dim[sn];
+    std::vector<double> yb(nout), dy(nout), xb(3 * info.nnode, 0.0), fb(3 * info.nnode, 0.0);
+    std::vector<double> df(3 * info.nnode), sb(12, 0.0), ds(12);
+    for (double& v : yb) v = n01(rng);
+    for (double& v : df) v = n01(rng);
+    for (double& v : ds) v = 1e-3 * n01(rng);
+    ASSERT_EQ(dtac_tactile_vjp(m, d, inst, yb.data(), xb.data(), fb.data(), nullptr, sb.data()), 0);
+    ASSERT_EQ(dtac_tactile_jvp(m, d, inst, ds.data(), df.data(), dy.data()), 0);
+    double lhs = 0, rhs = 0, scale = 0;
+    for (int k = 0; k < nout; k++) {
+      lhs += yb[k] * dy[k];
+      scale += std::fabs(yb[k] * dy[k]);
+    }
+    for (int k = 0; k < 12; k++) rhs += sb[k] * ds[k];
+    for (int k = 0; k < 3 * info.nnode; k++) rhs += fb[k] * df[k];
+    EXPECT_NEAR(lhs, rhs, 1e-10 * scale) << "sensor " << sn;
+    EXPECT_GT(scale, 0) << "sensor " << sn;
+  }
+}
+
+// C's tactile rows (analytic) against fourth-order central differences of the forward pass
+TEST(Transition, TactileRowsMatchFiniteDifferences) {
+  Scene s = Scene::FromString(PressTactile());
+  ASSERT_TRUE(s.m) << s.err;
+  const mjModel* m = s.m;
+  mjData* d = s.d;
+  mj_forward(m, d);
+  for (int t = 0; t < 60; t++) {
+    d->ctrl[1] = -0.0035 * std::fmin(t / 40.0, 1.0);
+    d->ctrl[0] = t > 40 ? 0.0002 * (t - 40) : 0;
+    mj_step(m, d);
+  }
+  int nv = m->nv, ndx = 2 * nv + m->na, nsd = m->nsensordata;
+  std::vector<double> C(nsd * ndx), D(nsd * m->nu), s0(mj_stateSize(m, mjSTATE_INTEGRATION));
+  mj_getState(m, d, s0.data(), mjSTATE_INTEGRATION);
+  ASSERT_EQ(dtac_transition(m, d, nullptr, nullptr, C.data(), D.data()), 0);
+  const double e = 1e-7;
+  double err = 0, cmax = 0;
+  std::vector<double> y[4];
+  for (int j = 0; j < ndx; j++) {
+    const double at[4] = {e, -e, 2 * e, -2 * e};
+    for (int i = 0; i < 4; i++) {
+      mj_setState(m, d, s0.data(), mjSTATE_INTEGRATION);
+      std::vector<double> dq(nv, 0.0);
+      if (j < nv) {
+        dq[j] = at[i];
+        mj_integratePos(m, d->qpos, dq.data(), 1);
+      } else {
+        d->qvel[j - nv] += at[i];
+      }
+      mj_forward(m, d);
+      y[i].assign(d->sensordata, d->sensordata + nsd);
+    }
+    for (int sn = 0; sn < m->nsensor; sn++) {
+      if (m->sensor_type[sn] != mjSENS_PLUGIN) continue;
+      for (int k = m->sensor_adr[sn]; k < m->sensor_adr[sn] + m->sensor_dim[sn]; k++) {
+        double fd = (8 * (y[0][k] - y[1][k]) - (y[2][k] - y[3][k])) / (12 * e);
+        cmax = std::fmax(cmax, std::fabs(fd));
+        err = std::fmax(err, std::fabs(fd - C[k * ndx + j]));
+      }
+    }
+  }
+  printf("  tactile rows of C: max |analytic - fd| %.2e of max |entry| %.2e\n", err, cmax);
+  EXPECT_LT(err, 1e-4 * cmax);
+  for (double v : D) EXPECT_TRUE(std::isfinite(v));
+}
+
 // tapes of different mjData in different threads give what they give one after another: no
 // hidden shared state (RL runs many environments in threads)
 TEST(Tape, ThreadsShareNothing) {
