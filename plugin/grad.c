@@ -277,6 +277,15 @@ static void freeze_all(const mjModel* m, mjData* d, int on) {
   }
 }
 
+// sensor plugins with analytic derivatives frozen or not: their outputs are not needed where the
+// reverse pass only replays states or reads forces (their VJPs recompute what they need)
+static void freeze_sensors(const mjModel* m, mjData* d, int on) {
+  for (int i = 0; i < m->nplugin; i++) {
+    const dtac_derivative* der = dtac_derivative_of(m, i);
+    if (der && der->sensor_vjp && der->freeze) der->freeze(m, d, i, on);
+  }
+}
+
 // the passive plugins' share of qfrc_passive after a forward pass
 static void passive_qfrc(const mjModel* m, const mjData* d, mjtNum* qfrc) {
   mju_zero(qfrc, m->nv);
@@ -380,6 +389,7 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
       return -1;
     }
   }
+  freeze_sensors(m, w, 1);
   mj_step(m, w);
   for (int i = 0; i < m->nplugin; i++) {
     const dtac_derivative* der = dtac_derivative_of(m, i);
@@ -409,6 +419,7 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
   for (int i = 0; i < m->nplugin; i++) {
     const dtac_derivative* der = dtac_derivative_of(m, i);
     if (der && der->advance_vjp && der->advance_vjp(m, w, i, &ctx)) {
+      freeze_sensors(m, w, 0);
       free(q1bar), free(sbar);
       return -1;
     }
@@ -417,7 +428,7 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
   // 3. the rigid step, plugins frozen and their forces given: central differences over
   // (qpos tangent, qvel, act, ctrl, plugin qfrc) of <bars, (qpos*, qvel*, act*, rigid sensors)>
   mj_setState(m, w, s, tp->sig);
-  mj_forward(m, w);
+  mj_forward(m, w);  // (sensors still frozen: only the forces are read)
   passive_qfrc(m, w, tp->fg);
   mju_zero(fgb, (size_t)nrow * nv);
   freeze_all(m, w, 1);
@@ -431,6 +442,7 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
   int nout = 2 * nv + na + nsd;
   mjtNum* outp = (mjtNum*)malloc(sizeof(mjtNum) * 2 * (nout + 1));
   if (!outp) {
+    freeze_all(m, w, 0);
     free(q1bar), free(sbar);
     return -1;
   }
@@ -476,6 +488,7 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
   }
   free(outp);
   freeze_all(m, w, 0);
+  freeze_sensors(m, w, 1);
 
   // 4. the plugins' forces and sensors at the start state, row by row: their own state
   // analytically (sensors first: they hand cotangents of the gel's contact forces to its force
@@ -505,6 +518,7 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
       if (!nz) continue;
       if (!der || !der->sensor_vjp || der->sensor_vjp(m, w, inst, ys, &ctx)) {
         mju_warning("dtac_tape_backward: sensor %d has no derivative", sn);
+        freeze_sensors(m, w, 0);
         free(q1bar), free(sbar);
         return -1;
       }
@@ -512,6 +526,7 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
     for (int i = 0; i < m->nplugin; i++) {
       const dtac_derivative* der = dtac_derivative_of(m, i);
       if (der && der->passive_vjp && der->passive_vjp(m, w, i, &ctx)) {
+        freeze_sensors(m, w, 0);
         free(q1bar), free(sbar);
         return -1;
       }
@@ -532,6 +547,8 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
       }
     }
   }
+
+  freeze_sensors(m, w, 0);
 
   // the cotangents of the state before the step
   for (int r = 0; r < nrow; r++) {
@@ -574,11 +591,13 @@ int dtac_tape_backward(dtac_tape* tp, const mjtNum* sensor_bar, const mjtNum* st
     int len = tp->n - start < tp->every ? tp->n - start : tp->every;
     // the segment's states, recomputed from its checkpoint
     mj_setState(m, tp->w, tp->ckpt + (size_t)sg * tp->nstate, tp->sig);
+    freeze_sensors(m, tp->w, 1);  // the states only: sensors would render for nothing
     for (int i = 0; i < len; i++) {
       mj_setState(m, tp->w, tp->user + (size_t)(start + i) * tp->nuser, mjSTATE_USER);
       mj_getState(m, tp->w, tp->seg + (size_t)i * tp->nstate, tp->sig);
       if (i < len - 1) mj_step(m, tp->w);
     }
+    freeze_sensors(m, tp->w, 0);
     for (int i = len - 1; i >= 0; i--) {
       int t = start + i;
       for (int k = 0; k < tp->nx; k++) {
