@@ -511,6 +511,48 @@ TEST(Tape, RefusesBlownUpRolloutsAndNonFiniteCotangents) {
   dtac_tape_free(tp);
 }
 
+// a model without difftac plugins: the tape and dtac_transition are MuJoCo's rigid step alone
+TEST(Transition, PlainModelMatchesTransitionFD) {
+  Scene s = Scene::FromString(R"(
+<mujoco>
+  <option timestep="0.002"/>
+  <worldbody>
+    <body pos="0 0 1">
+      <joint name="hinge" type="hinge" axis="0 1 0" damping="0.1"/>
+      <geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.02" mass="1"/>
+      <body pos="0.3 0 0">
+        <joint type="ball" damping="0.05"/>
+        <geom type="box" size="0.05 0.03 0.02" pos="0.05 0 0" mass="0.3"/>
+      </body>
+    </body>
+  </worldbody>
+  <actuator><motor joint="hinge" gear="1"/></actuator>
+  <sensor><jointpos joint="hinge"/><framequat objtype="body" objname="world"/></sensor>
+</mujoco>)");
+  ASSERT_TRUE(s.m) << s.err;
+  const mjModel* m = s.m;
+  mjData* d = s.d;
+  d->qvel[0] = 0.7;
+  d->qvel[2] = -0.3;
+  d->ctrl[0] = 0.2;
+  for (int t = 0; t < 20; t++) mj_step(m, d);
+  EXPECT_EQ(dtac_param_count(m), 0);
+  int ndx = 2 * m->nv + m->na, nu = m->nu, nsd = m->nsensordata;
+  std::vector<double> A(ndx * ndx), B(ndx * nu), C(nsd * ndx), D(nsd * nu);
+  std::vector<double> Af(ndx * ndx), Bf(ndx * nu), Cf(nsd * ndx), Df(nsd * nu);
+  ASSERT_EQ(dtac_transition(m, d, A.data(), B.data(), C.data(), D.data()), 0);
+  mjd_transitionFD(m, d, 1e-6, 1, Af.data(), Bf.data(), Cf.data(), Df.data());
+  auto maxdiff = [](const std::vector<double>& a, const std::vector<double>& b) {
+    double e = 0;
+    for (size_t k = 0; k < a.size(); k++) e = std::fmax(e, std::fabs(a[k] - b[k]));
+    return e;
+  };
+  EXPECT_LT(maxdiff(A, Af), 1e-6);
+  EXPECT_LT(maxdiff(B, Bf), 1e-6);
+  EXPECT_LT(maxdiff(C, Cf), 1e-6);
+  EXPECT_LT(maxdiff(D, Df), 1e-6);
+}
+
 // the tactile sensors' JVP (used for the C rows of dtac_transition) is the transpose of their
 // VJP (checked against finite differences in test_tactile_adj.cc): <y_bar, J u> = <J^T y_bar, u>
 extern "C" int dtac_tactile_vjp(const mjModel* m, mjData* d, int instance, const mjtNum* y_bar,
