@@ -242,6 +242,8 @@ void dtac_frame_on_body(const dtac_frame* B, const double* lpos, const double* l
 // damping with it (same damping ratio)
 dtac_contact_node_param dtac_contact_scaled(const dtac_contact_node_param* p,
                                             const dtac_collider* c);
+// signed distance and world normal of x to collider c, +INFINITY (n untouched) outside its bound
+double dtac_collider_dist_near(const dtac_collider* c, const double x[3], double n[3]);
 // the deepest collider (index, -1 if none penetrated) at point x within its bound, its signed
 // distance dmin (< 0) and world normal n
 int dtac_deepest_collider(const dtac_collider* col, int ncol, const double x[3], double* dmin,

@@ -93,19 +93,23 @@ static void imp_record(double* q, const dtac_contact_node_param* p, double dist,
   q[5] = c;
 }
 
+double dtac_collider_dist_near(const dtac_collider* c, const double x[3], double n[3]) {
+  if (c->rbound > 0) {
+    double r[3];
+    dtac_sub3(r, x, c->pos);
+    if (dtac_dot3(r, r) > c->rbound * c->rbound) return INFINITY;
+  }
+  return dtac_collider_dist(c, x, n);
+}
+
 int dtac_deepest_collider(const dtac_collider* col, int ncol, const double x[3], double* dmin,
                           double n[3]) {
   int deepest = -1;
   *dmin = 0;
   n[0] = n[1] = n[2] = 0;
   for (int c = 0; c < ncol; c++) {
-    if (col[c].rbound > 0) {
-      double r[3];
-      dtac_sub3(r, x, col[c].pos);
-      if (dtac_dot3(r, r) > col[c].rbound * col[c].rbound) continue;
-    }
     double nc[3];
-    double d = dtac_collider_dist(col + c, x, nc);
+    double d = dtac_collider_dist_near(col + c, x, nc);
     if (d < *dmin) {
       *dmin = d;
       deepest = c;
@@ -142,13 +146,8 @@ int dtac_gel_contact_ex(const dtac_gel_model* gm, const double* x, const double*
     int second = 0;
     for (int c = 0; c < ncol; c++) {
       if (c == deepest) continue;
-      if (col[c].rbound > 0) {
-        double r[3];
-        dtac_sub3(r, xa, col[c].pos);
-        if (dtac_dot3(r, r) > col[c].rbound * col[c].rbound) continue;
-      }
       double n[3], f[3];
-      double d = dtac_collider_dist(col + c, xa, n);
+      double d = dtac_collider_dist_near(col + c, xa, n);
       if (d >= 0) continue;
       dtac_contact_node_param pe = dtac_contact_scaled(p, col + c);
       if (imp && !second) {

@@ -183,13 +183,8 @@ void dtac_gel_contact_node_adj(const dtac_gel_model* gm, int s, const dtac_colli
   int second = 0;
   for (int c = 0; c < ncol; c++) {
     if (c == deepest) continue;
-    if (col[c].rbound > 0) {
-      double r[3];
-      dtac_sub3(r, xa, col[c].pos);
-      if (dtac_dot3(r, r) > col[c].rbound * col[c].rbound) continue;
-    }
     double n[3], f[3];
-    double d = dtac_collider_dist(col + c, xa, n);
+    double d = dtac_collider_dist_near(col + c, xa, n);
     if (d >= 0) continue;
     dtac_contact_node_param pe = dtac_contact_scaled(p, col + c);
     double cn = pe.cn;

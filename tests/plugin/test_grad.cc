@@ -29,41 +29,20 @@ std::string ReadModel(const char* name) {
 
 // the same with tactile sensors on the pad: every output kind, small images
 std::string PressTactile() {
-  std::string xml = ReadModel("press_small.xml");
-  const char* sensors = R"(
-    <plugin name="rgb" plugin="difftac.tactile" objtype="site" objname="gel_site">
-      <config key="elastomer" value="gel"/>
-      <config key="output" value="rgb"/>
-      <config key="size" value="20 20"/>
-      <config key="pitch" value="0.0005"/>
-    </plugin>
-    <plugin name="pressure" plugin="difftac.tactile" objtype="site" objname="gel_site">
-      <config key="elastomer" value="gel"/>
-      <config key="output" value="pressure"/>
-      <config key="size" value="20 20"/>
-      <config key="pitch" value="0.0005"/>
-    </plugin>
-    <plugin name="shear" plugin="difftac.tactile" objtype="site" objname="gel_site">
-      <config key="elastomer" value="gel"/>
-      <config key="output" value="shear"/>
-      <config key="size" value="20 20"/>
-      <config key="pitch" value="0.0005"/>
-    </plugin>
-    <plugin name="depth" plugin="difftac.tactile" objtype="site" objname="gel_site">
-      <config key="elastomer" value="gel"/>
-      <config key="output" value="depth"/>
-      <config key="size" value="20 20"/>
-      <config key="pitch" value="0.0005"/>
-    </plugin>
-    <plugin name="markers" plugin="difftac.tactile" objtype="site" objname="gel_site">
-      <config key="elastomer" value="gel"/>
-      <config key="output" value="markers"/>
-      <config key="markers" value="5 5"/>
-    </plugin>
-    <plugin name="force" plugin="difftac.tactile" objtype="site" objname="gel_site">
-      <config key="elastomer" value="gel"/>
-      <config key="output" value="force"/>
-    </plugin>)";
+  std::string xml = ReadModel("press_small.xml"), sensors;
+  for (const char* out : {"rgb", "pressure", "shear", "depth", "markers", "force"}) {
+    std::string o = out;
+    sensors += "<plugin name=\"" + o +
+               "\" plugin=\"difftac.tactile\" objtype=\"site\" objname=\"gel_site\">"
+               "<config key=\"elastomer\" value=\"gel\"/><config key=\"output\" value=\"" +
+               o + "\"/>";
+    if (o == "markers") {
+      sensors += "<config key=\"markers\" value=\"5 5\"/>";
+    } else if (o != "force") {
+      sensors += "<config key=\"size\" value=\"20 20\"/><config key=\"pitch\" value=\"0.0005\"/>";
+    }
+    sensors += "</plugin>";
+  }
   xml.insert(xml.find("<sensor>") + 8, sensors);
   xml.insert(xml.find("  </extension>"), "    <plugin plugin=\"difftac.tactile\"/>\n");
   return xml;
