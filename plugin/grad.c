@@ -126,7 +126,7 @@ struct dtac_tape_ {
   int* param_adr;               // (nplugin)
   unsigned char* sensor_rigid;  // 1: sensordata value from a non-plugin sensor (nsensordata)
   mjtNum* buf;                  // scratch below
-  mjtNum *xbar, *qsb, *vsb, *q0b, *v0b, *a0b, *fg, *fgb, *dq, *q1b, *v1b, *a1b, *y1b, *qfrc;
+  mjtNum *xbar, *fg, *dq, *q1b, *v1b, *a1b, *y1b;
   mjtNum *q0, *v0, *site_bar;
   mjtNum* rows;  // per-row buffers of the reverse pass (ensure_rows)
   int rowcap;
@@ -186,17 +186,10 @@ dtac_tape* dtac_tape_make(const mjModel* m, mjData* d, int nstep, int every) {
   mjtNum* b = tp->buf;
   tp->xbar = b;
   b += tp->nx;
-  tp->qsb = b, b += nv;
-  tp->vsb = b, b += nv;
-  tp->q0b = b, b += nv;
-  tp->v0b = b, b += nv;
   tp->fg = b, b += nv;
-  tp->fgb = b, b += nv;
   tp->dq = b, b += nv;
-  tp->qfrc = b, b += nv;
   tp->q1b = b, b += nq;  // base values of the rigid step's outputs
   tp->v1b = b, b += nv;
-  tp->a0b = b, b += m->na + 1;
   tp->a1b = b, b += m->na + 1;
   tp->q0 = b, b += nq;
   tp->v0 = b, b += nv;
