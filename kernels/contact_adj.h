@@ -180,4 +180,24 @@ DTAC_HD void dtac_contact_force_adj(const dtac_contact_node_param* p, const dtac
   for (int k = 0; k < 3; k++) n_bar[k] += nb[k];
 }
 
+// VJP of dtac_contact_node_force (contact.h): given f_bar, accumulates the cotangents of the node
+// position, velocity and anchor and of the contact constants (pa, may be null), through the
+// contact force and the collider's signed distance. Where the force is clamped at zero
+// (separating) or out of contact the derivative is zero.
+DTAC_HD void dtac_contact_node_force_adj(const dtac_contact_node_param* p, const dtac_collider* c,
+                                         const double x[3], const double v[3],
+                                         const double anchor[3], const double f_bar[3],
+                                         double x_bar[3], double v_bar[3], double anchor_bar[3],
+                                         dtac_contact_param_adj* pa) {
+  double n[3];
+  double d = dtac_collider_dist(c, x, n);
+  if (d >= 0) return;
+  double d_bar = 0, n_bar[3] = {0, 0, 0};
+  dtac_collider_bar cb = {
+      {0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0}, {0, 0, 0}};  // constant
+  dtac_contact_force_adj(p, c, d, n, x, v, anchor, f_bar, NULL, &d_bar, n_bar, x_bar, v_bar,
+                         anchor_bar, &cb, pa);
+  dtac_collider_dist_adj(c, x, d_bar, n_bar, x_bar, &cb);
+}
+
 #endif  // DTAC_KERNELS_CONTACT_ADJ_H_

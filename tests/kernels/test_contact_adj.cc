@@ -7,7 +7,7 @@
 #include <random>
 
 #include "test_util.h"
-#include "contact.h"
+#include "contact_adj.h"
 
 namespace {
 
