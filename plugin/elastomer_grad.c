@@ -56,9 +56,8 @@ static void xi_eval(const mjModel* m, mjData* d, dtac_elastomer* lead) {
 }
 
 // those inputs (after xi_eval) dotted with one row's cotangents from the reverse pass
-static mjtNum xi_dot(const mjModel* m, const dtac_elastomer* lead, int ngel,
-                     const dtac_gel_step_bar* gb, const dtac_body_bar* bb) {
-  (void)m;
+static mjtNum xi_dot(const dtac_elastomer* lead, int ngel, const dtac_gel_step_bar* gb,
+                     const dtac_body_bar* bb) {
   mjtNum s = 0;
   for (int i = 0; i < ngel; i++) {
     const dtac_gel_step* st = lead->steps + i;
@@ -101,10 +100,10 @@ static mjtNum el_rigid_dot(const mjModel* m, mjData* d, int instance, const dtac
   return dtac_elastomer_rigid_dot(m, d, e, ctx->qfrc_bar, e->coupling && wa ? wa : NULL);
 }
 
-// doubles of the reverse pass's scratch: q0, qs, vs, q1 base, v1 base, dq, q̄*, v̄*, v̄ (Xi), dPQ
-// and its cotangent
+// doubles of the reverse pass's scratch: q0, qs, vs, q1 base, a perturbed qpos, v1 base, dq, and
+// the slots' impulses dP, dQ
 static size_t scratch_size(const mjModel* m, const dtac_elastomer* lead) {
-  return 5 * (size_t)m->nq + 6 * (size_t)m->nv + 24 * (size_t)lead->maxslot + 8;
+  return 4 * (size_t)m->nq + 3 * (size_t)m->nv + 12 * (size_t)lead->maxslot;
 }
 
 static int el_record(const mjModel* m, mjData* d, int instance, int on) {
@@ -299,7 +298,7 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
       }
       xi_eval(m, d, lead);
       for (int r = 0; r < nrow; r++) {
-        val[2 * r + sgn] = xi_dot(m, lead, ngel, gb + r * ngel, bb + r * ns);
+        val[2 * r + sgn] = xi_dot(lead, ngel, gb + r * ngel, bb + r * ns);
       }
     }
     for (int r = 0; r < nrow; r++) {

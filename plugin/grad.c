@@ -127,11 +127,14 @@ struct dtac_tape_ {
   unsigned char* sensor_rigid;  // 1: sensordata value from a non-plugin sensor (nsensordata)
   mjtNum* buf;                  // scratch below
   mjtNum *xbar, *fg, *dq, *q1b, *v1b, *a1b, *y1b;
+  mjtNum* outp;  // the rigid step's outputs in the differences (2 x (2 nv + na + nsensordata))
   mjtNum *q0, *v0, *site_bar;
   mjtNum* rows;  // per-row buffers of the reverse pass (ensure_rows)
   int rowcap;
   int broken;  // first recorded step in which a gel was reset (non-finite), -1: none
 };
+
+static size_t row_size(const mjModel* m);
 
 int dtac_grad_state_size(const mjModel* m) {
   return 2 * m->nv + m->na + m->npluginstate;
@@ -170,9 +173,10 @@ dtac_tape* dtac_tape_make(const mjModel* m, mjData* d, int nstep, int every) {
   tp->param_adr = (int*)malloc(sizeof(int) * (m->nplugin > 0 ? m->nplugin : 1));
   tp->sensor_rigid = (unsigned char*)malloc(nsd > 0 ? nsd : 1);
   tp->buf = (mjtNum*)calloc(nbuf, sizeof(mjtNum));
+  tp->outp = (mjtNum*)malloc(sizeof(mjtNum) * 2 * (2 * (size_t)nv + m->na + nsd + 1));
   tp->w = mj_makeData(m);
-  if (!tp->ckpt || !tp->seg || !tp->user || !tp->param_adr || !tp->sensor_rigid || !tp->buf ||
-      !tp->w) {
+  if (!tp->ckpt || !tp->seg || !tp->user || !tp->outp || !tp->param_adr || !tp->sensor_rigid ||
+      !tp->buf || !tp->w) {
     mju_warning("dtac_tape_make: out of memory (%d steps, checkpoint every %d)", nstep, tp->every);
     dtac_tape_free(tp);
     return NULL;
@@ -210,6 +214,7 @@ void dtac_tape_free(dtac_tape* tp) {
   free(tp->sensor_rigid);
   free(tp->buf);
   free(tp->rows);
+  free(tp->outp);
   free(tp);
 }
 
@@ -218,6 +223,9 @@ size_t dtac_tape_memory(const dtac_tape* tp) {
   int nckpt = (tp->T + tp->every - 1) / tp->every;
   size_t n =
       sizeof(mjtNum) * (((size_t)nckpt + tp->every) * tp->nstate + (size_t)tp->T * tp->nuser);
+  // the rigid step's outputs in the differences, and the reverse pass's row buffers
+  n += sizeof(mjtNum) * 2 * (2 * (size_t)m->nv + m->na + m->nsensordata + 1);
+  n += sizeof(mjtNum) * row_size(m) * tp->rowcap;
   // what the plugins allocated for the reverse pass (after the first backward)
   for (int i = 0; i < m->nplugin; i++) {
     const dtac_derivative* der = dtac_derivative_of(m, i);
@@ -324,13 +332,17 @@ static mjtNum rigid_dot(const dtac_tape* tp, mjData* d, const dtac_grad_ctx* ctx
   return s;
 }
 
-// per-row buffers of the reverse pass for up to nrow rows (allocated outside the step)
+// per-row buffers of the reverse pass for up to nrow rows (allocated outside the step): the
+// cotangents of q*, v*, the start qpos, qvel, the plugins' qfrc (nv each), act (na + 1), and the
+// rows' q1, v1 (nv each) and plugin-state (npluginstate) cotangents, packed
+static size_t row_size(const mjModel* m) {
+  return 7 * (size_t)m->nv + m->na + 1 + m->npluginstate;
+}
+
 static int ensure_rows(dtac_tape* tp, int nrow) {
   if (tp->rowcap >= nrow) return 0;
-  const mjModel* m = tp->m;
-  size_t per = 6 * (size_t)m->nv + m->na + 12 * (size_t)m->nsite + 2;
   free(tp->rows);
-  tp->rows = (mjtNum*)malloc(sizeof(mjtNum) * per * nrow);
+  tp->rows = (mjtNum*)malloc(sizeof(mjtNum) * row_size(tp->m) * nrow);
   tp->rowcap = tp->rows ? nrow : 0;
   return tp->rows ? 0 : -1;
 }
@@ -347,23 +359,16 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
   mjtNum eps = tp->eps;
   mjtNum* dq = tp->dq;
   if (ensure_rows(tp, nrow)) return -1;
-  // row buffers: q* and v* cotangents, start qpos/qvel/act cotangents, plugin qfrc cotangent
+  // row buffers (ensure_rows)
   mjtNum* qsb = tp->rows;
   mjtNum* vsb = qsb + (size_t)nrow * nv;
   mjtNum* q0b = vsb + (size_t)nrow * nv;
   mjtNum* v0b = q0b + (size_t)nrow * nv;
   mjtNum* fgb = v0b + (size_t)nrow * nv;
   mjtNum* a0b = fgb + (size_t)nrow * nv;
-  mjtNum* q1in = a0b + (size_t)nrow * (na + 1);  // the rows' q1_bar and v1_bar, packed (nv each)
+  mjtNum* q1bar = a0b + (size_t)nrow * (na + 1);
+  mjtNum* sbar = q1bar + 2 * (size_t)nrow * nv;
   mjtNum* site_bar = tp->site_bar;
-  // packed copies of the rows' q1 and v1 cotangents for advance_vjp
-  mjtNum* q1bar = (mjtNum*)malloc(sizeof(mjtNum) * 2 * (size_t)nrow * nv + 1);
-  mjtNum* sbar = (mjtNum*)malloc(sizeof(mjtNum) * (size_t)nrow * (m->npluginstate + 1));
-  if (!q1bar || !sbar) {
-    free(q1bar), free(sbar);
-    return -1;
-  }
-  (void)q1in;
   mjtNum* v1bar = q1bar + (size_t)nrow * nv;
   for (int r = 0; r < nrow; r++) {
     mju_copy(q1bar + r * nv, xbar + (size_t)r * nx, nv);
@@ -378,7 +383,6 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
     const dtac_derivative* der = dtac_derivative_of(m, i);
     if (der && der->record && der->record(m, w, i, 1)) {
       mju_warning("dtac_tape_backward: plugin instance %d cannot record (out of memory)", i);
-      free(q1bar), free(sbar);
       return -1;
     }
   }
@@ -413,7 +417,6 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
     const dtac_derivative* der = dtac_derivative_of(m, i);
     if (der && der->advance_vjp && der->advance_vjp(m, w, i, &ctx)) {
       freeze_sensors(m, w, 0);
-      free(q1bar), free(sbar);
       return -1;
     }
   }
@@ -433,12 +436,7 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
   mju_copy(tp->a1b, w->act, na);
   mju_copy(tp->y1b, w->sensordata, nsd);
   int nout = 2 * nv + na + nsd;
-  mjtNum* outp = (mjtNum*)malloc(sizeof(mjtNum) * 2 * (nout + 1));
-  if (!outp) {
-    freeze_all(m, w, 0);
-    free(q1bar), free(sbar);
-    return -1;
-  }
+  mjtNum* outp = tp->outp;  // the rigid step's outputs at +eps and -eps
   int nin = 3 * nv + na + nu;
   for (int j = 0; j < nin; j++) {
     for (int sgn = 0; sgn < 2; sgn++) {
@@ -479,7 +477,6 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
       }
     }
   }
-  free(outp);
   freeze_all(m, w, 0);
   freeze_sensors(m, w, 1);
 
@@ -512,7 +509,6 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
       if (!der || !der->sensor_vjp || der->sensor_vjp(m, w, inst, ys, &ctx)) {
         mju_warning("dtac_tape_backward: sensor %d has no derivative", sn);
         freeze_sensors(m, w, 0);
-        free(q1bar), free(sbar);
         return -1;
       }
     }
@@ -520,7 +516,6 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
       const dtac_derivative* der = dtac_derivative_of(m, i);
       if (der && der->passive_vjp && der->passive_vjp(m, w, i, &ctx)) {
         freeze_sensors(m, w, 0);
-        free(q1bar), free(sbar);
         return -1;
       }
     }
@@ -551,7 +546,6 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
     mju_copy(x + 2 * nv, a0b + r * (na + 1), na);
     mju_copy(x + 2 * nv + na, sbar + (size_t)r * m->npluginstate, m->npluginstate);
   }
-  free(q1bar), free(sbar);
   return 0;
 }
 
@@ -629,10 +623,10 @@ static int tactile_rows(dtac_tape* tp, const mjtNum* s, mjtNum* C, mjtNum* D) {
   if (!any) return 0;
   mj_setState(m, w, s, tp->sig);
   mj_forward(m, w);  // compute's collider lists at this state
-  int maxcol = 0, nel = 0;
+  int maxcol = 0;
   for (int i = 0; i < m->nplugin; i++) {
     dtac_elastomer* e = dtac_elastomer_get(m, w, i);
-    if (e) maxcol += e->ncol, nel++;
+    if (e) maxcol += e->ncol;
   }
   size_t nsite12 = 12 * (size_t)m->nsite;
   mjtNum* dsite = (mjtNum*)calloc(2 * nv * nsite12 + 1, sizeof(mjtNum));
@@ -706,7 +700,6 @@ static int tactile_rows(dtac_tape* tp, const mjtNum* s, mjtNum* C, mjtNum* D) {
   mj_setState(m, w, s, tp->sig);
   mj_forward(m, w);
   free(dsite), free(dcol), free(fr), free(sp), free(df), free(dy);
-  (void)nel;
   return ok ? 0 : -1;
 }
 

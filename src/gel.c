@@ -411,7 +411,6 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
   double kn = def->contact_stiffness > 0 ? def->contact_stiffness : 10 * def->young / hmin;
   double kt = def->friction_stiffness > 0 ? def->friction_stiffness : 0.25 * wk2 * m_per_area;
   double width = def->contact_width > 0 ? def->contact_width : 0.02 * hmin;
-  double wc2 = 0;
   for (int s = 0; s < ns; s++) {
     dtac_contact_node_param* p = gm->surf_param + s;
     double m = gm->mass[gm->surf[s]];
@@ -419,12 +418,9 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
     p->kt = kt * gm->surf_area[s];
     p->cn = 2 * def->contact_damping * sqrt(p->kn * m);
     p->width = width;
-    wc2 = fmax(wc2, p->kt / m);
   }
   gm->contact_stiffness = kn;
   gm->friction_stiffness = kt;
-
-  (void)wc2;
   stable_step(gm);
   if (timestep > 0 && dtac_gel_substeps(gm, timestep) > DTAC_MAX_SUBSTEPS) {
     snprintf(err, errlen,

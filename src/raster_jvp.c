@@ -153,8 +153,6 @@ void dtac_raster_rgb_jvp(const dtac_camera* cam, int nvx, int nvy, const double*
     dattr[4 * a + 3] = -dp[3 * a + 2];
   }
   // per pixel: (q, dq) interpolated, normal renormalised, then the lighting model
-  double* dq = dm;  // reuse: 4 per pixel would not fit; do one pixel at a time below
-  (void)dq;
   const int W = cam->width;
   for (int k = 0; k < npix; k++) {
     double* o = dimg + 3 * (size_t)k;
