@@ -452,6 +452,17 @@ static void gather_key(const mjModel* m, const mjData* d, const dtac_tactile* t,
   memcpy(key + 12 + 6 * t->nv, e->wrench, sizeof(double) * 6);
 }
 
+// the sensor's gel with its inputs gathered into t->keynew, as compute, the VJP and the JVP read
+// them (the gel placed, the markers embedded); NULL if the gel has no data
+static dtac_elastomer* gather_inputs(const mjModel* m, mjData* d, dtac_tactile* t) {
+  dtac_elastomer* e = dtac_elastomer_get(m, d, t->gel);
+  if (!e) return NULL;
+  dtac_elastomer_ensure_placed(m, d, e);
+  if (!t->ready && t->nmarker) setup_markers(t, e);
+  gather_key(m, d, t, e, t->keynew);
+  return e;
+}
+
 // the top face in the site (camera) frame, p = R^T (x - pos), into t->p from the inputs in key
 static void site_points(dtac_tactile* t, const double* key) {
   const double* pos = key;
@@ -527,14 +538,11 @@ static void tactile_compute(const mjModel* m, mjData* d, int instance, int capab
   dtac_tactile* t = (dtac_tactile*)d->plugin_data[instance];
   if (!t || !(capability_bit & mjPLUGIN_SENSOR) || t->sensor < 0 || t->frozen) return;
   mjtNum* sd = d->sensordata + m->sensor_adr[t->sensor];
-  dtac_elastomer* e = dtac_elastomer_get(m, d, t->gel);
+  dtac_elastomer* e = gather_inputs(m, d, t);
   if (!e) {
     memset(sd, 0, sizeof(mjtNum) * t->nout);
     return;
   }
-  dtac_elastomer_ensure_placed(m, d, e);
-  if (!t->ready && t->nmarker) setup_markers(t, e);
-  gather_key(m, d, t, e, t->keynew);
   if (!t->valid || memcmp(t->key, t->keynew, sizeof(double) * t->nkey) != 0) {
     double* swap = t->key;
     t->key = t->keynew;
@@ -661,12 +669,9 @@ int dtac_tactile_vjp(const mjModel* m, mjData* d, int instance, const mjtNum* y_
                      double* f_bar, double* param_bar, double* site_bar) {
   dtac_tactile* t = dtac_tactile_get(m, d, instance);
   if (!t) return -1;
-  dtac_elastomer* e = dtac_elastomer_get(m, d, t->gel);
-  if (!e || t->sensor < 0) return 0;  // tactile_compute writes zeros or nothing: no gradient
   // the inputs exactly as tactile_compute gathers them; keynew is scratch between evaluations
-  dtac_elastomer_ensure_placed(m, d, e);
-  if (!t->ready && t->nmarker) setup_markers(t, e);
-  gather_key(m, d, t, e, t->keynew);
+  dtac_elastomer* e = t->sensor < 0 ? NULL : gather_inputs(m, d, t);
+  if (!e) return 0;  // tactile_compute writes zeros or nothing: no gradient
   const double* x = d->plugin_state + m->plugin_stateadr[t->gel] + e->L.x;
   evaluate_adj(t, e, t->keynew, x, e->contact_force, y_bar, x_bar, f_bar, param_bar, site_bar);
   return 0;
@@ -676,15 +681,12 @@ int dtac_tactile_jvp(const mjModel* m, mjData* d, int instance, const double dsi
                      const double* df, mjtNum* dy) {
   dtac_tactile* t = dtac_tactile_get(m, d, instance);
   if (!t) return -1;
-  dtac_elastomer* e = dtac_elastomer_get(m, d, t->gel);
-  if (!e || t->sensor < 0) {
+  dtac_elastomer* e = t->sensor < 0 ? NULL : gather_inputs(m, d, t);
+  if (!e) {
     memset(dy, 0, sizeof(mjtNum) * t->nout);
     return 0;
   }
-  dtac_elastomer_ensure_placed(m, d, e);
-  if (!t->ready && t->nmarker) setup_markers(t, e);
   const double* key = t->keynew;
-  gather_key(m, d, t, e, t->keynew);
   const double* pos = key;
   const double* R = key + 3;
   const double* dpos = dsite;
@@ -701,21 +703,14 @@ int dtac_tactile_jvp(const mjModel* m, mjData* d, int instance, const double dsi
     const double* x = d->plugin_state + m->plugin_stateadr[t->gel] + e->L.x;
     const double* f = e->contact_force;
     double dw[6] = {0, 0, 0, 0, 0, 0};
-    for (int a = 0; df && a < e->model.nnode; a++) {
-      double r[3], t1[3], t2[3];
+    for (int a = 0; a < e->model.nnode; a++) {
+      double r[3], t1[3] = {0, 0, 0}, t2[3];
       dtac_sub3(r, x + 3 * a, pos);
-      dtac_cross3(t1, r, df + 3 * a);
+      if (df) dtac_cross3(t1, r, df + 3 * a);
       dtac_cross3(t2, dpos, f + 3 * a);
       for (int k = 0; k < 3; k++) {
-        dw[k] += df[3 * a + k];
+        dw[k] += df ? df[3 * a + k] : 0;
         dw[3 + k] += t1[k] - t2[k];
-      }
-    }
-    if (!df) {
-      for (int a = 0; a < e->model.nnode; a++) {
-        double t2[3];
-        dtac_cross3(t2, dpos, f + 3 * a);
-        for (int k = 0; k < 3; k++) dw[3 + k] -= t2[k];
       }
     }
     for (int h = 0; h < 2; h++) {

@@ -48,6 +48,46 @@ std::string PressTactile() {
   return xml;
 }
 
+// the press scenes' controls: press 0.5 mm into the ball by 0.08 s, then slide along x
+void PressSlide(mjData* d, int t, double* u) {
+  (void)d;
+  double tt = t * 0.002;
+  u[0] = tt > 0.08 ? 0.02 * (tt - 0.08) : 0;
+  u[1] = -0.0015 - 0.002 * std::fmin(tt / 0.08, 1.0);
+}
+
+// models/grasp.xml with 4 mm gels, the equality constraint coupling the fingers solved to
+// convergence
+std::string CoarseGrasp() {
+  std::string xml = ReadModel("grasp.xml");
+  for (size_t p; (p = xml.find("value=\"0.002\"")) != std::string::npos;) {
+    xml.replace(p, 13, "value=\"0.004\"");
+  }
+  xml.replace(xml.find("<option "), 8, "<option tolerance=\"1e-14\" iterations=\"200\" ");
+  return xml;
+}
+
+// the grasp's controls: close at 0.1 s, lift from 0.5 s by 4 cm over 0.6 s
+std::function<void(mjData*, int, double*)> GraspLift(const mjModel* m) {
+  int lift = mj_name2id(m, mjOBJ_ACTUATOR, "lift"), grip = mj_name2id(m, mjOBJ_ACTUATOR, "grip");
+  return [lift, grip](mjData* d, int t, double* u) {
+    (void)d;
+    double tt = t * 0.002, x = std::fmin(std::fmax((tt - 0.5) / 0.6, 0.0), 1.0);
+    u[lift] = 0.04 * x * x * (3 - 2 * x);
+    u[grip] = tt < 0.1 ? 0 : 0.02;
+  };
+}
+
+// presses the tactile press scene 3.5 mm deep and slides it a little (the gel in contact)
+void PressDeep(const mjModel* m, mjData* d) {
+  mj_forward(m, d);
+  for (int t = 0; t < 60; t++) {
+    d->ctrl[1] = -0.0035 * std::fmin(t / 40.0, 1.0);
+    d->ctrl[0] = t > 40 ? 0.0002 * (t - 40) : 0;
+    mj_step(m, d);
+  }
+}
+
 TEST(Params, NamesGetSet) {
   Scene s = Scene::FromString(ReadModel("press_small.xml"));
   ASSERT_TRUE(s.m) << s.err;
@@ -304,12 +344,7 @@ class RolloutGrad : public ::testing::Test {
 TEST_F(RolloutGrad, PressAndSlideMatchesFiniteDifferences) {
   Scene s = Scene::FromString(ReadModel("press_small.xml"));
   ASSERT_TRUE(s.m) << s.err;
-  // press 0.5 mm into the ball, then slide along x while pressing
-  Check(s, "gel", 40, 100, [](mjData* d, int t, double* u) {
-    double tt = t * 0.002;
-    u[0] = tt > 0.08 ? 0.02 * (tt - 0.08) : 0;
-    u[1] = -0.0015 - 0.002 * std::fmin(tt / 0.08, 1.0);
-  });
+  Check(s, "gel", 40, 100, PressSlide);
 }
 
 TEST_F(RolloutGrad, PressWithTactileSensorsMatchesFiniteDifferences) {
@@ -319,36 +354,17 @@ TEST_F(RolloutGrad, PressWithTactileSensorsMatchesFiniteDifferences) {
   int ip = dtac_param_find(s.m, "gel/young") + 8;  // the rgb sensor's first optics parameter
   ASSERT_EQ(dtac_param_name(s.m, ip, name, sizeof(name)), 0);
   ASSERT_STREQ(name, "rgb/background_r");  // named after the sensor
-  Check(s, "gel", 40, 30,
-        [](mjData* d, int t, double* u) {
-          double tt = t * 0.002;
-          u[0] = tt > 0.08 ? 0.02 * (tt - 0.08) : 0;
-          u[1] = -0.0015 - 0.002 * std::fmin(tt / 0.08, 1.0);
-        },
-        {name});
+  Check(s, "gel", 40, 30, PressSlide, {name});
 }
 
 // the grasp scene (models/grasp.xml with coarser gels): two pads hold a 50 g box while the
 // gripper lifts it; the box, the fingers and the lift are coupled to both gels inside the substeps
 TEST_F(RolloutGrad, GraspLiftMatchesFiniteDifferences) {
-  std::string xml = ReadModel("grasp.xml");
-  ASSERT_FALSE(xml.empty());
-  for (size_t p; (p = xml.find("value=\"0.002\"")) != std::string::npos;) {
-    xml.replace(p, 13, "value=\"0.004\"");
-  }
-  // the equality constraint coupling the fingers is solved to convergence
-  xml.replace(xml.find("<option "), 8, "<option tolerance=\"1e-14\" iterations=\"200\" ");
-  Scene s = Scene::FromString(xml);
+  Scene s = Scene::FromString(CoarseGrasp());
   ASSERT_TRUE(s.m) << s.err;
-  int lift = mj_name2id(s.m, mjOBJ_ACTUATOR, "lift"),
-      grip = mj_name2id(s.m, mjOBJ_ACTUATOR, "grip");
   int box = mj_name2id(s.m, mjOBJ_BODY, "object");
-  // close at 0.1 s, lift from 0.5 s by 4 cm over 0.6 s; the rollout runs from 0.6 to 0.8 s
-  Check(s, "left_gel", 300, 100, [&](mjData* d, int t, double* u) {
-    double tt = t * 0.002, x = std::fmin(std::fmax((tt - 0.5) / 0.6, 0.0), 1.0);
-    u[lift] = 0.04 * x * x * (3 - 2 * x);
-    u[grip] = tt < 0.1 ? 0 : 0.02;
-  });
+  // the rollout runs from 0.6 to 0.8 s, during the lift
+  Check(s, "left_gel", 300, 100, GraspLift(s.m));
   EXPECT_GT(s.d->xpos[3 * box + 2], 0.017) << "the box is lifted";
 }
 
@@ -434,28 +450,13 @@ void CheckTransition(Scene& s, int warm, std::function<void(mjData*, int, double
 TEST(Transition, PressMatchesFiniteDifferences) {
   Scene s = Scene::FromString(ReadModel("press_small.xml"));
   ASSERT_TRUE(s.m) << s.err;
-  CheckTransition(s, 60, [](mjData* d, int t, double* u) {
-    double tt = t * 0.002;
-    u[0] = tt > 0.08 ? 0.02 * (tt - 0.08) : 0;
-    u[1] = -0.0015 - 0.002 * std::fmin(tt / 0.08, 1.0);
-  });
+  CheckTransition(s, 60, PressSlide);
 }
 
 TEST(Transition, GraspMatchesFiniteDifferences) {
-  std::string xml = ReadModel("grasp.xml");
-  for (size_t p; (p = xml.find("value=\"0.002\"")) != std::string::npos;) {
-    xml.replace(p, 13, "value=\"0.004\"");
-  }
-  xml.replace(xml.find("<option "), 8, "<option tolerance=\"1e-14\" iterations=\"200\" ");
-  Scene s = Scene::FromString(xml);
+  Scene s = Scene::FromString(CoarseGrasp());
   ASSERT_TRUE(s.m) << s.err;
-  int lift = mj_name2id(s.m, mjOBJ_ACTUATOR, "lift"),
-      grip = mj_name2id(s.m, mjOBJ_ACTUATOR, "grip");
-  CheckTransition(s, 320, [&](mjData* d, int t, double* u) {
-    double tt = t * 0.002, x = std::fmin(std::fmax((tt - 0.5) / 0.6, 0.0), 1.0);
-    u[lift] = 0.04 * x * x * (3 - 2 * x);
-    u[grip] = tt < 0.1 ? 0 : 0.02;
-  });
+  CheckTransition(s, 320, GraspLift(s.m));
 }
 
 // a gel that blew up (and was reset) inside the recording has no gradient; non-finite cotangents
@@ -544,12 +545,7 @@ TEST(Transition, TactileJvpIsTheTransposeOfTheVjp) {
   ASSERT_TRUE(s.m) << s.err;
   const mjModel* m = s.m;
   mjData* d = s.d;
-  mj_forward(m, d);
-  for (int t = 0; t < 60; t++) {
-    d->ctrl[1] = -0.0035 * std::fmin(t / 40.0, 1.0);
-    d->ctrl[0] = t > 40 ? 0.0002 * (t - 40) : 0;
-    mj_step(m, d);
-  }
+  PressDeep(m, d);
   mj_forward(m, d);
   int gel = dtac_gel_find(m, "gel");
   dtac_gel_info info;
@@ -585,12 +581,7 @@ TEST(Transition, TactileRowsMatchFiniteDifferences) {
   ASSERT_TRUE(s.m) << s.err;
   const mjModel* m = s.m;
   mjData* d = s.d;
-  mj_forward(m, d);
-  for (int t = 0; t < 60; t++) {
-    d->ctrl[1] = -0.0035 * std::fmin(t / 40.0, 1.0);
-    d->ctrl[0] = t > 40 ? 0.0002 * (t - 40) : 0;
-    mj_step(m, d);
-  }
+  PressDeep(m, d);
   int nv = m->nv, ndx = 2 * nv + m->na, nsd = m->nsensordata;
   std::vector<double> C(nsd * ndx), D(nsd * m->nu), s0(mj_stateSize(m, mjSTATE_INTEGRATION));
   mj_getState(m, d, s0.data(), mjSTATE_INTEGRATION);
