@@ -248,6 +248,9 @@ double dtac_collider_dist_near(const dtac_collider* c, const double x[3], double
 // distance dmin (< 0) and world normal n
 int dtac_deepest_collider(const dtac_collider* col, int ncol, const double x[3], double* dmin,
                           double n[3]);
+// the site of gel g at substep time t: on its body's current frame, or moved at constant
+// velocity from the step start
+void dtac_site_frame(const dtac_gel_step* g, const dtac_frame* cur, double t, dtac_frame* st);
 // the colliders and the site of gel g at substep time t
 void dtac_substep_frames(const dtac_gel_step* g, const dtac_frame* cur, double t,
                          dtac_collider* col_t, dtac_frame* st);

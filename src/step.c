@@ -255,6 +255,15 @@ void dtac_frame_on_body(const dtac_frame* B, const double* lpos, const double* l
   }
 }
 
+void dtac_site_frame(const dtac_gel_step* g, const dtac_frame* cur, double t, dtac_frame* st) {
+  if (g->site_slot >= 0) {
+    dtac_frame_on_body(cur + g->site_slot, g->site_b.pos, g->site_b.mat, st);
+  } else {
+    *st = *g->site;
+    dtac_frame_at(g->site, t, st->pos, st->mat);
+  }
+}
+
 // the colliders (col_t, ncol) and the site (st) of gel g at substep time t: on their bodies'
 // current frames, or moved at constant velocity from the step start
 void dtac_substep_frames(const dtac_gel_step* g, const dtac_frame* cur, double t,
@@ -279,12 +288,7 @@ void dtac_substep_frames(const dtac_gel_step* g, const dtac_frame* cur, double t
       dtac_frame_at(&fc, t, ct->pos, ct->mat);
     }
   }
-  if (g->site_slot >= 0) {
-    dtac_frame_on_body(cur + g->site_slot, g->site_b.pos, g->site_b.mat, st);
-  } else {
-    *st = *g->site;
-    dtac_frame_at(g->site, t, st->pos, st->mat);
-  }
+  dtac_site_frame(g, cur, t, st);
 }
 
 // one gel's substep at time t: forces, implicit contact, integration of free nodes; the gel's
@@ -389,12 +393,7 @@ void dtac_gel_place_back(dtac_gel_step* g, const dtac_frame* cur, double t) {
   double* x = g->state + L.x;
   double* v = g->state + L.v;
   dtac_frame sf;
-  if (g->site_slot >= 0) {
-    dtac_frame_on_body(cur + g->site_slot, g->site_b.pos, g->site_b.mat, &sf);
-  } else {
-    sf = *g->site;
-    dtac_frame_at(g->site, t, sf.pos, sf.mat);
-  }
+  dtac_site_frame(g, cur, t, &sf);
   for (int i = 0; i < gm->nfixed; i++) {
     int a = gm->fixed_id[i];
     double r[3], w[3];

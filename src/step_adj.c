@@ -92,6 +92,23 @@ static void local_pose_adj(const dtac_frame* B, const double pos[3], const doubl
   for (int k = 0; k < 9; k++) mat_bar[k] += mb[k];
 }
 
+// VJP of dtac_site_frame: the site frame's cotangent st_bar goes to its body's frame (and the
+// site's pose in it) or to the step-start site frame
+static void site_frame_adj(const dtac_gel_step* g, const dtac_frame* cur, double t,
+                           const dtac_frame* st_bar, dtac_frame* cur_bar, dtac_gel_step_bar* gb,
+                           double* site_lbar) {
+  if (g->site_slot >= 0) {
+    frame_on_body_adj(cur + g->site_slot, g->site_b.pos, g->site_b.mat, st_bar,
+                      cur_bar + g->site_slot, site_lbar, site_lbar + 3);
+  } else {
+    frame_at_adj(g->site, t, st_bar->pos, st_bar->mat, &gb->site);
+    for (int k = 0; k < 3; k++) {
+      gb->site.vel[k] += st_bar->vel[k];
+      gb->site.angvel[k] += st_bar->angvel[k];
+    }
+  }
+}
+
 static void frame_add(dtac_frame* a, const dtac_frame* b) {
   double* pa = (double*)a;
   const double* pb = (const double*)b;
@@ -450,16 +467,7 @@ static void substep_adj(const dtac_gel_step* g, const dtac_frame* cur, double t,
   dtac_gel_internal_force_adj(gm, x, v, s->fbar, xb, vb, ma);
 
   // the site's and the colliders' frames at this substep
-  if (g->site_slot >= 0) {
-    frame_on_body_adj(cur + g->site_slot, g->site_b.pos, g->site_b.mat, &st_bar,
-                      cur_bar + g->site_slot, site_lbar, site_lbar + 3);
-  } else {
-    frame_at_adj(g->site, t, st_bar.pos, st_bar.mat, &gb->site);
-    for (int k = 0; k < 3; k++) {
-      gb->site.vel[k] += st_bar.vel[k];
-      gb->site.angvel[k] += st_bar.angvel[k];
-    }
-  }
+  site_frame_adj(g, cur, t, &st_bar, cur_bar, gb, site_lbar);
   for (int c = 0; c < ncol; c++) {
     int b = g->col_slot ? g->col_slot[c] : -1;
     dtac_frame cbf;
@@ -494,12 +502,7 @@ static void place_back_adj(const dtac_gel_step* g, const dtac_frame* cur, double
   double* vb = gb->state + L.v;
   dtac_frame sf, sfb;
   memset(&sfb, 0, sizeof(sfb));
-  if (g->site_slot >= 0) {
-    dtac_frame_on_body(cur + g->site_slot, g->site_b.pos, g->site_b.mat, &sf);
-  } else {
-    sf = *g->site;
-    dtac_frame_at(g->site, t, sf.pos, sf.mat);
-  }
+  dtac_site_frame(g, cur, t, &sf);
   for (int i = 0; i < gm->nfixed; i++) {
     int a = gm->fixed_id[i];
     double r[3], t1[3], t2[3], rb[3];
@@ -518,16 +521,7 @@ static void place_back_adj(const dtac_gel_step* g, const dtac_frame* cur, double
       for (int q = 0; q < 3; q++) sfb.mat[3 * p + q] += rb[p] * gm->X[3 * a + q];
     }
   }
-  if (g->site_slot >= 0) {
-    frame_on_body_adj(cur + g->site_slot, g->site_b.pos, g->site_b.mat, &sfb,
-                      cur_bar + g->site_slot, site_lbar, site_lbar + 3);
-  } else {
-    frame_at_adj(g->site, t, sfb.pos, sfb.mat, &gb->site);
-    for (int k = 0; k < 3; k++) {
-      gb->site.vel[k] += sfb.vel[k];
-      gb->site.angvel[k] += sfb.angvel[k];
-    }
-  }
+  site_frame_adj(g, cur, t, &sfb, cur_bar, gb, site_lbar);
 }
 
 // one body's substep (dtac_body_substep) in reverse: F is the frame before it, wb the wrench;
