@@ -8,6 +8,7 @@
 
 #include "contact_adj.h"
 #include "fem.h"
+#include "substep.h"
 
 #define DTAC_MAX_NODES 2000000   // mesh size limit: a finer resolution is a load error
 #define DTAC_MAX_SUBSTEPS 20000  // substeps per MuJoCo step limit: more is a load error
@@ -70,25 +71,6 @@ typedef struct dtac_state_layout_ {
   int placed;  // 1 once the rest shape was placed at the site (0 after a reset)
   int size;
 } dtac_state_layout;
-
-// a rigid frame's pose and velocity (the site the gel's back face is attached to)
-typedef struct dtac_frame_ {
-  double pos[3];
-  double mat[9];     // local -> world, row-major
-  double vel[3];     // linear velocity of pos
-  double angvel[3];  // angular velocity
-} dtac_frame;
-
-// a rigid body moved inside the substeps by the gel's forces (substep coupling): the part of its
-// response to the gel that the rigid solver did not see (it applied wrench_app for the whole step)
-// is integrated with the gel, so stiff gel contact stays stable at large rigid steps
-typedef struct dtac_body_ {
-  dtac_frame frame;      // reference point (pos), orientation and velocity at the step start
-  double Winv[36];       // inverse effective mass at pos: velocity [lin; ang] per impulse [f; t]
-  double wrench_app[6];  // gel wrench the rigid step already applied (force; torque about pos)
-  double dP[6];          // out: gel impulse beyond wrench_app * h, about pos
-  double dQ[6];          // out: time integral of that impulse (for the position correction)
-} dtac_body;
 
 // mutable scratch for stepping, sized at creation (no allocation in the step)
 typedef struct dtac_gel_scratch_ {
@@ -192,9 +174,7 @@ void dtac_gel_mass_damping(const dtac_gel_model* gm, const double* x, const doub
 
 // the same, leaving the deepest collider's normal damping out of the forces and reporting, per
 // contact node, what the implicit update needs in imp (nsurf x DTAC_IMP_SIZE), for the deepest
-// and one more penetrated collider, 7 each: normal stiffness, damping, normal (3), collider index
-// (-1: none), elastic normal force
-#define DTAC_IMP_SIZE 14
+// and one more penetrated collider (dtac_imp_record)
 int dtac_gel_contact_ex(const dtac_gel_model* gm, const double* x, const double* v,
                         const double* anchor, double* anchor_out, const dtac_collider* col,
                         int ncol, double* node_force, double* col_ft, double* imp);
@@ -236,18 +216,6 @@ void dtac_gels_advance_tape(dtac_gel_step* gels, int ngel, dtac_body* bodies, in
 size_t dtac_gels_tape_size(const dtac_gel_step* gels, int ngel, int nbody);
 
 // internals shared with the reverse pass (step_adj.c)
-// a frame moving with body B: its world pose, velocity and angular velocity
-void dtac_frame_on_body(const dtac_frame* B, const double* lpos, const double* lmat, dtac_frame* f);
-// a node's contact constants against collider c: normal stiffness scaled for light bodies,
-// damping with it (same damping ratio)
-dtac_contact_node_param dtac_contact_scaled(const dtac_contact_node_param* p,
-                                            const dtac_collider* c);
-// signed distance and world normal of x to collider c, +INFINITY (n untouched) outside its bound
-double dtac_collider_dist_near(const dtac_collider* c, const double x[3], double n[3]);
-// the deepest collider (index, -1 if none penetrated) at point x within its bound, its signed
-// distance dmin (< 0) and world normal n
-int dtac_deepest_collider(const dtac_collider* col, int ncol, const double x[3], double* dmin,
-                          double n[3]);
 // the site of gel g at substep time t: on its body's current frame, or moved at constant
 // velocity from the step start
 void dtac_site_frame(const dtac_gel_step* g, const dtac_frame* cur, double t, dtac_frame* st);
@@ -262,10 +230,6 @@ void dtac_gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, double 
                       const double gravity[3], double* wb);
 // sites' and colliders' poses in their bodies' frames, from the step-start frames
 void dtac_gels_locals(dtac_gel_step* gels, int ngel, const dtac_body* bodies);
-// one body's substep: velocity from the wrench beyond the applied one, then pose; dP and dQ
-// (may be NULL) accumulate the impulse and its time integral
-void dtac_body_substep(const dtac_body* B, dtac_frame* F, double* dP, double* dQ,
-                       const double wb[6], double dt);
 
 // the same with substep coupling: collider c moves with body col_slot[c] (>= 0) or at its own
 // constant velocity (-1, or col_slot NULL); the site moves with body site_slot or, if -1, at the
@@ -340,7 +304,5 @@ void dtac_gel_contact_node_adj(const dtac_gel_model* gm, int s, const dtac_colli
 double dtac_gel_kinetic(const dtac_gel_model* gm, const double* v);
 double dtac_gel_strain_energy(const dtac_gel_model* gm, const double* x);
 
-// pose a frame moved for time t at constant velocity (rotation by exp(t w))
-void dtac_frame_at(const dtac_frame* f0, double t, double pos[3], double mat[9]);
 
 #endif  // DTAC_SRC_GEL_H_

@@ -6,23 +6,6 @@
 #include "fem_loops.h"
 #include "gel.h"
 
-void dtac_frame_at(const dtac_frame* f0, double t, double pos[3], double mat[9]) {
-  for (int k = 0; k < 3; k++) pos[k] = f0->pos[k] + t * f0->vel[k];
-  // rotation by angle |w| t about w (Rodrigues), applied to the initial orientation
-  double th = dtac_norm3(f0->angvel) * t;
-  if (th < 1e-300) {
-    memcpy(mat, f0->mat, sizeof(double) * 9);
-    return;
-  }
-  double a[3];
-  for (int k = 0; k < 3; k++) a[k] = f0->angvel[k] * t / th;
-  double c = cos(th), s = sin(th), C = 1 - c;
-  double R[9] = {c + a[0] * a[0] * C,        a[0] * a[1] * C - a[2] * s, a[0] * a[2] * C + a[1] * s,
-                 a[1] * a[0] * C + a[2] * s, c + a[1] * a[1] * C,        a[1] * a[2] * C - a[0] * s,
-                 a[2] * a[0] * C - a[1] * s, a[2] * a[1] * C + a[0] * s, c + a[2] * a[2] * C};
-  dtac_mul33(mat, R, f0->mat);
-}
-
 void dtac_gel_state_rest(const dtac_gel_model* gm, const dtac_frame* site, double* state) {
   dtac_state_layout L = dtac_gel_state_layout(gm);
   for (int a = 0; a < gm->nnode; a++) {
@@ -70,118 +53,20 @@ static void react(double* col_ft, const dtac_collider* c, int ci, const double x
   }
 }
 
-dtac_contact_node_param dtac_contact_scaled(const dtac_contact_node_param* p,
-                                            const dtac_collider* c) {
-  dtac_contact_node_param q = *p;
-  if (c->kscale > 0 && c->kscale < 1) {
-    q.kn *= c->kscale;
-    q.cn *= sqrt(c->kscale);
-  }
-  return q;
-}
-
-// what the implicit normal update needs of one node-collider contact
-static void imp_record(double* q, const dtac_contact_node_param* p, double dist, const double n[3],
-                       int c) {
-  double dramp;
-  q[6] = p->kn * dtac_contact_ramp(-dist, p->width, &dramp);  // elastic normal force
-  q[0] = p->kn * dramp;
-  q[1] = p->cn * dramp;
-  q[2] = n[0];
-  q[3] = n[1];
-  q[4] = n[2];
-  q[5] = c;
-}
-
-double dtac_collider_dist_near(const dtac_collider* c, const double x[3], double n[3]) {
-  if (c->rbound > 0) {
-    double r[3];
-    dtac_sub3(r, x, c->pos);
-    if (dtac_dot3(r, r) > c->rbound * c->rbound) return INFINITY;
-  }
-  return dtac_collider_dist(c, x, n);
-}
-
-int dtac_deepest_collider(const dtac_collider* col, int ncol, const double x[3], double* dmin,
-                          double n[3]) {
-  int deepest = -1;
-  *dmin = 0;
-  n[0] = n[1] = n[2] = 0;
-  for (int c = 0; c < ncol; c++) {
-    double nc[3];
-    double d = dtac_collider_dist_near(col + c, x, nc);
-    if (d < *dmin) {
-      *dmin = d;
-      deepest = c;
-      memcpy(n, nc, sizeof(nc));
-    }
-  }
-  return deepest;
-}
-
 int dtac_gel_contact_ex(const dtac_gel_model* gm, const double* x, const double* v,
                         const double* anchor, double* anchor_out, const dtac_collider* col,
                         int ncol, double* node_force, double* col_ft, double* imp) {
   int ncontact = 0;
   for (int s = 0; s < gm->nsurf; s++) {
     int a = gm->surf[s];
-    const double* xa = x + 3 * a;
-    const double* va = v + 3 * a;
-    const dtac_contact_node_param* p = gm->surf_param + s;
-    if (imp) imp[DTAC_IMP_SIZE * s + 5] = imp[DTAC_IMP_SIZE * s + 12] = -1;
-
-    // narrow phase: the deepest collider near the node carries friction (and, with imp, its
-    // normal stiffness and damping are left to the implicit update)
-    double dmin, nd[3];
-    int deepest = dtac_deepest_collider(col, ncol, xa, &dmin, nd);
-    const double* an = anchor + 4 * s;
-    double* ao = anchor_out ? anchor_out + 4 * s : NULL;
-    if (deepest < 0) {
-      if (ao) ao[0] = -1;
-      continue;
-    }
-    ncontact++;
-
-    // other penetrated colliders: normal force only; the first of them implicit too
-    int second = 0;
-    for (int c = 0; c < ncol; c++) {
-      if (c == deepest) continue;
-      double n[3], f[3];
-      double d = dtac_collider_dist_near(col + c, xa, n);
-      if (d >= 0) continue;
-      dtac_contact_node_param pe = dtac_contact_scaled(p, col + c);
-      if (imp && !second) {
-        imp_record(imp + DTAC_IMP_SIZE * s + 7, &pe, d, n, c);
-        pe.cn = 0;
-        second = 1;
-      }
-      dtac_contact_force(&pe, col + c, d, n, xa, va, xa, f, NULL);
-      if (node_force) {
-        for (int k = 0; k < 3; k++) node_force[3 * a + k] += f[k];
-      }
-      react(col_ft, col + c, c, xa, f);
-    }
-
-    // the deepest: normal force and friction from the stick anchor kept in its frame
-    const dtac_collider* c = col + deepest;
-    double aw[3], anew[3], f[3];
-    if ((int)an[0] == c->geom) {
-      dtac_collider_to_world(c, an + 1, aw);
-    } else {
-      memcpy(aw, xa, sizeof(aw));
-    }
-    dtac_contact_node_param pe = dtac_contact_scaled(p, c);
-    if (imp) imp_record(imp + DTAC_IMP_SIZE * s, &pe, dmin, nd, deepest);
-    if (imp) pe.cn = 0;  // damping goes into the implicit update
-    dtac_contact_force(&pe, c, dmin, nd, xa, va, aw, f, anew);
-    if (node_force) {
-      for (int k = 0; k < 3; k++) node_force[3 * a + k] += f[k];
-    }
-    react(col_ft, c, deepest, xa, f);
-    if (ao) {
-      ao[0] = c->geom;
-      dtac_collider_to_local(c, anew, ao + 1);
-    }
+    double fa[3] = {0, 0, 0};
+    if (node_force) memcpy(fa, node_force + 3 * a, sizeof(fa));
+    dtac_node_react r;
+    ncontact += dtac_contact_node(gm->surf_param + s, x + 3 * a, v + 3 * a, anchor + 4 * s,
+                                  anchor_out ? anchor_out + 4 * s : NULL, col, ncol, fa,
+                                  imp ? imp + DTAC_IMP_SIZE * s : NULL, &r);
+    if (node_force) memcpy(node_force + 3 * a, fa, sizeof(fa));
+    for (int i = 0; i < r.n; i++) react(col_ft, col + r.c[i], r.c[i], x + 3 * a, r.f[i]);
   }
   return ncontact;
 }
@@ -192,15 +77,14 @@ void dtac_gel_mass_damping(const dtac_gel_model* gm, const double* x, const doub
   if (gm->alpha <= 0) return;
   for (int a = 0; a < gm->nnode; a++) {
     if (gm->inv_mass[a] == 0) continue;
-    double r[3], w[3], f[3];
-    dtac_sub3(r, x + 3 * a, pos);
-    dtac_cross3(w, frame->angvel, r);
-    for (int k = 0; k < 3; k++) {
-      f[k] = -gm->alpha * gm->mass[a] * (v[3 * a + k] - frame->vel[k] - w[k]);
-      if (force) force[3 * a + k] += f[k];
+    double r[3], f[3];
+    dtac_mass_damping_node(gm->alpha, gm->mass[a], x + 3 * a, v + 3 * a, pos, frame, f);
+    if (force) {
+      for (int k = 0; k < 3; k++) force[3 * a + k] += f[k];
     }
     if (wrench) {
       double t[3];
+      dtac_sub3(r, x + 3 * a, pos);
       dtac_cross3(t, r, f);
       for (int k = 0; k < 3; k++) {
         wrench[k] -= f[k];
@@ -214,14 +98,6 @@ void dtac_gel_advance(const dtac_gel_model* gm, dtac_gel_scratch* s, double* sta
                       const dtac_frame* site, const dtac_collider* col, int ncol,
                       const double gravity[3], double h, int nsub, dtac_step_report* rep) {
   dtac_gel_advance_coupled(gm, s, state, site, -1, NULL, 0, col, NULL, ncol, gravity, h, nsub, rep);
-}
-
-// world pose of a point/frame given in a moving body's frame: pw = P + R pl, Rw = R Rl
-static void pose_from_local(const dtac_frame* b, const double* lpos, const double* lmat,
-                            double pos[3], double mat[9]) {
-  dtac_mulmv3(pos, b->mat, lpos);
-  for (int k = 0; k < 3; k++) pos[k] += b->pos[k];
-  if (mat) dtac_mul33(mat, b->mat, lmat);
 }
 
 void dtac_gel_advance_coupled(const dtac_gel_model* gm, dtac_gel_scratch* s, double* state,
@@ -243,25 +119,8 @@ void dtac_gel_advance_coupled(const dtac_gel_model* gm, dtac_gel_scratch* s, dou
   if (rep) *rep = g.rep;
 }
 
-void dtac_frame_on_body(const dtac_frame* B, const double* lpos, const double* lmat,
-                        dtac_frame* f) {
-  pose_from_local(B, lpos, lmat, f->pos, f->mat);
-  double r[3], w[3];
-  dtac_sub3(r, f->pos, B->pos);
-  dtac_cross3(w, B->angvel, r);
-  for (int k = 0; k < 3; k++) {
-    f->vel[k] = B->vel[k] + w[k];
-    f->angvel[k] = B->angvel[k];
-  }
-}
-
 void dtac_site_frame(const dtac_gel_step* g, const dtac_frame* cur, double t, dtac_frame* st) {
-  if (g->site_slot >= 0) {
-    dtac_frame_on_body(cur + g->site_slot, g->site_b.pos, g->site_b.mat, st);
-  } else {
-    *st = *g->site;
-    dtac_frame_at(g->site, t, st->pos, st->mat);
-  }
+  dtac_site_at(g->site, g->site_slot, &g->site_b, cur, t, st);
 }
 
 // the colliders (col_t, ncol) and the site (st) of gel g at substep time t: on their bodies'
@@ -269,24 +128,8 @@ void dtac_site_frame(const dtac_gel_step* g, const dtac_frame* cur, double t, dt
 void dtac_substep_frames(const dtac_gel_step* g, const dtac_frame* cur, double t,
                          dtac_collider* col_t, dtac_frame* st) {
   for (int c = 0; c < g->ncol; c++) {
-    dtac_collider* ct = col_t + c;
-    *ct = g->col[c];
     int b = g->col_slot ? g->col_slot[c] : -1;
-    if (b >= 0) {
-      dtac_frame f;
-      dtac_frame_on_body(cur + b, g->s->col_local + 12 * c, g->s->col_local + 12 * c + 3, &f);
-      memcpy(ct->pos, f.pos, sizeof(f.pos));
-      memcpy(ct->mat, f.mat, sizeof(f.mat));
-      memcpy(ct->vel, f.vel, sizeof(f.vel));
-      memcpy(ct->angvel, f.angvel, sizeof(f.angvel));
-    } else {
-      dtac_frame fc;
-      memcpy(fc.pos, g->col[c].pos, sizeof(fc.pos));
-      memcpy(fc.mat, g->col[c].mat, sizeof(fc.mat));
-      memcpy(fc.vel, g->col[c].vel, sizeof(fc.vel));
-      memcpy(fc.angvel, g->col[c].angvel, sizeof(fc.angvel));
-      dtac_frame_at(&fc, t, ct->pos, ct->mat);
-    }
+    dtac_collider_at(g->col + c, b, g->s->col_local + 12 * c, cur, t, col_t + c);
   }
   dtac_site_frame(g, cur, t, st);
 }
@@ -347,19 +190,8 @@ void dtac_gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, double 
     if (gm->inv_mass[a] == 0) continue;
     const dtac_collider* c = s->col_t + (int)q[5];
     if (s->rec) memcpy(s->vimp + 3 * si, v + 3 * a, sizeof(double) * 3);
-    double m = gm->mass[a], r[3], w[3], u[3];
-    dtac_sub3(r, x + 3 * a, c->pos);
-    dtac_cross3(w, c->angvel, r);
-    for (int k = 0; k < 3; k++) u[k] = v[3 * a + k] - c->vel[k] - w[k];
-    double un = q[2] * u[0] + q[3] * u[1] + q[4] * u[2];
-    double un_new = m * un / (m + dt * q[1] + dt * dt * q[0]);
-    double fcorr = m / dt * (un_new - un);
-    if (q[6] + fcorr < 0) fcorr = -q[6];
     double f[3];
-    for (int k = 0; k < 3; k++) {
-      f[k] = fcorr * q[2 + k];
-      v[3 * a + k] += dt / m * f[k];
-    }
+    dtac_contact_implicit(q, c, gm->mass[a], x + 3 * a, v + 3 * a, dt, f);
     react(s->col_ft, c, (int)q[5], x + 3 * a, f);
   }
 
@@ -396,13 +228,7 @@ void dtac_gel_place_back(dtac_gel_step* g, const dtac_frame* cur, double t) {
   dtac_site_frame(g, cur, t, &sf);
   for (int i = 0; i < gm->nfixed; i++) {
     int a = gm->fixed_id[i];
-    double r[3], w[3];
-    dtac_mulmv3(r, sf.mat, gm->X + 3 * a);
-    dtac_cross3(w, sf.angvel, r);
-    for (int k = 0; k < 3; k++) {
-      x[3 * a + k] = sf.pos[k] + r[k];
-      v[3 * a + k] = sf.vel[k] + w[k];
-    }
+    dtac_place_node(&sf, gm->X + 3 * a, x + 3 * a, v + 3 * a);
   }
 }
 
@@ -426,28 +252,6 @@ void dtac_gels_locals(dtac_gel_step* gels, int ngel, const dtac_body* bodies) {
       dtac_mulT33(g->s->col_local + 12 * c + 3, B->mat, g->col[c].mat);
     }
   }
-}
-
-void dtac_body_substep(const dtac_body* B, dtac_frame* F, double* dP, double* dQ,
-                       const double wb[6], double dt) {
-  double dw[6], dv[6];
-  for (int k = 0; k < 6; k++) dw[k] = wb[k] - B->wrench_app[k];
-  for (int i = 0; i < 6; i++) {
-    dv[i] = 0;
-    for (int j = 0; j < 6; j++) dv[i] += B->Winv[6 * i + j] * dw[j];
-  }
-  for (int k = 0; k < 3; k++) {
-    F->vel[k] += dt * dv[k];
-    F->angvel[k] += dt * dv[3 + k];
-  }
-  if (dP) {
-    for (int k = 0; k < 6; k++) {
-      dP[k] += dt * dw[k];
-      dQ[k] += dt * dP[k];
-    }
-  }
-  dtac_frame F0 = *F;
-  dtac_frame_at(&F0, dt, F->pos, F->mat);
 }
 
 // doubles of tape one substep takes: every gel's state and every body's frame

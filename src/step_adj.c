@@ -197,12 +197,14 @@ void dtac_gel_contact_node_adj(const dtac_gel_model* gm, int s, const dtac_colli
 
   // other penetrated colliders: normal force only, the first of them recorded for the
   // implicit update (its damping then left to it)
-  int second = 0;
+  int second = 0, nother = 0;
   for (int c = 0; c < ncol; c++) {
     if (c == deepest) continue;
     double n[3], f[3];
     double d = dtac_collider_dist_near(col + c, xa, n);
     if (d >= 0) continue;
+    if (nother == DTAC_NODE_MAXCOL - 1) break;  // left out by the forward (dtac_contact_node)
+    nother++;
     dtac_contact_node_param pe = dtac_contact_scaled(p, col + c);
     double cn = pe.cn;
     int recorded = imp && !second;
