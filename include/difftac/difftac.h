@@ -214,4 +214,35 @@ DTAC_API int dtac_transition(const mjModel* m, mjData* d, mjtNum* A, mjtNum* B, 
 }
 #endif
 
+// ==== many environments ============================================================================
+// Batched stepping of many mjData of one model (one per environment) on a persistent pool of
+// worker threads (docs/guide.md). Environments are split statically over the threads, each
+// mjData is stepped exactly as mj_step steps it alone, so results are bit-identical to stepping
+// them one after another, for any thread count.
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dtac_batch_ dtac_batch;
+
+// a stepper for mjData made by mj_makeData(m), on nthread threads (0: one per online CPU; the
+// calling thread is one of them, so nthread - 1 worker threads are started here, once). m must
+// outlive the batch. NULL (with a warning) on bad arguments or failure to start the threads
+DTAC_API dtac_batch* dtac_batch_make(const mjModel* m, int nthread);
+DTAC_API void dtac_batch_free(dtac_batch* b);
+
+// steps each of d[0..n-1] nstep times (mj_step(m, d[i]); each mjData independent, each at most
+// once in d; one call at a time per batch). Returns 0; -1 when an mjData reported a gel blow-up
+// (reset by the gel) or a MuJoCo bad qpos/qvel/qacc warning during the call (the call still
+// completes every step), or, stepping nothing, with a warning naming the problem, for bad
+// arguments: NULL b or d, n < 0, nstep < 0, a NULL d[i], or a d[i] not of m's size
+DTAC_API int dtac_batch_step(dtac_batch* b, mjData* const* d, int n, int nstep);
+
+// threads the batch steps on (the calling thread included)
+DTAC_API int dtac_batch_nthread(const dtac_batch* b);
+
+#ifdef __cplusplus
+}
+#endif
+
 #endif  // DIFFTAC_DIFFTAC_H_

@@ -1,0 +1,243 @@
+// batch.c: many environments: a persistent pool of worker threads stepping many mjData of one
+// model (include/difftac/difftac.h, "many environments"; docs/guide.md).
+//
+// A call of dtac_batch_step runs each step as a sequence of phases; every phase is run by all
+// threads at once, each on its own fixed block of environments (a static partition), and the
+// next phase starts only when every thread finished the previous one (a barrier). Each mjData
+// is touched by one thread per phase and by nothing else, so its result does not depend on the
+// thread count: bit-identical to mj_step on it alone.
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "difftac/difftac.h"
+
+// the phases of one step
+typedef enum dtac_batch_phase_ {
+  DTAC_BATCH_STEP = 0,  // each environment's mj_step
+  DTAC_BATCH_QUIT       // workers leave their loop (dtac_batch_free)
+} dtac_batch_phase;
+
+// one thread of the pool; thread 0 is the caller of dtac_batch_step
+typedef struct dtac_batch_worker_ {
+  struct dtac_batch_* b;
+  int id;         // 0 .. nthread-1
+  int nbad;       // environments of this thread that reported a blow-up in this call
+  pthread_t tid;  // (not used for thread 0)
+} dtac_batch_worker;
+
+struct dtac_batch_ {
+  const mjModel* m;
+  int nthread;
+  mjtSize nbuffer, narena;  // sizes of an mjData made for m: the check of the mjData passed in
+  int nstarted;             // worker threads started (1 .. nthread-1 of the workers)
+  dtac_batch_worker* worker;
+
+  // the job of the current phase: written by thread 0 under `mutex` before a phase starts
+  pthread_mutex_t mutex;
+  pthread_cond_t start;  // thread 0 -> workers: a new phase (generation changed)
+  pthread_cond_t done;   // workers -> thread 0: nbusy reached 0
+  long generation;       // phases started so far
+  int nbusy;             // worker threads still running the current phase
+  dtac_batch_phase phase;
+  mjData* const* d;
+  int n;
+};
+
+// ---- phases ---------------------------------------------------------------------------------------
+
+// blow-up warnings d has counted: the gels' (a non-finite gel is reset to rest) and MuJoCo's
+// bad-state warnings (the state is reset)
+static int blowup_count(const mjModel* m, const mjData* d) {
+  int n = d->warning[mjWARN_BADQPOS].number + d->warning[mjWARN_BADQVEL].number +
+          d->warning[mjWARN_BADQACC].number;
+  for (int i = 0; i < m->nplugin; i++) {
+    dtac_gel_info info;
+    if (dtac_gel_get_info(m, d, i, &info) == 0) n += info.nwarning;
+  }
+  return n;
+}
+
+// phase 1: mj_step of each environment of thread w's block
+static void phase_step(dtac_batch* b, dtac_batch_worker* w, int begin, int end) {
+  for (int i = begin; i < end; i++) {
+    int nwarn = blowup_count(b->m, b->d[i]);
+    mj_step(b->m, b->d[i]);
+    if (blowup_count(b->m, b->d[i]) != nwarn) w->nbad++;
+  }
+}
+
+// runs the current phase on thread w's block of environments: a static partition, thread t
+// owning [t n / nthread, (t + 1) n / nthread)
+static void run_share(dtac_batch* b, dtac_batch_worker* w) {
+  int begin = (int)((long)w->id * b->n / b->nthread);
+  int end = (int)((long)(w->id + 1) * b->n / b->nthread);
+  switch (b->phase) {
+    case DTAC_BATCH_STEP:
+      phase_step(b, w, begin, end);
+      break;
+    case DTAC_BATCH_QUIT:
+      break;
+  }
+}
+
+// ---- the pool -------------------------------------------------------------------------------------
+
+static void* worker_main(void* arg) {
+  dtac_batch_worker* w = (dtac_batch_worker*)arg;
+  dtac_batch* b = w->b;
+  long seen = 0;
+  pthread_mutex_lock(&b->mutex);
+  for (;;) {
+    while (b->generation == seen) pthread_cond_wait(&b->start, &b->mutex);
+    seen = b->generation;
+    if (b->phase == DTAC_BATCH_QUIT) break;
+    pthread_mutex_unlock(&b->mutex);
+    run_share(b, w);
+    pthread_mutex_lock(&b->mutex);
+    if (--b->nbusy == 0) pthread_cond_signal(&b->done);
+  }
+  pthread_mutex_unlock(&b->mutex);
+  return NULL;
+}
+
+// runs one phase on every thread and returns when all finished it (the barrier between phases)
+static void run_phase(dtac_batch* b, dtac_batch_phase phase) {
+  pthread_mutex_lock(&b->mutex);
+  b->phase = phase;
+  b->nbusy = b->nstarted;
+  b->generation++;
+  pthread_cond_broadcast(&b->start);
+  pthread_mutex_unlock(&b->mutex);
+
+  run_share(b, b->worker);
+
+  pthread_mutex_lock(&b->mutex);
+  while (b->nbusy > 0) pthread_cond_wait(&b->done, &b->mutex);
+  pthread_mutex_unlock(&b->mutex);
+}
+
+dtac_batch* dtac_batch_make(const mjModel* m, int nthread) {
+  if (!m) {
+    mju_warning("dtac_batch_make: the model is NULL");
+    return NULL;
+  }
+  if (nthread < 0) {
+    mju_warning("dtac_batch_make: nthread = %d must be 0 (one per CPU) or more", nthread);
+    return NULL;
+  }
+  if (nthread == 0) {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    nthread = ncpu > 0 ? (int)ncpu : 1;
+  }
+
+  // the sizes every mjData of m has
+  mjData* d0 = mj_makeData(m);
+  if (!d0) {
+    mju_warning("dtac_batch_make: mj_makeData failed");
+    return NULL;
+  }
+  mjtSize nbuffer = d0->nbuffer, narena = d0->narena;
+  mj_deleteData(d0);
+
+  dtac_batch* b = (dtac_batch*)calloc(1, sizeof(dtac_batch));
+  dtac_batch_worker* worker = (dtac_batch_worker*)calloc(nthread, sizeof(dtac_batch_worker));
+  if (!b || !worker) {
+    free(b);
+    free(worker);
+    mju_warning("dtac_batch_make: out of memory (%d threads)", nthread);
+    return NULL;
+  }
+  b->m = m;
+  b->nthread = nthread;
+  b->nbuffer = nbuffer;
+  b->narena = narena;
+  b->worker = worker;
+  pthread_mutex_init(&b->mutex, NULL);
+  pthread_cond_init(&b->start, NULL);
+  pthread_cond_init(&b->done, NULL);
+  for (int t = 0; t < nthread; t++) {
+    worker[t].b = b;
+    worker[t].id = t;
+  }
+
+  // the caller is thread 0; the others start now and wait for phases until dtac_batch_free
+  for (int t = 1; t < nthread; t++) {
+    if (pthread_create(&worker[t].tid, NULL, worker_main, worker + t) != 0) {
+      mju_warning("dtac_batch_make: could not start worker thread %d of %d", t, nthread);
+      dtac_batch_free(b);
+      return NULL;
+    }
+    b->nstarted++;
+  }
+  return b;
+}
+
+void dtac_batch_free(dtac_batch* b) {
+  if (!b) return;
+  // the workers leave their loop on DTAC_BATCH_QUIT
+  pthread_mutex_lock(&b->mutex);
+  b->phase = DTAC_BATCH_QUIT;
+  b->generation++;
+  pthread_cond_broadcast(&b->start);
+  pthread_mutex_unlock(&b->mutex);
+  for (int t = 1; t <= b->nstarted; t++) pthread_join(b->worker[t].tid, NULL);
+
+  pthread_cond_destroy(&b->done);
+  pthread_cond_destroy(&b->start);
+  pthread_mutex_destroy(&b->mutex);
+  free(b->worker);
+  free(b);
+}
+
+int dtac_batch_nthread(const dtac_batch* b) {
+  return b ? b->nthread : 0;
+}
+
+// ---- stepping -------------------------------------------------------------------------------------
+
+int dtac_batch_step(dtac_batch* b, mjData* const* d, int n, int nstep) {
+  if (!b) {
+    mju_warning("dtac_batch_step: the batch is NULL");
+    return -1;
+  }
+  if (n < 0 || nstep < 0) {
+    mju_warning("dtac_batch_step: n = %d and nstep = %d must be 0 or more", n, nstep);
+    return -1;
+  }
+  if (n > 0 && !d) {
+    mju_warning("dtac_batch_step: the mjData array is NULL (n = %d)", n);
+    return -1;
+  }
+  for (int i = 0; i < n; i++) {
+    if (!d[i]) {
+      mju_warning("dtac_batch_step: mjData %d of %d is NULL", i, n);
+      return -1;
+    }
+    if (d[i]->nbuffer != b->nbuffer || d[i]->narena != b->narena) {
+      mju_warning("dtac_batch_step: mjData %d was not made for the batch's model (buffer %lld "
+                  "and arena %lld bytes, expected %lld and %lld)",
+                  i, (long long)d[i]->nbuffer, (long long)d[i]->narena, (long long)b->nbuffer,
+                  (long long)b->narena);
+      return -1;
+    }
+  }
+
+  b->d = d;
+  b->n = n;
+  for (int t = 0; t < b->nthread; t++) b->worker[t].nbad = 0;
+  for (int s = 0; s < nstep; s++) {
+    // phase 1: each environment's step
+    run_phase(b, DTAC_BATCH_STEP);
+
+    // the CUDA backend splits phase 1 here into: the rigid step of each environment with the
+    // gel advance deferred (threads) -> one device launch advancing every environment's gels
+    // (thread 0) -> each environment's corrections from its advanced gels (threads)
+  }
+  b->d = NULL;
+
+  int nbad = 0;
+  for (int t = 0; t < b->nthread; t++) nbad += b->worker[t].nbad;
+  return nbad ? -1 : 0;
+}
