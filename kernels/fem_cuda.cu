@@ -1,6 +1,6 @@
 // fem_cuda.cu: CUDA launches over the per-element functions of fem.h (same source as the CPU
-// loops in fem_cpu.c). Compiled whenever nvcc exists; the elastomer plugin steps on the CPU in
-// this version, so these kernels are built and exported but not yet selected by `device`.
+// loops in fem_cpu.c): the element-force pass alone, for the roofline benchmark. The step's
+// kernel is gel_cuda.cu.
 #include <cuda_runtime.h>
 
 #include "fem.h"
@@ -23,12 +23,6 @@ __global__ void dtac_fem_gather_kernel(int nnode, const int* node_tetadr, const 
   int a = blockIdx.x * blockDim.x + threadIdx.x;
   if (a >= nnode) return;
   dtac_node_gather(a, node_tetadr, node_tet, tet_force, force);
-}
-
-// 1 if a CUDA device is usable in this process
-DTAC_EXPORT int dtac_cuda_available(void) {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
 
 // element forces and gather on device arrays, on `stream`; returns a cudaError_t

@@ -76,3 +76,7 @@ mjtNum dtac_gel_kinetic_energy(const mjModel* m, const mjData* d, int instance) 
   if (!e) return 0;
   return dtac_gel_kinetic(&e->model, d->plugin_state + m->plugin_stateadr[instance] + e->L.v);
 }
+
+int dtac_cuda_available(void) {
+  return dtac_dev_cuda_count();
+}

@@ -96,12 +96,24 @@ int dtac_elastomer_parse(const mjModel* m, int instance, dtac_elastomer_def* def
     return 1;
   }
   const char* device = mj_getPluginConfig(m, instance, "device");
-  if (device && device[0] && strcmp(device, "auto") != 0 && strcmp(device, "cpu") != 0) {
-    snprintf(err, errlen,
-             "key 'device' has value '%s': this version steps gels on the CPU only "
-             "(auto, cpu)",
-             device);
-    return 1;
+  def->device = -1;  // auto
+  def->ordinal = 0;
+  if (device && device[0] && strcmp(device, "auto") != 0) {
+    char* end = NULL;
+    if (strcmp(device, "cpu") == 0) {
+      def->device = DTAC_DEV_CPU;
+    } else if (strcmp(device, "emu") == 0) {
+      def->device = DTAC_DEV_EMU;
+    } else if (strcmp(device, "cuda") == 0) {
+      def->device = DTAC_DEV_CUDA;
+    } else if (strncmp(device, "cuda:", 5) == 0 && device[5] >= '0' && device[5] <= '9' &&
+               (def->ordinal = (int)strtol(device + 5, &end, 10), *end == 0)) {
+      def->device = DTAC_DEV_CUDA;
+    } else {
+      snprintf(err, errlen, "key 'device' has value '%s': valid: auto, cpu, cuda, cuda:N, emu",
+               device);
+      return 1;
+    }
   }
 
   const char* coupling = mj_getPluginConfig(m, instance, "coupling");

@@ -6,7 +6,14 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
+
+#ifdef DTAC_HAVE_CUDA
+#define DTAC_CUDA_BUILT 1
+#else
+#define DTAC_CUDA_BUILT 0
+#endif
 
 // ---- helpers
 // ---------------------------------------------------------------------------------------
@@ -126,6 +133,15 @@ static int elastomer_nstate(const mjModel* m, int instance) {
               DTAC_ELASTOMER_NAME, name, def.site);
     return 0;
   }
+  // an absent GPU is a load error too (mismatched devices of several gels: at mj_makeData)
+  if (def.device == DTAC_DEV_CUDA && def.ordinal >= dtac_dev_cuda_count()) {
+    mju_error(
+        "%s instance '%s': key 'device' has value 'cuda:%d': %d CUDA devices present%s; use "
+        "'auto' or 'cpu'",
+        DTAC_ELASTOMER_NAME, name, def.ordinal, dtac_dev_cuda_count(),
+        dtac_dev_cuda_count() == 0 && !DTAC_CUDA_BUILT ? " (this build has no CUDA backend)" : "");
+    return 0;
+  }
   dtac_gel_model probe;
   memset(&probe, 0, sizeof(probe));
   dtac_gel_counts(&def.gel, probe.n, &probe.nnode, &probe.ntet, &probe.nsurf);
@@ -134,6 +150,12 @@ static int elastomer_nstate(const mjModel* m, int instance) {
 
 static void elastomer_free(dtac_elastomer* e) {
   if (!e) return;
+  if (e->dev.kind != DTAC_DEV_CPU) {
+    dtac_gel_mirror_free(&e->dev, &e->mirror);
+    if (e->block.host) dtac_env_block_free(&e->dev, &e->block);
+    dtac_dev_close(&e->dev);
+  }
+  free(e->mirrors);
   dtac_gel_model_free(&e->model);
   dtac_gel_scratch_free(&e->scratch);
   free(e->geom_ok);
@@ -258,6 +280,7 @@ static dtac_elastomer* elastomer_make(const mjModel* m, int instance, char* err,
       nplane += hull_planes(m, m->geom_dataid[g], NULL);
     }
   }
+  e->nplane = nplane;
   e->planes = (double*)malloc(sizeof(double) * 4 * (nplane > 0 ? nplane : 1));
   if (!e->planes) {
     snprintf(err, errlen, "out of memory");
@@ -272,9 +295,56 @@ static dtac_elastomer* elastomer_make(const mjModel* m, int instance, char* err,
   return e;
 }
 
+static const char* device_name(int kind) {
+  return kind == DTAC_DEV_CUDA ? "cuda" : (kind == DTAC_DEV_EMU ? "emu" : "cpu");
+}
+
+// the device the gel is stepped on: its context and device copy, and for the first instance
+// (the lead, which steps all gels of d together) the joint step's block. The gels of one model
+// share the lead's device. 0, or nonzero with a message in err.
+static int device_setup(const mjModel* m, mjData* d, dtac_elastomer* e, char* err, int errlen) {
+  int kind = e->def.device;
+  if (kind < 0) {
+    kind = dtac_dev_cuda_count() > 0 ? DTAC_DEV_CUDA : DTAC_DEV_CPU;
+    // one line per process: a static flag, written once, read by nothing else
+    static atomic_flag logged = ATOMIC_FLAG_INIT;
+    if (kind == DTAC_DEV_CPU && !atomic_flag_test_and_set(&logged)) {
+      fprintf(stderr, "difftac: no CUDA device: gels are stepped on the CPU (device 'auto')\n");
+    }
+  }
+  dtac_elastomer* lead = dtac_elastomer_lead(m, d);
+  if (lead && lead->dev.kind != kind) {
+    snprintf(err, errlen,
+             "key 'device' is '%s' here but '%s' for instance '%s': the gels of one model are "
+             "stepped together, on one device",
+             device_name(kind), device_name(lead->dev.kind), lead->name);
+    return 1;
+  }
+  if (kind == DTAC_DEV_CPU) return 0;
+  if (dtac_dev_open(&e->dev, kind, e->def.ordinal) ||
+      dtac_gel_mirror_make(&e->dev, &e->mirror, &e->model, e->planes, e->nplane) ||
+      (!lead && dtac_env_block_make(&e->dev, &e->block, e->maxgel, e->maxslot, e->ngeom))) {
+    snprintf(err, errlen, "key 'device' has value '%s:%d': %.300s", device_name(kind),
+             e->def.ordinal, e->dev.err);
+    return 1;
+  }
+  if (!lead) {
+    e->mirrors = (dtac_gel_mirror**)calloc(e->maxgel, sizeof(dtac_gel_mirror*));
+    if (!e->mirrors) {
+      snprintf(err, errlen, "out of memory");
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static int elastomer_init(const mjModel* m, mjData* d, int instance) {
   char err[DTAC_ERRLEN];
   dtac_elastomer* e = elastomer_make(m, instance, err, sizeof(err));
+  if (e && device_setup(m, d, e, err, sizeof(err))) {
+    elastomer_free(e);
+    e = NULL;
+  }
   if (!e) {
     char name[DTAC_NAMELEN];
     instance_name(m, instance, name, sizeof(name));
@@ -813,23 +883,55 @@ int dtac_elastomer_setup(const mjModel* m, mjData* d, dtac_elastomer* e) {
   return ngel;
 }
 
-// time integration of the gel over one MuJoCo step, after MuJoCo advanced qpos and qvel
-static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
-  dtac_elastomer* e = (dtac_elastomer*)d->plugin_data[instance];
-  if (!e || e->frozen || dtac_elastomer_lead(m, d) != e) return;
-  double gravity[3] = {m->opt.gravity[0], m->opt.gravity[1], m->opt.gravity[2]};
-  if (m->opt.disableflags & mjDSBL_GRAVITY) gravity[0] = gravity[1] = gravity[2] = 0;
+static void gravity_of(const mjModel* m, double g[3]) {
+  for (int k = 0; k < 3; k++) g[k] = (m->opt.disableflags & mjDSBL_GRAVITY) ? 0 : m->opt.gravity[k];
+}
 
-  int ngel = dtac_elastomer_setup(m, d, e);
-  double* tape = NULL;
-  if (e->record && e->tape) {
-    if (dtac_gels_tape_size(e->steps, ngel, e->nslot) <= e->tape_size) tape = e->tape;
-    mju_copy(e->rec_qpos, d->qpos, m->nq);
-    mju_copy(e->rec_qvel, d->qvel, m->nv);
+// a failed device call: reported, and the gels are stepped on the CPU from then on (the state in
+// plugin_state is what MuJoCo holds, so nothing is lost)
+static void device_failed(const mjModel* m, mjData* d, dtac_elastomer* lead, int ngel) {
+  lead->nwarning++;
+  mju_warning("%s instance '%s': %s device error: %s; its gels are stepped on the CPU from now on "
+              "(time %g)",
+              DTAC_ELASTOMER_NAME, lead->name, device_name(lead->dev.kind), lead->dev.err,
+              d->time);
+  for (int i = 0; i < ngel; i++) {
+    dtac_elastomer* g = lead->gels[i];
+    if (g->dev.kind == DTAC_DEV_CPU) continue;
+    dtac_gel_mirror_free(&g->dev, &g->mirror);
+    if (g->block.host) dtac_env_block_free(&g->dev, &g->block);
+    dtac_dev_close(&g->dev);
+    g->dev.kind = DTAC_DEV_CPU;
   }
-  dtac_gels_advance_tape(e->steps, ngel, e->slot, e->nslot, gravity, m->opt.timestep, tape);
-  if (e->nslot) dtac_elastomer_corrections(m, d, e);
+  lead->dev_env = NULL;
+}
 
+int dtac_elastomer_device_begin(const mjModel* m, mjData* d, dtac_elastomer* lead, int ngel) {
+  double gravity[3];
+  gravity_of(m, gravity);
+  for (int i = 0; i < ngel; i++) lead->mirrors[i] = &lead->gels[i]->mirror;
+  lead->dev_env = dtac_dev_prepare(&lead->dev, &lead->block, lead->steps, lead->mirrors, ngel,
+                                   lead->slot, lead->nslot, gravity, m->opt.timestep);
+  if (!lead->dev_env) {
+    device_failed(m, d, lead, ngel);
+    return 1;
+  }
+  return 0;
+}
+
+int dtac_elastomer_device_end(const mjModel* m, mjData* d, dtac_elastomer* lead, int ngel) {
+  lead->dev_env = NULL;
+  if (dtac_dev_finish(&lead->dev, &lead->block, lead->steps, lead->mirrors, ngel, lead->slot,
+                      lead->nslot)) {
+    device_failed(m, d, lead, ngel);
+    return 1;
+  }
+  dtac_elastomer_advance_end(m, d, lead, ngel);
+  return 0;
+}
+
+void dtac_elastomer_advance_end(const mjModel* m, mjData* d, dtac_elastomer* e, int ngel) {
+  if (e->nslot) dtac_elastomer_corrections(m, d, e);
   for (int i = 0; i < ngel; i++) {
     dtac_elastomer* g = e->gels[i];
     dtac_gel_step* st = e->steps + i;
@@ -848,6 +950,36 @@ static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
       dtac_gel_state_rest(&g->model, &f, st->state);
     }
   }
+}
+
+// time integration of the gel over one MuJoCo step, after MuJoCo advanced qpos and qvel: the
+// joint step of all gels on the lead's device (one launch for every substep), or on the CPU
+// (always while the gradient tape records)
+static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
+  dtac_elastomer* e = (dtac_elastomer*)d->plugin_data[instance];
+  if (!e || e->frozen || dtac_elastomer_lead(m, d) != e) return;
+  int ngel = dtac_elastomer_setup(m, d, e);
+  if (e->dev.kind != DTAC_DEV_CPU && !e->record) {
+    if (!dtac_elastomer_device_begin(m, d, e, ngel)) {
+      if (e->defer) return;  // dtac_batch_step launches it with other environments
+      if (dtac_dev_launch(&e->dev, &e->dev_env, 1) == 0) {
+        dtac_elastomer_device_end(m, d, e, ngel);
+        return;
+      }
+      device_failed(m, d, e, ngel);
+    }
+  }
+
+  double gravity[3];
+  gravity_of(m, gravity);
+  double* tape = NULL;
+  if (e->record && e->tape) {
+    if (dtac_gels_tape_size(e->steps, ngel, e->nslot) <= e->tape_size) tape = e->tape;
+    mju_copy(e->rec_qpos, d->qpos, m->nq);
+    mju_copy(e->rec_qvel, d->qvel, m->nv);
+  }
+  dtac_gels_advance_tape(e->steps, ngel, e->slot, e->nslot, gravity, m->opt.timestep, tape);
+  dtac_elastomer_advance_end(m, d, e, ngel);
 }
 
 // draws the deformed gel surface (top face), coloured by indentation

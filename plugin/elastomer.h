@@ -4,6 +4,7 @@
 
 #include <mujoco/mujoco.h>
 
+#include "device.h"
 #include "gel.h"
 
 #define DTAC_ELASTOMER_NAME "difftac.elastomer"
@@ -16,6 +17,8 @@ typedef struct dtac_elastomer_def_ {
   int contype;              // contact bits of the gel, MuJoCo semantics
   int conaffinity;
   int coupling;  // 1: substep coupling of touched bodies, 0: explicit
+  int device;    // dtac_dev_kind the gel is stepped on (auto resolved at creation: -1)
+  int ordinal;   // CUDA device number
 } dtac_elastomer_def;
 
 // plugin_data of one instance in one mjData: immutable model + scratch; no state here
@@ -35,6 +38,7 @@ typedef struct dtac_elastomer_ {
   int* geom_planeadr;      // mesh geoms: first hull plane, -1 if none (ngeom)
   int* geom_nplane;        // mesh geoms: hull plane count (ngeom)
   double* planes;          // hull planes of all mesh geoms (nplane x 4)
+  int nplane;
   dtac_collider* col;      // candidate colliders this step (ngeom)
   int ncol;
   double* col_ft;  // reaction wrench on each collider (ngeom x 6)
@@ -56,6 +60,13 @@ typedef struct dtac_elastomer_ {
   dtac_gel_step* steps;           // their parts of the joint step (maxgel)
   dtac_frame* sites;              // their sites at the step start (maxgel)
   int nsub_last;                  // substeps taken in the last step
+  // device (src/device.h): a context and the gel's device copy; the lead also steps on it
+  dtac_dev dev;             // kind DTAC_DEV_CPU: stepped on the CPU
+  dtac_gel_mirror mirror;   // this gel's mesh, state and scratch on the device
+  dtac_env_block block;     // lead: the joint step's inputs on the device
+  dtac_gel_mirror** mirrors;  // lead: the mirrors of the gels of the joint step (maxgel)
+  int defer;                // lead: advance prepares the device step only (dtac_batch runs it)
+  dtac_dev_env* dev_env;    // lead: the prepared step's device address (NULL: none pending)
   // gradients (plugin/grad.c)
   int frozen;        // 1: compute and advance do nothing (the rigid step alone)
   int fixed;         // 1: the joint step's setup keeps its collider and body lists (lead)
@@ -99,6 +110,14 @@ int dtac_elastomer_ensure_placed(const mjModel* m, mjData* d, dtac_elastomer* e)
 void dtac_elastomer_register(void);
 
 // ---- for the gradient tape (plugin/grad.c)
+
+// the device step of the lead, in parts (a batch launches many environments at once): begin
+// prepares it (after dtac_elastomer_setup) into lead->dev_env, end downloads its results and
+// finishes the step as advance does; both return nonzero after reporting an error
+int dtac_elastomer_device_begin(const mjModel* m, mjData* d, dtac_elastomer* lead, int ngel);
+int dtac_elastomer_device_end(const mjModel* m, mjData* d, dtac_elastomer* lead, int ngel);
+// the rest of advance after the gels' step: the rigid corrections and each gel's report
+void dtac_elastomer_advance_end(const mjModel* m, mjData* d, dtac_elastomer* lead, int ngel);
 
 // the first elastomer instance of d (the one that steps all gels jointly), or NULL
 dtac_elastomer* dtac_elastomer_lead(const mjModel* m, const mjData* d);

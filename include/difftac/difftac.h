@@ -24,6 +24,10 @@ extern "C" {
 DTAC_API const char* dtac_version(void);
 DTAC_API int dtac_mujoco_header_version(void);
 
+// number of CUDA devices this build of difftac can step gels on (0 without a GPU, or in a build
+// without CUDA); the `device` config key picks one per model (docs/mjcf.md)
+DTAC_API int dtac_cuda_available(void);
+
 // plugin instance id of the elastomer named `name` (the <instance name=...>), or -1
 DTAC_API int dtac_gel_find(const mjModel* m, const char* name);
 

@@ -1,4 +1,50 @@
-// cuda_stub.c: built when no CUDA compiler is present, so the library links without CUDA.
-#include "difftac/difftac.h"
+// cuda_stub.c: built when no CUDA compiler is present, so the library links without CUDA: no
+// device is ever found, and the device calls fail with a message.
+#include <stdio.h>
 
-DTAC_API int dtac_cuda_available(void) { return 0; }
+#include "device.h"
+
+int dtac_cuda_count(void) {
+  return 0;
+}
+
+static int no_cuda(char* err, size_t errlen) {
+  snprintf(err, errlen, "this difftac build has no CUDA backend (built without nvcc)");
+  return 1;
+}
+
+int dtac_cuda_open(int ordinal, void** stream, char* err, size_t errlen) {
+  (void)ordinal;
+  *stream = NULL;
+  return no_cuda(err, errlen);
+}
+
+void dtac_cuda_close(int ordinal, void* stream) {
+  (void)ordinal;
+  (void)stream;
+}
+
+void* dtac_cuda_alloc(size_t n, char* err, size_t errlen) {
+  (void)n;
+  no_cuda(err, errlen);
+  return NULL;
+}
+
+void dtac_cuda_free(void* p) {
+  (void)p;
+}
+
+int dtac_cuda_put(void* stream, void* dst, const void* src, size_t n, char* err, size_t errlen) {
+  (void)stream, (void)dst, (void)src, (void)n;
+  return no_cuda(err, errlen);
+}
+
+int dtac_cuda_get(void* stream, void* dst, const void* src, size_t n, char* err, size_t errlen) {
+  (void)stream, (void)dst, (void)src, (void)n;
+  return no_cuda(err, errlen);
+}
+
+int dtac_cuda_advance(void* stream, dtac_dev_env* const* envs, int n, char* err, size_t errlen) {
+  (void)stream, (void)envs, (void)n;
+  return no_cuda(err, errlen);
+}

@@ -1,0 +1,305 @@
+// device.c: gels stepped on a device (device.h): contexts, the gels' device copies, the
+// per-environment step blocks, and the emulated device that runs the device kernel's body on
+// the host.
+#include "device.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- contexts and memory
+// --------------------------------------------------------------------------
+
+int dtac_dev_cuda_count(void) {
+  return dtac_cuda_count();
+}
+
+int dtac_dev_open(dtac_dev* dv, int kind, int ordinal) {
+  memset(dv, 0, sizeof(*dv));
+  dv->kind = kind;
+  dv->ordinal = ordinal;
+  if (kind == DTAC_DEV_CUDA) return dtac_cuda_open(ordinal, &dv->stream, dv->err, sizeof(dv->err));
+  return 0;
+}
+
+static void* dev_alloc(dtac_dev* dv, size_t n) {
+  if (n == 0) n = 8;
+  if (dv->kind == DTAC_DEV_CUDA) return dtac_cuda_alloc(n, dv->err, sizeof(dv->err));
+  void* p = calloc(1, n);
+  if (!p) snprintf(dv->err, sizeof(dv->err), "out of host memory (%zu bytes)", n);
+  return p;
+}
+
+static void dev_free(dtac_dev* dv, void* p) {
+  if (!p) return;
+  if (dv->kind == DTAC_DEV_CUDA) {
+    dtac_cuda_free(p);
+  } else {
+    free(p);
+  }
+}
+
+static int dev_put(dtac_dev* dv, void* dst, const void* src, size_t n) {
+  if (n == 0) return 0;
+  if (dv->kind == DTAC_DEV_CUDA)
+    return dtac_cuda_put(dv->stream, dst, src, n, dv->err, sizeof(dv->err));
+  memcpy(dst, src, n);
+  return 0;
+}
+
+static int dev_get(dtac_dev* dv, void* dst, const void* src, size_t n) {
+  if (n == 0) return 0;
+  if (dv->kind == DTAC_DEV_CUDA)
+    return dtac_cuda_get(dv->stream, dst, src, n, dv->err, sizeof(dv->err));
+  memcpy(dst, src, n);
+  return 0;
+}
+
+void dtac_dev_close(dtac_dev* dv) {
+  dev_free(dv, dv->ptrs);
+  if (dv->kind == DTAC_DEV_CUDA) dtac_cuda_close(dv->ordinal, dv->stream);
+  dv->ptrs = NULL;
+  dv->stream = NULL;
+  dv->cap = 0;
+}
+
+// ---- a gel's device copy
+// --------------------------------------------------------------------------
+
+// allocates n bytes on the device into *p (kept for freeing) and uploads src there if not NULL
+static int mirror_array(dtac_dev* dv, dtac_gel_mirror* mr, void* p, const void* src, size_t n) {
+  void* d = dev_alloc(dv, n);
+  if (!d) return 1;
+  mr->mem[mr->nmem++] = d;
+  memcpy(p, &d, sizeof(void*));
+  return src ? dev_put(dv, d, src, n) : 0;
+}
+
+int dtac_gel_mirror_make(dtac_dev* dv, dtac_gel_mirror* mr, const dtac_gel_model* gm,
+                         const double* planes, int nplane) {
+  memset(mr, 0, sizeof(*mr));
+  dtac_dev_gel* g = &mr->g;
+  int nn = gm->nnode, nt = gm->ntet, ns = gm->nsurf;
+  g->nnode = nn;
+  g->ntet = nt;
+  g->nsurf = ns;
+  g->nfixed = gm->nfixed;
+  mr->size = dtac_gel_state_layout(gm).size;
+  mr->host_planes = planes;
+  mr->shadow = (double*)malloc(sizeof(double) * mr->size);
+  mr->param_shadow = (dtac_contact_node_param*)malloc(sizeof(dtac_contact_node_param) * (ns + 1));
+  int* node_surf = (int*)malloc(sizeof(int) * nn);
+  if (!mr->shadow || !mr->param_shadow || !node_surf) {
+    free(node_surf);
+    snprintf(dv->err, sizeof(dv->err), "out of host memory");
+    return 1;
+  }
+  for (int a = 0; a < nn; a++) node_surf[a] = -1;
+  for (int s = 0; s < ns; s++) node_surf[gm->surf[s]] = s;
+  memcpy(mr->param_shadow, gm->surf_param, sizeof(dtac_contact_node_param) * ns);
+
+  int err = mirror_array(dv, mr, &g->tet, gm->tet, sizeof(int) * 4 * nt) ||
+            mirror_array(dv, mr, &g->Dm_inv, gm->Dm_inv, sizeof(double) * 9 * nt) ||
+            mirror_array(dv, mr, &g->vol, gm->vol, sizeof(double) * nt) ||
+            mirror_array(dv, mr, &g->mass, gm->mass, sizeof(double) * nn) ||
+            mirror_array(dv, mr, &g->inv_mass, gm->inv_mass, sizeof(double) * nn) ||
+            mirror_array(dv, mr, &g->lock, gm->lock, nn) ||
+            mirror_array(dv, mr, &g->node_tetadr, gm->node_tetadr, sizeof(int) * (nn + 1)) ||
+            mirror_array(dv, mr, &g->node_tet, gm->node_tet, sizeof(int) * 4 * nt) ||
+            mirror_array(dv, mr, &g->node_surf, node_surf, sizeof(int) * nn) ||
+            mirror_array(dv, mr, &g->surf, gm->surf, sizeof(int) * ns) ||
+            mirror_array(dv, mr, &g->fixed_id, gm->fixed_id, sizeof(int) * gm->nfixed) ||
+            mirror_array(dv, mr, &g->X, gm->X, sizeof(double) * 3 * nn) ||
+            mirror_array(dv, mr, &g->surf_param, gm->surf_param,
+                         sizeof(dtac_contact_node_param) * ns) ||
+            mirror_array(dv, mr, &g->state, NULL, sizeof(double) * mr->size) ||
+            mirror_array(dv, mr, &g->tet_force, NULL, sizeof(double) * 12 * nt) ||
+            mirror_array(dv, mr, &g->tet_J, NULL, sizeof(double) * nt) ||
+            mirror_array(dv, mr, &g->react, NULL, sizeof(dtac_node_react) * ns) ||
+            mirror_array(dv, mr, &g->react_t, NULL, sizeof(double) * 3 * DTAC_NODE_MAXCOL * ns) ||
+            mirror_array(dv, mr, &mr->dev_planes, planes, sizeof(double) * 4 * nplane);
+  free(node_surf);
+  return err;
+}
+
+void dtac_gel_mirror_free(dtac_dev* dv, dtac_gel_mirror* mr) {
+  for (int i = 0; i < mr->nmem; i++) dev_free(dv, mr->mem[i]);
+  free(mr->shadow);
+  free(mr->param_shadow);
+  memset(mr, 0, sizeof(*mr));
+}
+
+// ---- an environment's step block
+// ----------------------------------------------------------------
+
+// where each part of a block lies (byte offsets), for ngel gels of maxcol colliders, nbody bodies
+typedef struct block_layout_ {
+  size_t env, gels, bodies, cur, wb, col, col_slot, col_local, col_t, size;
+} block_layout;
+
+static size_t align16(size_t n) {
+  return (n + 15) & ~(size_t)15;
+}
+
+static block_layout layout(int ngel, int nbody, int maxcol) {
+  block_layout L;
+  size_t mc = maxcol > 0 ? maxcol : 1;
+  L.env = 0;
+  L.gels = align16(sizeof(dtac_dev_env));
+  L.bodies = L.gels + align16(sizeof(dtac_dev_gel) * ngel);
+  L.cur = L.bodies + align16(sizeof(dtac_body) * nbody);
+  L.wb = L.cur + align16(sizeof(dtac_frame) * nbody);
+  L.col = L.wb + align16(sizeof(double) * 6 * nbody);
+  L.col_slot = L.col + align16(sizeof(dtac_collider) * mc * ngel);
+  L.col_local = L.col_slot + align16(sizeof(int) * mc * ngel);
+  L.col_t = L.col_local + align16(sizeof(double) * 12 * mc * ngel);
+  L.size = L.col_t + align16(sizeof(dtac_collider) * mc * ngel);
+  return L;
+}
+
+int dtac_env_block_make(dtac_dev* dv, dtac_env_block* eb, int maxgel, int maxbody, int maxcol) {
+  memset(eb, 0, sizeof(*eb));
+  eb->maxgel = maxgel;
+  eb->maxbody = maxbody;
+  eb->maxcol = maxcol;
+  eb->size = layout(maxgel, maxbody, maxcol).size;
+  eb->host = (char*)calloc(1, eb->size);
+  if (!eb->host) {
+    snprintf(dv->err, sizeof(dv->err), "out of host memory");
+    return 1;
+  }
+  eb->dev = (char*)dev_alloc(dv, eb->size);
+  return eb->dev ? 0 : 1;
+}
+
+void dtac_env_block_free(dtac_dev* dv, dtac_env_block* eb) {
+  dev_free(dv, eb->dev);
+  free(eb->host);
+  memset(eb, 0, sizeof(*eb));
+}
+
+// ---- the joint step
+// -------------------------------------------------------------------------------
+
+dtac_dev_env* dtac_dev_prepare(dtac_dev* dv, dtac_env_block* eb, dtac_gel_step* gels,
+                               dtac_gel_mirror* const* mirrors, int ngel, dtac_body* bodies,
+                               int nbody, const double gravity[3], double h) {
+  if (ngel > eb->maxgel || nbody > eb->maxbody) {
+    snprintf(dv->err, sizeof(dv->err), "step block too small (%d gels, %d bodies)", ngel, nbody);
+    return NULL;
+  }
+  // the sites' and colliders' poses in their bodies' frames, as the CPU step takes them
+  dtac_gels_locals(gels, ngel, bodies);
+
+  block_layout L = layout(eb->maxgel, eb->maxbody, eb->maxcol);
+  char* H = eb->host;
+  char* D = eb->dev;
+  dtac_dev_env* env = (dtac_dev_env*)(H + L.env);
+  memset(env, 0, sizeof(*env));
+  env->ngel = ngel;
+  env->nbody = nbody;
+  env->gels = (dtac_dev_gel*)(D + L.gels);
+  env->bodies = (dtac_body*)(D + L.bodies);
+  env->cur = (dtac_frame*)(D + L.cur);
+  env->wb = (double*)(D + L.wb);
+  for (int k = 0; k < 3; k++) env->gravity[k] = gravity[k];
+  env->h = h;
+  memcpy(H + L.bodies, bodies, sizeof(dtac_body) * nbody);
+
+  for (int i = 0; i < ngel; i++) {
+    dtac_gel_step* st = gels + i;
+    dtac_gel_mirror* mr = mirrors[i];
+    const dtac_gel_model* gm = st->gm;
+    int ncol = st->ncol < eb->maxcol ? st->ncol : eb->maxcol;
+
+    // the state and the contact constants where MuJoCo or a parameter changed them
+    size_t bytes = sizeof(double) * mr->size;
+    if (!mr->valid || memcmp(mr->shadow, st->state, bytes) != 0) {
+      if (dev_put(dv, mr->g.state, st->state, bytes)) return NULL;
+      memcpy(mr->shadow, st->state, bytes);
+      mr->valid = 1;
+    }
+    size_t pbytes = sizeof(dtac_contact_node_param) * gm->nsurf;
+    if (memcmp(mr->param_shadow, gm->surf_param, pbytes) != 0) {
+      if (dev_put(dv, (void*)mr->g.surf_param, gm->surf_param, pbytes)) return NULL;
+      memcpy(mr->param_shadow, gm->surf_param, pbytes);
+    }
+
+    // the descriptor: mesh and state from the mirror, this step's inputs into the block
+    dtac_dev_gel* g = (dtac_dev_gel*)(H + L.gels) + i;
+    *g = mr->g;
+    g->mat = gm->mat;
+    g->alpha = gm->alpha;
+    g->nsub = st->nsub;
+    g->site_slot = st->site_slot;
+    g->site = *st->site;
+    g->site_b = st->site_b;
+    g->ncol = ncol;
+    size_t c0 = (size_t)i * eb->maxcol;
+    dtac_collider* col = (dtac_collider*)(H + L.col) + c0;
+    int* col_slot = (int*)(H + L.col_slot) + c0;
+    double* col_local = (double*)(H + L.col_local) + 12 * c0;
+    for (int c = 0; c < ncol; c++) {
+      col[c] = st->col[c];
+      if (col[c].planes) col[c].planes = mr->dev_planes + (col[c].planes - mr->host_planes);
+      col_slot[c] = st->col_slot ? st->col_slot[c] : -1;
+    }
+    memcpy(col_local, st->s->col_local, sizeof(double) * 12 * ncol);
+    g->col = (const dtac_collider*)(D + L.col) + c0;
+    g->col_slot = (const int*)(D + L.col_slot) + c0;
+    g->col_local = (const double*)(D + L.col_local) + 12 * c0;
+    g->col_t = (dtac_collider*)(D + L.col_t) + c0;
+  }
+  if (dev_put(dv, D, H, L.col_t)) return NULL;
+  return (dtac_dev_env*)(D + L.env);
+}
+
+// the emulated device: each environment's kernel body by one host thread
+static void emu_advance(dtac_dev_env* const* envs, int n) {
+  double red[8];
+  for (int i = 0; i < n; i++) dtac_dev_advance(envs[i], 0, 1, red);
+}
+
+int dtac_dev_launch(dtac_dev* dv, dtac_dev_env* const* envs, int n) {
+  if (n <= 0) return 0;
+  if (dv->kind != DTAC_DEV_CUDA) {
+    emu_advance(envs, n);
+    return 0;
+  }
+  if (n > dv->cap) {
+    dev_free(dv, dv->ptrs);
+    dv->cap = 0;
+    dv->ptrs = dev_alloc(dv, sizeof(dtac_dev_env*) * n);
+    if (!dv->ptrs) return 1;
+    dv->cap = n;
+  }
+  if (dev_put(dv, dv->ptrs, envs, sizeof(dtac_dev_env*) * n)) return 1;
+  return dtac_cuda_advance(dv->stream, (dtac_dev_env* const*)dv->ptrs, n, dv->err,
+                           sizeof(dv->err));
+}
+
+int dtac_dev_finish(dtac_dev* dv, dtac_env_block* eb, dtac_gel_step* gels,
+                    dtac_gel_mirror* const* mirrors, int ngel, dtac_body* bodies, int nbody) {
+  block_layout L = layout(eb->maxgel, eb->maxbody, eb->maxcol);
+  // the outputs: descriptors (reports), bodies (dP, dQ), then the states
+  if (dev_get(dv, eb->host, eb->dev, L.cur)) return 1;
+  const dtac_dev_env* env = (const dtac_dev_env*)(eb->host + L.env);
+  const dtac_body* b = (const dtac_body*)(eb->host + L.bodies);
+  for (int k = 0; k < nbody; k++) {
+    memcpy(bodies[k].dP, b[k].dP, sizeof(b[k].dP));
+    memcpy(bodies[k].dQ, b[k].dQ, sizeof(b[k].dQ));
+  }
+  for (int i = 0; i < ngel; i++) {
+    dtac_gel_mirror* mr = mirrors[i];
+    const dtac_dev_gel* g = (const dtac_dev_gel*)(eb->host + L.gels) + i;
+    size_t bytes = sizeof(double) * mr->size;
+    if (dev_get(dv, gels[i].state, mr->g.state, bytes)) return 1;
+    memcpy(mr->shadow, gels[i].state, bytes);
+    dtac_step_report* rep = &gels[i].rep;
+    rep->min_J = g->min_J;
+    rep->ncontact = g->ncontact;
+    rep->nonfinite = g->nonfinite;
+    rep->nsub = env->nsub;
+  }
+  return 0;
+}

@@ -1,0 +1,219 @@
+// Devices: the `device` key, and the device code path against the CPU step. `emu` runs the
+// device kernel's body (kernels/gel_dev.h) on the host with one thread, through the same device
+// copies, uploads and downloads as a GPU (src/device.c), so these tests check that path without
+// a GPU. The same tests with `cuda` run where a GPU is present and skip (reported as skipped)
+// elsewhere.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "small_scene.h"
+
+namespace {
+
+// a model file with `device` set on every elastomer (the instances with a `site` key)
+std::string WithDevice(const std::string& file, const std::string& device) {
+  std::ifstream in(std::string(DTAC_MODELS) + "/" + file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string xml = ss.str();
+  const std::string key = "<config key=\"site\"";
+  for (size_t p = xml.find(key); p != std::string::npos; p = xml.find(key, p + 1)) {
+    std::string cfg = "<config key=\"device\" value=\"" + device + "\"/>";
+    xml.insert(p, cfg);
+    p += cfg.size();
+  }
+  return xml;
+}
+
+// what a run leaves: qpos, qvel, plugin_state, sensordata
+struct Outcome {
+  std::vector<double> qpos, qvel, state, sensor;
+  int nwarning = 0;
+  int ncontact = 0;  // gel nodes in contact at the end
+};
+
+// the controls of step t: the press scenes press in and slide, the grasp closes and lifts
+void Controls(const std::string& file, int t, double* ctrl) {
+  if (file == "grasp.xml") {
+    ctrl[1] = 0.02 * std::fmin(t / 40.0, 1.0);
+    ctrl[0] = t > 40 ? 0.0002 * (t - 40) : 0;
+  } else {
+    ctrl[0] = 0.002 * std::sin(0.05 * t);
+    ctrl[1] = (file == "press_small.xml" ? -0.0008 : -0.0072) - 0.0004 * std::sin(0.07 * t);
+  }
+}
+
+// drives scene `file` on `device` for nstep steps with a fixed control schedule; reset_at >= 0
+// saves the full state at step reset_at, steps 20 more, restores it and continues with shifted
+// controls (the device must notice the state changed behind it); copy moves the run into a
+// fresh mjData (mj_copyData) half way
+Outcome Drive(const std::string& file, const std::string& device, int nstep, int reset_at = -1,
+          bool copy = false) {
+  Scene s = Scene::FromString(WithDevice(file, device));
+  EXPECT_NE(s.m, nullptr) << s.err;
+  Outcome r;
+  if (!s.m) return r;
+  mjModel* m = s.m;
+  mjData* d = s.d;
+  int sig = mjSTATE_INTEGRATION;
+  std::vector<double> saved(mj_stateSize(m, sig));
+  mjData* work = d;
+  mjData* dcopy = nullptr;
+  int shift = 0;
+  for (int t = 0; t < nstep; t++) {
+    Controls(file, t + shift, work->ctrl);
+    mj_step(m, work);
+    if (reset_at >= 0 && t == reset_at) mj_getState(m, work, saved.data(), sig);
+    if (reset_at >= 0 && t == reset_at + 20) {
+      mj_setState(m, work, saved.data(), sig);
+      t = reset_at;
+      reset_at = -1;
+      shift = 17;  // and other controls from there on
+    }
+    if (copy && t == nstep / 2 && !dcopy) {
+      dcopy = mj_makeData(m);
+      mj_copyData(dcopy, m, work);
+      work = dcopy;
+    }
+  }
+  r.qpos.assign(work->qpos, work->qpos + m->nq);
+  r.qvel.assign(work->qvel, work->qvel + m->nv);
+  r.state.assign(work->plugin_state, work->plugin_state + m->npluginstate);
+  r.sensor.assign(work->sensordata, work->sensordata + m->nsensordata);
+  for (int i = 0; i < m->nplugin; i++) {
+    dtac_gel_info info;
+    if (dtac_gel_get_info(m, work, i, &info) == 0) {
+      r.nwarning += info.nwarning;
+      r.ncontact += info.ncontact;
+    }
+  }
+  if (dcopy) mj_deleteData(dcopy);
+  return r;
+}
+
+// largest difference relative to the largest magnitude
+double RelDiff(const std::vector<double>& a, const std::vector<double>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double scale = 1e-300, diff = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); i++) {
+    scale = std::max(scale, std::fabs(a[i]));
+    diff = std::max(diff, std::fabs(a[i] - b[i]));
+    if (!std::isfinite(b[i])) return INFINITY;
+  }
+  return diff / scale;
+}
+
+void ExpectParity(const Outcome& cpu, const Outcome& dev, double tol, const char* what) {
+  double e[4] = {RelDiff(cpu.qpos, dev.qpos), RelDiff(cpu.qvel, dev.qvel),
+                 RelDiff(cpu.state, dev.state), RelDiff(cpu.sensor, dev.sensor)};
+  std::printf("%s: rel diff qpos %.2e qvel %.2e gel state %.2e sensors %.2e\n", what, e[0], e[1],
+              e[2], e[3]);
+  for (double x : e) EXPECT_LT(x, tol) << what;
+  EXPECT_GT(cpu.ncontact, 0) << "the scene must be in contact to test it";
+  EXPECT_EQ(cpu.ncontact, dev.ncontact);
+  EXPECT_EQ(cpu.nwarning, 0);
+  EXPECT_EQ(dev.nwarning, 0);
+}
+
+// device strings under test: the emulated device always, a GPU where present
+std::vector<std::string> Devices() {
+  std::vector<std::string> v = {"emu"};
+  if (dtac_cuda_available()) v.push_back("cuda");
+  return v;
+}
+
+// CPU and device agree to rounding after 100 steps, where rounding differences (the order of
+// the reactions' sums) have had 100 steps of contact to grow
+constexpr double kTol = 1e-8;
+
+}  // namespace
+
+TEST(Device, SlidingPressMatchesCpu) {
+  Outcome cpu = Drive("press_small.xml", "cpu", 100);
+  for (const std::string& dev : Devices())
+    ExpectParity(cpu, Drive("press_small.xml", dev, 100), kTol, dev.c_str());
+}
+
+TEST(Device, GraspTwoGelsCoupledBoxMatchesCpu) {
+  Outcome cpu = Drive("grasp.xml", "cpu", 100);
+  for (const std::string& dev : Devices())
+    ExpectParity(cpu, Drive("grasp.xml", dev, 100), kTol, dev.c_str());
+}
+
+TEST(Device, TactileImagesMatchCpu) {
+  Outcome cpu = Drive("press_tactile.xml", "cpu", 30);
+  for (const std::string& dev : Devices())
+    ExpectParity(cpu, Drive("press_tactile.xml", dev, 30), kTol, dev.c_str());
+}
+
+TEST(Device, StateChangedBehindTheDeviceIsUploaded) {
+  // mj_setState in the middle, and mj_copyData into a fresh mjData: the device copy is a cache
+  Outcome cpu = Drive("press_small.xml", "cpu", 80, 30, true);
+  for (const std::string& dev : Devices()) {
+    Outcome r = Drive("press_small.xml", dev, 80, 30, true);
+    ExpectParity(cpu, r, kTol, dev.c_str());
+  }
+  // and the test can fail: without the restore the runs differ (a device that kept its own copy
+  // would have gone on from the state 20 steps later)
+  Outcome plain = Drive("press_small.xml", "emu", 80);
+  EXPECT_GT(RelDiff(cpu.qpos, plain.qpos) + RelDiff(cpu.state, plain.state), 1e-6);
+}
+
+TEST(Device, ResetDataRestartsFromRest) {
+  for (const std::string& dev : Devices()) {
+    Scene a = Scene::FromString(WithDevice("press_small.xml", "cpu"));
+    Scene b = Scene::FromString(WithDevice("press_small.xml", dev));
+    ASSERT_NE(b.m, nullptr) << b.err;
+    for (Scene* s : {&a, &b}) {
+      s->d->ctrl[1] = -0.004;
+      for (int t = 0; t < 40; t++) mj_step(s->m, s->d);
+      mj_resetData(s->m, s->d);
+      s->d->ctrl[1] = -0.002;
+      for (int t = 0; t < 40; t++) mj_step(s->m, s->d);
+    }
+    std::vector<double> sa(a.d->plugin_state, a.d->plugin_state + a.m->npluginstate);
+    std::vector<double> sb(b.d->plugin_state, b.d->plugin_state + b.m->npluginstate);
+    EXPECT_LT(RelDiff(sa, sb), kTol) << dev;
+  }
+}
+
+TEST(Device, KeyValuesAndErrors) {
+  // accepted: auto, cpu, emu (and cuda, cuda:N where a GPU is)
+  for (const char* v : {"auto", "cpu", "emu"}) {
+    Scene s = Scene::FromString(SmallScene(std::string("<config key=\"device\" value=\"") + v +
+                                           "\"/>"));
+    EXPECT_NE(s.m, nullptr) << v << ": " << s.err;
+  }
+  // a GPU that is not there is a load error naming instance, key and value
+  int n = dtac_cuda_available();
+  std::string bad = "cuda:" + std::to_string(n + 3);
+  Scene s = Scene::FromString(SmallScene("<config key=\"device\" value=\"" + bad + "\"/>"));
+  EXPECT_EQ(s.m, nullptr);
+  EXPECT_NE(s.err.find("gel"), std::string::npos) << s.err;
+  EXPECT_NE(s.err.find("device"), std::string::npos) << s.err;
+  EXPECT_NE(s.err.find(bad), std::string::npos) << s.err;
+  for (const char* v : {"cuda:", "cuda:x", "cuda:1x", "gpu"}) {
+    Scene t = Scene::FromString(SmallScene(std::string("<config key=\"device\" value=\"") + v +
+                                           "\"/>"));
+    EXPECT_EQ(t.m, nullptr) << v;
+    EXPECT_NE(t.err.find(v), std::string::npos) << t.err;
+  }
+  if (!n) {
+    Scene c = Scene::FromString(SmallScene("<config key=\"device\" value=\"cuda\"/>"));
+    EXPECT_EQ(c.m, nullptr);
+    EXPECT_NE(c.err.find("cuda"), std::string::npos) << c.err;
+  }
+}
+
+TEST(Device, CudaIsSkippedWithoutGpu) {
+  if (!dtac_cuda_available()) GTEST_SKIP() << "no CUDA device: the cuda parity runs are skipped";
+  Scene s = Scene::FromString(WithDevice("press_small.xml", "cuda"));
+  ASSERT_NE(s.m, nullptr) << s.err;
+}
