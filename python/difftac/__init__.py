@@ -17,6 +17,7 @@ from ._lib import load as _load
 
 __all__ = [
     "LibraryError", "GelInfo", "TactileInfo", "version", "library_path", "mujoco_header_version",
+    "cuda_available",
     "gels", "gel_id", "gel_info", "gel_positions", "gel_rest_positions", "contact_wrench",
     "elastic_energy", "kinetic_energy", "tactile_sensors", "tactile_info", "sensor",
     "marker_rest", "OUTPUTS", "param_names", "param_index", "param_get", "param_set",
@@ -48,6 +49,12 @@ def library_path():
 def mujoco_header_version():
     """The MuJoCo header version libdifftac.so was built against (equals ``mujoco.mj_version()``)."""
     return int(_dll.dtac_mujoco_header_version())
+
+
+def cuda_available():
+    """Number of CUDA GPUs this libdifftac.so can step gels on (0 without a GPU or without a CUDA
+    build); the elastomer's ``device`` config key picks one (docs/gpu.md)."""
+    return int(_dll.dtac_cuda_available())
 
 
 # ---- C structs (include/difftac/difftac.h) -------------------------------------------------------

@@ -68,6 +68,7 @@ def _prototype(lib):
     sig = {
         "dtac_version": (c_char_p, []),
         "dtac_mujoco_header_version": (c_int, []),
+        "dtac_cuda_available": (c_int, []),
         "dtac_gel_find": (c_int, [vp, c_char_p]),
         "dtac_gel_get_info": (c_int, [vp, vp, c_int, vp]),
         "dtac_gel_positions": (vp, [vp, vp, c_int]),

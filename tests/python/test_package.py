@@ -168,3 +168,29 @@ def test_viewer_module_parses_arguments(tmp_path):
     r = subprocess.run([sys.executable, "-m", "difftac.viewer", "--help"], capture_output=True,
                        text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT / "python")))
     assert r.returncode == 0 and "mujoco.viewer" in r.stdout
+
+
+def test_device_key_from_python():
+    """cuda_available() reports the GPUs; the `emu` device (the GPU code path on the CPU) steps
+    press_tactile as the CPU does, and a GPU that is not there is a load error naming the key."""
+    n = difftac.cuda_available()
+    assert n >= 0
+    runs = {}
+    for dev in ("cpu", "emu"):
+        xml = (ROOT / "models" / "press_tactile.xml").read_text()
+        xml = xml.replace('key="resolution" value="0.001"', 'key="resolution" value="0.002"')
+        xml = xml.replace('<config key="site"', f'<config key="device" value="{dev}"/><config key="site"')
+        m = mujoco.MjModel.from_xml_string(xml)
+        d = mujoco.MjData(m)
+        d.qpos[:2] = [-0.05, TOUCH - 0.0003]
+        d.ctrl[:] = d.qpos[:2]
+        for _ in range(5):
+            mujoco.mj_step(m, d)
+        runs[dev] = d.plugin_state.copy(), d.sensordata.copy()
+    assert np.allclose(runs["cpu"][0], runs["emu"][0], rtol=0, atol=1e-12)
+    assert np.allclose(runs["cpu"][1], runs["emu"][1], rtol=0, atol=1e-9)
+    bad = f"cuda:{n + 2}"
+    xml = (ROOT / "models" / "press_tactile.xml").read_text().replace(
+        '<config key="site"', f'<config key="device" value="{bad}"/><config key="site"')
+    with pytest.raises(ValueError, match=f"device.*{bad}"):
+        mujoco.MjModel.from_xml_string(xml)
