@@ -8,14 +8,17 @@
 // thread count: bit-identical to mj_step on it alone.
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "difftac/difftac.h"
+#include "elastomer.h"
 
 // the phases of one step
 typedef enum dtac_batch_phase_ {
-  DTAC_BATCH_STEP = 0,  // each environment's mj_step
+  DTAC_BATCH_STEP = 0,  // each environment's mj_step (gels on a device: their step deferred)
+  DTAC_BATCH_DEVICE,    // each environment's deferred device step finished (after one launch)
   DTAC_BATCH_QUIT       // workers leave their loop (dtac_batch_free)
 } dtac_batch_phase;
 
@@ -43,6 +46,13 @@ struct dtac_batch_ {
   dtac_batch_phase phase;
   mjData* const* d;
   int n;
+
+  // gels on a GPU: one launch for every environment between the two phases
+  int* nwarn;              // each environment's blow-up count before its step (cap)
+  dtac_dev_env** envs;     // the environments' prepared device steps (cap)
+  int cap;
+  dtac_dev dev;            // the batch's own stream on the environments' GPU (open: 1)
+  int dev_open;
 };
 
 // ---- phases ---------------------------------------------------------------------------------------
@@ -59,12 +69,71 @@ static int blowup_count(const mjModel* m, const mjData* d) {
   return n;
 }
 
-// phase 1: mj_step of each environment of thread w's block
+// the lead elastomer of d when its gels are stepped on a device, else NULL
+static dtac_elastomer* device_lead(const mjModel* m, const mjData* d) {
+  dtac_elastomer* e = dtac_elastomer_lead(m, d);
+  return e && e->dev.kind != DTAC_DEV_CPU ? e : NULL;
+}
+
+// phase 1: mj_step of each environment of thread w's block; gels on a device are prepared for
+// the batch's launch instead of stepped (their lead's advance defers)
 static void phase_step(dtac_batch* b, dtac_batch_worker* w, int begin, int end) {
   for (int i = begin; i < end; i++) {
-    int nwarn = blowup_count(b->m, b->d[i]);
-    mj_step(b->m, b->d[i]);
-    if (blowup_count(b->m, b->d[i]) != nwarn) w->nbad++;
+    mjData* d = b->d[i];
+    dtac_elastomer* e = device_lead(b->m, d);
+    b->nwarn[i] = blowup_count(b->m, d);
+    if (e) e->defer = 1;
+    mj_step(b->m, d);
+    if (e) e->defer = 0;
+    if (!e || !e->dev_env) {
+      if (blowup_count(b->m, d) != b->nwarn[i]) w->nbad++;
+    }
+  }
+}
+
+// phase 2 (gels on a device): each environment's download and rigid corrections; on the
+// emulated device, each environment's kernel body first, on this thread
+static void phase_device(dtac_batch* b, dtac_batch_worker* w, int begin, int end) {
+  for (int i = begin; i < end; i++) {
+    mjData* d = b->d[i];
+    dtac_elastomer* e = device_lead(b->m, d);
+    if (!e || !e->dev_env) continue;
+    if (e->dev.kind == DTAC_DEV_EMU && dtac_dev_launch(&e->dev, &e->dev_env, 1)) {
+      dtac_elastomer_device_abort(b->m, d, e);
+    } else if (dtac_elastomer_device_end(b->m, d, e, e->dev_ngel)) {
+      dtac_elastomer_device_abort(b->m, d, e);
+    }
+    if (blowup_count(b->m, d) != b->nwarn[i]) w->nbad++;
+  }
+}
+
+// one launch for every environment whose gels wait on a GPU (thread 0, between the phases); on
+// failure each of them is stepped on the CPU in phase 2 instead
+static void launch_all(dtac_batch* b) {
+  int n = 0, ordinal = 0;
+  for (int i = 0; i < b->n; i++) {
+    dtac_elastomer* e = device_lead(b->m, b->d[i]);
+    if (e && e->dev_env && e->dev.kind == DTAC_DEV_CUDA) {
+      b->envs[n++] = e->dev_env;
+      ordinal = e->dev.ordinal;
+    }
+  }
+  if (n == 0) return;
+  int fail = 0;
+  if (!b->dev_open) {
+    fail = dtac_dev_open(&b->dev, DTAC_DEV_CUDA, ordinal);
+    b->dev_open = !fail;
+  }
+  if (!fail) fail = dtac_dev_launch(&b->dev, b->envs, n);
+  if (!fail) return;
+  mju_warning("dtac_batch_step: %s", b->dev.err);
+  for (int i = 0; i < b->n; i++) {
+    dtac_elastomer* e = device_lead(b->m, b->d[i]);
+    if (e && e->dev_env && e->dev.kind == DTAC_DEV_CUDA) {
+      snprintf(e->dev.err, sizeof(e->dev.err), "the batched launch failed: %.400s", b->dev.err);
+      dtac_elastomer_device_abort(b->m, b->d[i], e);
+      e->dev_env = NULL;
+    }
   }
 }
 
@@ -76,6 +145,9 @@ static void run_share(dtac_batch* b, dtac_batch_worker* w) {
   switch (b->phase) {
     case DTAC_BATCH_STEP:
       phase_step(b, w, begin, end);
+      break;
+    case DTAC_BATCH_DEVICE:
+      phase_device(b, w, begin, end);
       break;
     case DTAC_BATCH_QUIT:
       break;
@@ -187,6 +259,9 @@ void dtac_batch_free(dtac_batch* b) {
   pthread_cond_destroy(&b->done);
   pthread_cond_destroy(&b->start);
   pthread_mutex_destroy(&b->mutex);
+  if (b->dev_open) dtac_dev_close(&b->dev);
+  free(b->nwarn);
+  free(b->envs);
   free(b->worker);
   free(b);
 }
@@ -224,16 +299,32 @@ int dtac_batch_step(dtac_batch* b, mjData* const* d, int n, int nstep) {
     }
   }
 
+  // per-environment records, grown here (not in the steps)
+  if (n > b->cap) {
+    int* nwarn = (int*)realloc(b->nwarn, sizeof(int) * n);
+    if (nwarn) b->nwarn = nwarn;
+    dtac_dev_env** envs = (dtac_dev_env**)realloc(b->envs, sizeof(dtac_dev_env*) * n);
+    if (envs) b->envs = envs;
+    if (!nwarn || !envs) {
+      mju_warning("dtac_batch_step: out of memory (%d environments)", n);
+      return -1;
+    }
+    b->cap = n;
+  }
+  int device = 0;
+  for (int i = 0; i < n && !device; i++) device = device_lead(b->m, d[i]) != NULL;
+
   b->d = d;
   b->n = n;
   for (int t = 0; t < b->nthread; t++) b->worker[t].nbad = 0;
   for (int s = 0; s < nstep; s++) {
-    // phase 1: each environment's step
+    // phase 1: each environment's step (gels on a device: prepared, not stepped)
     run_phase(b, DTAC_BATCH_STEP);
+    if (!device) continue;
 
-    // the CUDA backend splits phase 1 here into: the rigid step of each environment with the
-    // gel advance deferred (threads) -> one device launch advancing every environment's gels
-    // (thread 0) -> each environment's corrections from its advanced gels (threads)
+    // one launch for all environments' gels, then phase 2: each environment's results
+    launch_all(b);
+    run_phase(b, DTAC_BATCH_DEVICE);
   }
   b->d = NULL;
 

@@ -312,7 +312,10 @@ static int device_setup(const mjModel* m, mjData* d, dtac_elastomer* e, char* er
       fprintf(stderr, "difftac: no CUDA device: gels are stepped on the CPU (device 'auto')\n");
     }
   }
-  dtac_elastomer* lead = dtac_elastomer_lead(m, d);
+  // the lead: the first elastomer instance, initialised before this one (the plugin_data of
+  // later instances is not set yet)
+  dtac_elastomer* lead = NULL;
+  for (int i = 0; i < e->instance && !lead; i++) lead = dtac_elastomer_get(m, d, i);
   if (lead && lead->dev.kind != kind) {
     snprintf(err, errlen,
              "key 'device' is '%s' here but '%s' for instance '%s': the gels of one model are "
@@ -910,6 +913,7 @@ int dtac_elastomer_device_begin(const mjModel* m, mjData* d, dtac_elastomer* lea
   double gravity[3];
   gravity_of(m, gravity);
   for (int i = 0; i < ngel; i++) lead->mirrors[i] = &lead->gels[i]->mirror;
+  lead->dev_ngel = ngel;
   lead->dev_env = dtac_dev_prepare(&lead->dev, &lead->block, lead->steps, lead->mirrors, ngel,
                                    lead->slot, lead->nslot, gravity, m->opt.timestep);
   if (!lead->dev_env) {
@@ -952,6 +956,26 @@ void dtac_elastomer_advance_end(const mjModel* m, mjData* d, dtac_elastomer* e, 
   }
 }
 
+// the joint step on the CPU, from the setup of this step, and the rest of advance
+static void cpu_advance(const mjModel* m, mjData* d, dtac_elastomer* e, int ngel) {
+  double gravity[3];
+  gravity_of(m, gravity);
+  double* tape = NULL;
+  if (e->record && e->tape) {
+    if (dtac_gels_tape_size(e->steps, ngel, e->nslot) <= e->tape_size) tape = e->tape;
+    mju_copy(e->rec_qpos, d->qpos, m->nq);
+    mju_copy(e->rec_qvel, d->qvel, m->nv);
+  }
+  dtac_gels_advance_tape(e->steps, ngel, e->slot, e->nslot, gravity, m->opt.timestep, tape);
+  dtac_elastomer_advance_end(m, d, e, ngel);
+}
+
+void dtac_elastomer_device_abort(const mjModel* m, mjData* d, dtac_elastomer* lead) {
+  int ngel = lead->dev_ngel;
+  device_failed(m, d, lead, ngel);
+  cpu_advance(m, d, lead, ngel);
+}
+
 // time integration of the gel over one MuJoCo step, after MuJoCo advanced qpos and qvel: the
 // joint step of all gels on the lead's device (one launch for every substep), or on the CPU
 // (always while the gradient tape records)
@@ -963,23 +987,13 @@ static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
     if (!dtac_elastomer_device_begin(m, d, e, ngel)) {
       if (e->defer) return;  // dtac_batch_step launches it with other environments
       if (dtac_dev_launch(&e->dev, &e->dev_env, 1) == 0) {
-        dtac_elastomer_device_end(m, d, e, ngel);
-        return;
+        if (dtac_elastomer_device_end(m, d, e, ngel) == 0) return;
+      } else {
+        device_failed(m, d, e, ngel);
       }
-      device_failed(m, d, e, ngel);
     }
   }
-
-  double gravity[3];
-  gravity_of(m, gravity);
-  double* tape = NULL;
-  if (e->record && e->tape) {
-    if (dtac_gels_tape_size(e->steps, ngel, e->nslot) <= e->tape_size) tape = e->tape;
-    mju_copy(e->rec_qpos, d->qpos, m->nq);
-    mju_copy(e->rec_qvel, d->qvel, m->nv);
-  }
-  dtac_gels_advance_tape(e->steps, ngel, e->slot, e->nslot, gravity, m->opt.timestep, tape);
-  dtac_elastomer_advance_end(m, d, e, ngel);
+  cpu_advance(m, d, e, ngel);
 }
 
 // draws the deformed gel surface (top face), coloured by indentation

@@ -67,6 +67,7 @@ typedef struct dtac_elastomer_ {
   dtac_gel_mirror** mirrors;  // lead: the mirrors of the gels of the joint step (maxgel)
   int defer;                // lead: advance prepares the device step only (dtac_batch runs it)
   dtac_dev_env* dev_env;    // lead: the prepared step's device address (NULL: none pending)
+  int dev_ngel;             // lead: gels of the prepared step
   // gradients (plugin/grad.c)
   int frozen;        // 1: compute and advance do nothing (the rigid step alone)
   int fixed;         // 1: the joint step's setup keeps its collider and body lists (lead)
@@ -118,6 +119,9 @@ int dtac_elastomer_device_begin(const mjModel* m, mjData* d, dtac_elastomer* lea
 int dtac_elastomer_device_end(const mjModel* m, mjData* d, dtac_elastomer* lead, int ngel);
 // the rest of advance after the gels' step: the rigid corrections and each gel's report
 void dtac_elastomer_advance_end(const mjModel* m, mjData* d, dtac_elastomer* lead, int ngel);
+// a prepared device step whose launch failed: reported, and the step taken on the CPU (the
+// device is off for this mjData from then on)
+void dtac_elastomer_device_abort(const mjModel* m, mjData* d, dtac_elastomer* lead);
 
 // the first elastomer instance of d (the one that steps all gels jointly), or NULL
 dtac_elastomer* dtac_elastomer_lead(const mjModel* m, const mjData* d);

@@ -217,3 +217,50 @@ TEST(Device, CudaIsSkippedWithoutGpu) {
   Scene s = Scene::FromString(WithDevice("press_small.xml", "cuda"));
   ASSERT_NE(s.m, nullptr) << s.err;
 }
+
+TEST(Device, BatchOfEnvironmentsMatchesSteppingEachAlone) {
+  // dtac_batch_step with gels on a device: every environment's MuJoCo step on the threads with
+  // the gels deferred, one launch for all, then each environment's download and corrections;
+  // bit-identical to mj_step on each alone on the same device, and to rounding to the CPU
+  for (const std::string& dev : Devices()) {
+    Scene s = Scene::FromString(WithDevice("grasp.xml", dev));
+    ASSERT_NE(s.m, nullptr) << s.err;
+    const int n = 4, nstep = 50;
+    std::vector<mjData*> batch(n), alone(n), cpu(n);
+    Scene c = Scene::FromString(WithDevice("grasp.xml", "cpu"));
+    for (int i = 0; i < n; i++) {
+      batch[i] = mj_makeData(s.m);
+      alone[i] = mj_makeData(s.m);
+      cpu[i] = mj_makeData(c.m);
+      for (mjData* d : {batch[i], alone[i], cpu[i]}) d->qvel[0] = 0.002 * i;  // distinct runs
+    }
+    dtac_batch* b = dtac_batch_make(s.m, 3);
+    ASSERT_NE(b, nullptr);
+    for (int t = 0; t < nstep; t++) {
+      for (int i = 0; i < n; i++) {
+        Controls("grasp.xml", t + 3 * i, batch[i]->ctrl);
+        Controls("grasp.xml", t + 3 * i, alone[i]->ctrl);
+        Controls("grasp.xml", t + 3 * i, cpu[i]->ctrl);
+        mj_step(s.m, alone[i]);
+        mj_step(c.m, cpu[i]);
+      }
+      EXPECT_EQ(dtac_batch_step(b, batch.data(), n, 1), 0);
+    }
+    for (int i = 0; i < n; i++) {
+      std::vector<double> sb(batch[i]->plugin_state, batch[i]->plugin_state + s.m->npluginstate);
+      std::vector<double> sa(alone[i]->plugin_state, alone[i]->plugin_state + s.m->npluginstate);
+      std::vector<double> sc(cpu[i]->plugin_state, cpu[i]->plugin_state + s.m->npluginstate);
+      EXPECT_EQ(sb, sa) << dev << " env " << i;
+      for (int k = 0; k < s.m->nq; k++) EXPECT_EQ(batch[i]->qpos[k], alone[i]->qpos[k]) << k;
+      EXPECT_LT(RelDiff(sc, sb), kTol) << dev << " env " << i;
+      if (i > 0) EXPECT_NE(sb, std::vector<double>(batch[0]->plugin_state,
+                                                   batch[0]->plugin_state + s.m->npluginstate));
+    }
+    dtac_batch_free(b);
+    for (int i = 0; i < n; i++) {
+      mj_deleteData(batch[i]);
+      mj_deleteData(alone[i]);
+      mj_deleteData(cpu[i]);
+    }
+  }
+}
