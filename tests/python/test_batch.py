@@ -161,3 +161,46 @@ def test_batch_rejects_bad_arguments(model):
         assert batch.step(0) is True
         assert "2 MjData" in repr(batch)
     assert all(d.time == 0 for d in datas)
+
+
+def test_vector_env_matches_single_envs_and_autoresets():
+    """examples/tactile_grasp_vec_env.py: its sub-environments step exactly as TactileGraspEnv
+    alone does (same seeds, same actions), through an autoreset, in a short random rollout."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    import tactile_grasp_env as tge
+    import tactile_grasp_vec_env as tgv
+
+    n, kwargs = 3, dict(max_episode_steps=4)
+    envs = tgv.TactileGraspVectorEnv(num_envs=n, nthread=2, **kwargs)
+    singles = [tge.TactileGraspEnv(**kwargs) for _ in range(n)]
+    obs, _ = envs.reset(seed=7)
+    assert obs["tactile"].shape == (n,) + envs.single_observation_space["tactile"].shape
+    assert envs.observation_space.contains(obs)
+    ref = [e.reset(seed=7 + i)[0] for i, e in enumerate(singles)]
+    envs.action_space.seed(1)
+    saw_reset = False
+    for t in range(6):
+        actions = envs.action_space.sample()
+        obs, reward, term, trunc, info = envs.step(actions)
+        for i, e in enumerate(singles):
+            if t == 4:  # the step after truncation: the vector env resets
+                o, r = e.reset()[0], 0.0
+                saw_reset = True
+            else:
+                o, r, _, tr, _ = e.step(actions[i])
+                assert trunc[i] == tr
+            for k in o:
+                assert np.array_equal(obs[k][i], o[k]), f"env {i} step {t} {k}"
+            assert reward[i] == r
+        assert np.all(np.isfinite(obs["tactile"]))
+    assert saw_reset
+    # the comparison sees a 1e-12 m change of a joint position
+    a = envs.action_space.sample()
+    o1 = envs.step(a)[0]
+    b = singles[0]
+    q = b._qadr[0]
+    b.data.qpos[q] += 1e-12
+    o2 = b.step(a[0])[0]
+    assert not np.array_equal(o1["qpos"][0], o2["qpos"])
+    envs.close()
+    assert envs.batch._b is None
