@@ -69,9 +69,35 @@ static mjModel* load_string(const char* xml) {
   return m;
 }
 
+// the device every gel is stepped on: $DTAC_DEVICE (cpu, cuda, cuda:N, emu) or the model's own
+static const char* device(void) {
+  const char* dev = getenv("DTAC_DEVICE");
+  return dev && dev[0] ? dev : "model";
+}
+
+// xml (freed) with <config key="device"> set to $DTAC_DEVICE before each elastomer's site key
+static char* with_device(char* xml) {
+  const char* dev = getenv("DTAC_DEVICE");
+  const char* key = "<config key=\"site\"";
+  if (!xml || !dev || !dev[0]) return xml;
+  int count = 0;
+  for (const char* at = strstr(xml, key); at; at = strstr(at + 1, key)) count++;
+  size_t n = strlen(xml) + count * (strlen(dev) + 40) + 1;
+  char* out = (char*)malloc(n);
+  char* o = out;
+  const char* p = xml;
+  for (const char* at = strstr(p, key); at; at = strstr(p, key)) {
+    o += sprintf(o, "%.*s<config key=\"device\" value=\"%s\"/><", (int)(at - p), p, dev);
+    p = at + 1;  // the key's '<' is written
+  }
+  strcpy(o, p);
+  free(xml);
+  return out;
+}
+
 // press.xml with the gel's resolution (the one config value "0.001") replaced
 static mjModel* load_press(const char* resolution) {
-  char* xml = read_file(DTAC_MODELS "/press.xml");
+  char* xml = with_device(read_file(DTAC_MODELS "/press.xml"));
   if (!xml) return NULL;
   const char* key = "<config key=\"resolution\" value=\"0.001\"/>";
   char* at = strstr(xml, key);
@@ -138,10 +164,10 @@ static void single_env(const char* resolution, double min_s, int max_steps) {
     mj_step(m, d);
     n++;
   } while ((t = now_s() - t1) < min_s && n < max_steps);
-  printf("{\"bench\":\"single_env\",\"scene\":\"press.xml\",\"resolution\":%s,\"nnode\":%d,"
+  printf("{\"bench\":\"single_env\",\"device\":\"%s\",\"scene\":\"press.xml\",\"resolution\":%s,\"nnode\":%d,"
          "\"ntet\":%d,\"nsub\":%d,\"load_s\":%.3f,\"steps\":%ld,\"seconds\":%.3f,"
          "\"steps_per_s\":%.4g,\"rtf\":%.4g}\n",
-         resolution, info.nnode, info.ntet, info.nsub, load_s, n, t, n / t,
+         device(), resolution, info.nnode, info.ntet, info.nsub, load_s, n, t, n / t,
          n / t * m->opt.timestep);
   fflush(stdout);
   fprintf(stderr, "press.xml resolution %-8s %7d nodes %7d tets nsub %4d  load %6.1f s  %9.3g steps/s\n",
@@ -155,12 +181,11 @@ int main(int argc, char** argv) {
   int fine_steps = argc > 2 ? atoi(argv[2]) : 1;
   mj_loadPluginLibrary(DTAC_LIB);
 
-  char err[1000] = "";
-  mjModel* m = mj_loadXML(DTAC_MODELS "/press_small.xml", NULL, err, sizeof(err));
-  if (!m) {
-    fprintf(stderr, "bench_batch: %s\n", err);
-    return 1;
-  }
+  char* xml = with_device(read_file(DTAC_MODELS "/press_small.xml"));
+  mjModel* m = xml ? load_string(xml) : NULL;
+  free(xml);
+  if (!m) return 1;
+  fprintf(stderr, "device: %s\n", device());
   // the start of every environment: the pad pressed 0.5 mm onto the ball, in contact
   mjData* d0 = mj_makeData(m);
   d0->ctrl[1] = -0.002;
@@ -174,9 +199,9 @@ int main(int argc, char** argv) {
   long nseq;
   double seq = time_sequential(m, d1, min_s, &nseq);
   mj_deleteData(d1);
-  printf("{\"bench\":\"batch_sequential\",\"scene\":\"press_small.xml\",\"nnode\":%d,\"ntet\":%d,"
-         "\"nsub\":%d,\"ncontact\":%d,\"steps\":%ld,\"steps_per_s\":%.4g}\n",
-         info.nnode, info.ntet, info.nsub, info.ncontact, nseq, seq);
+  printf("{\"bench\":\"batch_sequential\",\"device\":\"%s\",\"scene\":\"press_small.xml\","
+         "\"nnode\":%d,\"ntet\":%d,\"nsub\":%d,\"ncontact\":%d,\"steps\":%ld,\"steps_per_s\":%.4g}\n",
+         device(), info.nnode, info.ntet, info.nsub, info.ncontact, nseq, seq);
   fflush(stdout);
   fprintf(stderr, "press_small.xml: %d nodes, %d tets, nsub %d, %d nodes in contact\n", info.nnode,
           info.ntet, info.nsub, info.ncontact);
@@ -212,11 +237,12 @@ int main(int argc, char** argv) {
       double s, cores, rate = time_batch(b, d, n, min_s, &ncall, &s, &cores);
       int nthread = dtac_batch_nthread(b);
       double mb = (rss_mb() - rss0) / nmade;
-      printf("{\"bench\":\"batch\",\"scene\":\"press_small.xml\",\"n\":%d,\"nthread\":%d,"
+      printf("{\"bench\":\"batch\",\"device\":\"%s\",\"scene\":\"press_small.xml\",\"n\":%d,"
+             "\"nthread\":%d,"
              "\"steps\":%ld,\"seconds\":%.3f,\"env_steps_per_s\":%.4g,\"sequential_steps_per_s\":"
              "%.4g,\"ratio_to_sequential\":%.3f,\"ratio_per_thread\":%.3f,\"cores_used\":%.2f,"
              "\"mb_per_env\":%.3f,\"make_ms_per_env\":%.3f}\n",
-             n, nthread, ncall, s, rate, seq, rate / seq, rate / seq / nthread, cores, mb,
+             device(), n, nthread, ncall, s, rate, seq, rate / seq, rate / seq / nthread, cores, mb,
              1e3 * make_s / nmade);
       fflush(stdout);
       fprintf(stderr, "%6d %8d %8ld %12.2f %14.4g %10.3f %10.3f %7.2f %9.2f\n", n, nthread, ncall,
