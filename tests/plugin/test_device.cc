@@ -264,3 +264,27 @@ TEST(Device, BatchOfEnvironmentsMatchesSteppingEachAlone) {
     }
   }
 }
+
+TEST(Device, GradientsMatchCpu) {
+  // the tape records on the CPU (docs/gpu.md): a device model's transition Jacobians after device
+  // steps equal the CPU model's after CPU steps
+  std::vector<std::vector<double>> AB[2];
+  const char* devs[2] = {"cpu", "emu"};
+  for (int k = 0; k < 2; k++) {
+    Scene s = Scene::FromString(WithDevice("press_small.xml", devs[k]));
+    ASSERT_NE(s.m, nullptr) << s.err;
+    for (int t = 0; t < 40; t++) {
+      Controls("press_small.xml", t, s.d->ctrl);
+      mj_step(s.m, s.d);
+    }
+    int ndx = 2 * s.m->nv + s.m->na, nu = s.m->nu;
+    std::vector<double> A(ndx * ndx), B(ndx * nu);
+    ASSERT_EQ(dtac_transition(s.m, s.d, A.data(), B.data(), nullptr, nullptr), 0);
+    AB[k] = {A, B};
+    double amax = 0;
+    for (double a : A) amax = std::max(amax, std::fabs(a));
+    EXPECT_GT(amax, 0);
+  }
+  EXPECT_LT(RelDiff(AB[0][0], AB[1][0]), kTol);
+  EXPECT_LT(RelDiff(AB[0][1], AB[1][1]), kTol);
+}
