@@ -57,18 +57,6 @@ struct dtac_batch_ {
 
 // ---- phases ---------------------------------------------------------------------------------------
 
-// blow-up warnings d has counted: the gels' (a non-finite gel is reset to rest) and MuJoCo's
-// bad-state warnings (the state is reset)
-static int blowup_count(const mjModel* m, const mjData* d) {
-  int n = d->warning[mjWARN_BADQPOS].number + d->warning[mjWARN_BADQVEL].number +
-          d->warning[mjWARN_BADQACC].number;
-  for (int i = 0; i < m->nplugin; i++) {
-    dtac_gel_info info;
-    if (dtac_gel_get_info(m, d, i, &info) == 0) n += info.nwarning;
-  }
-  return n;
-}
-
 // the lead elastomer of d when its gels are stepped on a device, else NULL
 static dtac_elastomer* device_lead(const mjModel* m, const mjData* d) {
   dtac_elastomer* e = dtac_elastomer_lead(m, d);
@@ -81,12 +69,12 @@ static void phase_step(dtac_batch* b, dtac_batch_worker* w, int begin, int end) 
   for (int i = begin; i < end; i++) {
     mjData* d = b->d[i];
     dtac_elastomer* e = device_lead(b->m, d);
-    b->nwarn[i] = blowup_count(b->m, d);
+    b->nwarn[i] = dtac_blowup_count(b->m, d);
     if (e) e->defer = 1;
     mj_step(b->m, d);
     if (e) e->defer = 0;
     if (!e || !e->dev_env) {
-      if (blowup_count(b->m, d) != b->nwarn[i]) w->nbad++;
+      if (dtac_blowup_count(b->m, d) != b->nwarn[i]) w->nbad++;
     }
   }
 }
@@ -103,7 +91,7 @@ static void phase_device(dtac_batch* b, dtac_batch_worker* w, int begin, int end
     } else if (dtac_elastomer_device_end(b->m, d, e, e->dev_ngel)) {
       dtac_elastomer_device_abort(b->m, d, e);
     }
-    if (blowup_count(b->m, d) != b->nwarn[i]) w->nbad++;
+    if (dtac_blowup_count(b->m, d) != b->nwarn[i]) w->nbad++;
   }
 }
 

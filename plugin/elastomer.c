@@ -813,6 +813,16 @@ void dtac_elastomer_corrections(const mjModel* m, mjData* d, dtac_elastomer* e) 
   mj_integratePos(m, d->qpos, dq, 1);
 }
 
+int dtac_blowup_count(const mjModel* m, const mjData* d) {
+  int n = d->warning[mjWARN_BADQPOS].number + d->warning[mjWARN_BADQVEL].number +
+          d->warning[mjWARN_BADQACC].number;
+  for (int i = 0; i < m->nplugin; i++) {
+    const dtac_elastomer* e = dtac_elastomer_get(m, d, i);
+    if (e) n += e->nwarning;
+  }
+  return n;
+}
+
 dtac_elastomer* dtac_elastomer_lead(const mjModel* m, const mjData* d) {
   for (int i = 0; i < m->nplugin; i++) {
     dtac_elastomer* g = dtac_elastomer_get(m, d, i);

@@ -123,6 +123,11 @@ void dtac_elastomer_advance_end(const mjModel* m, mjData* d, dtac_elastomer* lea
 // device is off for this mjData from then on)
 void dtac_elastomer_device_abort(const mjModel* m, mjData* d, dtac_elastomer* lead);
 
+// blow-ups d has counted: the gels' warnings (a gel that became non-finite is reset to rest and
+// counted) and MuJoCo's bad qpos/qvel/qacc warnings (MuJoCo resets the state); a step whose
+// count rose blew up
+int dtac_blowup_count(const mjModel* m, const mjData* d);
+
 // the first elastomer instance of d (the one that steps all gels jointly), or NULL
 dtac_elastomer* dtac_elastomer_lead(const mjModel* m, const mjData* d);
 

@@ -243,18 +243,6 @@ void dtac_tape_reset(dtac_tape* tp) {
   tp->broken = -1;
 }
 
-// warnings of blow-ups in d: the gels' (a gel that became non-finite is reset and counted) and
-// MuJoCo's own (an unstable state is reset)
-static int gel_warnings(const mjModel* m, const mjData* d) {
-  int n = d->warning[mjWARN_BADQPOS].number + d->warning[mjWARN_BADQVEL].number +
-          d->warning[mjWARN_BADQACC].number;
-  for (int i = 0; i < m->nplugin; i++) {
-    dtac_gel_info info;
-    if (dtac_gel_get_info(m, d, i, &info) == 0) n += info.nwarning;
-  }
-  return n;
-}
-
 int dtac_tape_step(dtac_tape* tp) {
   if (tp->n >= tp->T) {
     mju_warning("dtac_tape_step: the tape is full (%d steps)", tp->T);
@@ -264,9 +252,9 @@ int dtac_tape_step(dtac_tape* tp) {
     mj_getState(tp->m, tp->d, tp->ckpt + (size_t)(tp->n / tp->every) * tp->nstate, tp->sig);
   }
   mj_getState(tp->m, tp->d, tp->user + (size_t)tp->n * tp->nuser, mjSTATE_USER);
-  int nwarn = gel_warnings(tp->m, tp->d);
+  int nwarn = dtac_blowup_count(tp->m, tp->d);
   mj_step(tp->m, tp->d);
-  if (tp->broken < 0 && gel_warnings(tp->m, tp->d) != nwarn) tp->broken = tp->n;
+  if (tp->broken < 0 && dtac_blowup_count(tp->m, tp->d) != nwarn) tp->broken = tp->n;
   return tp->n++;
 }
 

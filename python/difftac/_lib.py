@@ -124,3 +124,31 @@ def load():
         mujoco.mj_loadPluginLibrary(str(path))
         _state["lib"], _state["path"] = lib, path
         return lib, path
+
+
+class CHandle:
+    """A Python owner of one C object: ``close()`` frees it once (``_free`` names how), and so do
+    ``with`` and garbage collection. Subclasses keep the pointer in ``_handle``."""
+
+    _handle = None
+
+    def _free(self, handle):
+        raise NotImplementedError
+
+    def close(self):
+        """Frees the C object (idempotent)."""
+        if getattr(self, "_handle", None):
+            self._free(self._handle)
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may be gone already
+            pass

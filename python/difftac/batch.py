@@ -13,6 +13,7 @@ import ctypes
 import mujoco
 
 from ._lib import LibraryError
+from ._lib import CHandle
 from ._lib import load as _load
 
 __all__ = ["Batch", "make_datas"]
@@ -49,7 +50,7 @@ def make_datas(model, n):
     return [mujoco.MjData(model) for _ in range(int(n))]
 
 
-class Batch:
+class Batch(CHandle):
     """Steps the ``MjData`` of ``datas`` (all made for ``model``) with ``dtac_batch_step``, on
     ``nthread`` threads (0: one per CPU; the calling thread is one of them). The worker threads
     are started once, here, and stopped by :meth:`close` (or a ``with`` block, or when the batch
@@ -73,8 +74,8 @@ class Batch:
             raise ValueError(f"nthread = {nthread} must be 0 (one per CPU) or more")
         self._model, self._datas = model, datas  # the C batch points into both
         self._ptrs = (ctypes.c_void_p * len(datas))(*[d._address for d in datas])
-        self._b = _dll.dtac_batch_make(ctypes.c_void_p(model._address), int(nthread))
-        if not self._b:
+        self._handle = _dll.dtac_batch_make(ctypes.c_void_p(model._address), int(nthread))
+        if not self._handle:
             raise RuntimeError("dtac_batch_make failed (see the MuJoCo warning)")
 
     @property
@@ -95,9 +96,9 @@ class Batch:
         return int(_dll.dtac_batch_nthread(self._live()))
 
     def _live(self):
-        if not self._b:
+        if not self._handle:
             raise RuntimeError("the batch is closed")
-        return self._b
+        return self._handle
 
     def step(self, nstep=1):
         """``mujoco.mj_step`` ``nstep`` times on every MjData, in parallel (the GIL is released).
@@ -109,24 +110,9 @@ class Batch:
         rc = _dll.dtac_batch_step(self._live(), self._ptrs, len(self._datas), int(nstep))
         return rc == 0
 
-    def close(self):
-        """Stops the worker threads and frees the C batch (idempotent)."""
-        if getattr(self, "_b", None):
-            _dll.dtac_batch_free(self._b)
-            self._b = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: the library may be gone already
-            pass
+    def _free(self, handle):
+        _dll.dtac_batch_free(handle)
 
     def __repr__(self):
-        state = f"nthread={self.nthread}" if self._b else "closed"
+        state = f"nthread={self.nthread}" if self._handle else "closed"
         return f"<difftac.Batch of {len(self._datas)} MjData, {state}>"

@@ -9,6 +9,7 @@ import ctypes
 import mujoco
 import numpy as np
 
+from ._lib import CHandle
 from ._lib import load as _load
 
 __all__ = ["param_names", "param_index", "param_get", "param_set", "grad_state_size", "Tape",
@@ -106,7 +107,7 @@ def grad_state_size(model):
 
 # ---- tape ------------------------------------------------------------------------------------------
 
-class Tape:
+class Tape(CHandle):
     """Records up to ``nstep`` ``mj_step`` calls of ``data`` and differentiates them in reverse.
 
     Creating it runs ``mj_forward(model, data)``. Set ``data.ctrl`` (or pass ``ctrl`` to
@@ -127,8 +128,8 @@ class Tape:
         self._model, self._data = model, data  # the C tape points into both
         self.capacity = int(nstep)
         self.every = int(every)
-        self._tp = _dll.dtac_tape_make(_ptr(model), _ptr(data), self.capacity, self.every)
-        if not self._tp:
+        self._handle = _dll.dtac_tape_make(_ptr(model), _ptr(data), self.capacity, self.every)
+        if not self._handle:
             raise RuntimeError(f"dtac_tape_make failed for {nstep} steps (see the MuJoCo warning)")
         self.nx = grad_state_size(model)
         self.nparam = int(_dll.dtac_param_count(_ptr(model)))
@@ -142,9 +143,9 @@ class Tape:
         return self._data
 
     def _live(self):
-        if not self._tp:
+        if not self._handle:
             raise RuntimeError("the tape is closed")
-        return self._tp
+        return self._handle
 
     @property
     def nstep(self):
@@ -229,26 +230,11 @@ class Tape:
                         f"one of them may have no derivative in this library)")
         return " (see the MuJoCo warning)"
 
-    def close(self):
-        """Frees the C tape (idempotent)."""
-        if getattr(self, "_tp", None):
-            _dll.dtac_tape_free(self._tp)
-            self._tp = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: the library may be gone already
-            pass
+    def _free(self, handle):
+        _dll.dtac_tape_free(handle)
 
     def __repr__(self):
-        if not self._tp:
+        if not self._handle:
             return "<difftac.Tape closed>"
         return (f"<difftac.Tape {self.nstep}/{self.capacity} steps, {self.memory} bytes>")
 

@@ -6,6 +6,7 @@
 #include <mujoco/mujoco.h>
 
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 inline void dtac_test_load_library() {
@@ -14,6 +15,18 @@ inline void dtac_test_load_library() {
     mj_loadPluginLibrary(DTAC_LIB);
     loaded = true;
   }
+}
+
+// the text of models/<name> ("" if it cannot be read)
+inline std::string ReadModelFile(const char* name) {
+  std::string path = std::string(DTAC_MODELS) + "/" + name, xml;
+  FILE* f = fopen(path.c_str(), "rb");
+  if (!f) return xml;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) xml.append(buf, n);
+  fclose(f);
+  return xml;
 }
 
 // a model and data loaded from an MJCF file or string; err holds the load error

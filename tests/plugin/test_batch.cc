@@ -19,17 +19,6 @@
 
 namespace {
 
-std::string ReadModelFile(const char* name) {
-  std::string path = std::string(DTAC_MODELS) + "/" + name, xml;
-  FILE* f = fopen(path.c_str(), "rb");
-  if (!f) return xml;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) xml.append(buf, n);
-  fclose(f);
-  return xml;
-}
-
 // models/grasp.xml with 4 mm gels (fast)
 std::string BatchGrasp() {
   std::string xml = ReadModelFile("grasp.xml");

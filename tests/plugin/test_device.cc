@@ -7,8 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,10 +17,7 @@ namespace {
 
 // a model file with `device` set on every elastomer (the instances with a `site` key)
 std::string WithDevice(const std::string& file, const std::string& device) {
-  std::ifstream in(std::string(DTAC_MODELS) + "/" + file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string xml = ss.str();
+  std::string xml = ReadModelFile(file.c_str());
   const std::string key = "<config key=\"site\"";
   for (size_t p = xml.find(key); p != std::string::npos; p = xml.find(key, p + 1)) {
     std::string cfg = "<config key=\"device\" value=\"" + device + "\"/>";

@@ -15,21 +15,9 @@
 
 namespace {
 
-// a finger on x and z slides presses a gel pad onto a sphere and slides over it
-std::string ReadModel(const char* name) {
-  std::string path = std::string(DTAC_MODELS) + "/" + name, xml;
-  FILE* f = fopen(path.c_str(), "rb");
-  if (!f) return xml;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) xml.append(buf, n);
-  fclose(f);
-  return xml;
-}
-
 // the same with tactile sensors on the pad: every output kind, small images
 std::string PressTactile() {
-  std::string xml = ReadModel("press_small.xml"), sensors;
+  std::string xml = ReadModelFile("press_small.xml"), sensors;
   for (const char* out : {"rgb", "pressure", "shear", "depth", "markers", "force"}) {
     std::string o = out;
     sensors += "<plugin name=\"" + o +
@@ -59,7 +47,7 @@ void PressSlide(mjData* d, int t, double* u) {
 // models/grasp.xml with 4 mm gels, the equality constraint coupling the fingers solved to
 // convergence
 std::string CoarseGrasp() {
-  std::string xml = ReadModel("grasp.xml");
+  std::string xml = ReadModelFile("grasp.xml");
   for (size_t p; (p = xml.find("value=\"0.002\"")) != std::string::npos;) {
     xml.replace(p, 13, "value=\"0.004\"");
   }
@@ -89,7 +77,7 @@ void PressDeep(const mjModel* m, mjData* d) {
 }
 
 TEST(Params, NamesGetSet) {
-  Scene s = Scene::FromString(ReadModel("press_small.xml"));
+  Scene s = Scene::FromString(ReadModelFile("press_small.xml"));
   ASSERT_TRUE(s.m) << s.err;
   ASSERT_EQ(dtac_param_count(s.m), 8);
   char name[128];
@@ -342,7 +330,7 @@ class RolloutGrad : public ::testing::Test {
 };
 
 TEST_F(RolloutGrad, PressAndSlideMatchesFiniteDifferences) {
-  Scene s = Scene::FromString(ReadModel("press_small.xml"));
+  Scene s = Scene::FromString(ReadModelFile("press_small.xml"));
   ASSERT_TRUE(s.m) << s.err;
   Check(s, "gel", 40, 100, PressSlide);
 }
@@ -448,7 +436,7 @@ void CheckTransition(Scene& s, int warm, std::function<void(mjData*, int, double
 }
 
 TEST(Transition, PressMatchesFiniteDifferences) {
-  Scene s = Scene::FromString(ReadModel("press_small.xml"));
+  Scene s = Scene::FromString(ReadModelFile("press_small.xml"));
   ASSERT_TRUE(s.m) << s.err;
   CheckTransition(s, 60, PressSlide);
 }
@@ -462,7 +450,7 @@ TEST(Transition, GraspMatchesFiniteDifferences) {
 // a gel that blew up (and was reset) inside the recording has no gradient; non-finite cotangents
 // are refused, never passed on
 TEST(Tape, RefusesBlownUpRolloutsAndNonFiniteCotangents) {
-  Scene s = Scene::FromString(ReadModel("press_small.xml"));
+  Scene s = Scene::FromString(ReadModelFile("press_small.xml"));
   ASSERT_TRUE(s.m) << s.err;
   const mjModel* m = s.m;
   mjData* d = s.d;
@@ -620,7 +608,7 @@ TEST(Transition, TactileRowsMatchFiniteDifferences) {
 // tapes of different mjData in different threads give what they give one after another: no
 // hidden shared state (RL runs many environments in threads)
 TEST(Tape, ThreadsShareNothing) {
-  Scene s = Scene::FromString(ReadModel("press_small.xml"));
+  Scene s = Scene::FromString(ReadModelFile("press_small.xml"));
   ASSERT_TRUE(s.m) << s.err;
   const mjModel* m = s.m;
   const int nthread = 3, T = 8, nx = dtac_grad_state_size(m);

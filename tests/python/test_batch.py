@@ -203,4 +203,4 @@ def test_vector_env_matches_single_envs_and_autoresets():
     o2 = b.step(a[0])[0]
     assert not np.array_equal(o1["qpos"][0], o2["qpos"])
     envs.close()
-    assert envs.batch._b is None
+    assert envs.batch._handle is None
