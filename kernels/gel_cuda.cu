@@ -49,9 +49,11 @@ DTAC_EXPORT void dtac_cuda_close(int ordinal, void* stream) {
   cudaStreamDestroy((cudaStream_t)stream);
 }
 
-DTAC_EXPORT void* dtac_cuda_alloc(size_t n, char* err, size_t errlen) {
+DTAC_EXPORT void* dtac_cuda_alloc(int ordinal, size_t n, char* err, size_t errlen) {
   void* p = NULL;
-  if (check(cudaMalloc(&p, n), "cudaMalloc", err, errlen)) return NULL;
+  if (check(cudaSetDevice(ordinal), "cudaSetDevice", err, errlen) ||
+      check(cudaMalloc(&p, n), "cudaMalloc", err, errlen))
+    return NULL;
   if (check(cudaMemset(p, 0, n), "cudaMemset", err, errlen)) {
     cudaFree(p);
     return NULL;
@@ -59,30 +61,34 @@ DTAC_EXPORT void* dtac_cuda_alloc(size_t n, char* err, size_t errlen) {
   return p;
 }
 
-DTAC_EXPORT void dtac_cuda_free(void* p) {
+DTAC_EXPORT void dtac_cuda_free(int ordinal, void* p) {
+  cudaSetDevice(ordinal);
   cudaFree(p);
 }
 
-DTAC_EXPORT int dtac_cuda_put(void* stream, void* dst, const void* src, size_t n, char* err,
-                              size_t errlen) {
+DTAC_EXPORT int dtac_cuda_put(int ordinal, void* stream, void* dst, const void* src, size_t n,
+                              char* err, size_t errlen) {
   // synchronous on the stream: src is pageable host memory that may change right after
   cudaStream_t s = (cudaStream_t)stream;
-  return check(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, s), "cudaMemcpy to device",
+  return check(cudaSetDevice(ordinal), "cudaSetDevice", err, errlen) ||
+         check(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, s), "cudaMemcpy to device",
                err, errlen) ||
          check(cudaStreamSynchronize(s), "cudaStreamSynchronize", err, errlen);
 }
 
-DTAC_EXPORT int dtac_cuda_get(void* stream, void* dst, const void* src, size_t n, char* err,
-                              size_t errlen) {
+DTAC_EXPORT int dtac_cuda_get(int ordinal, void* stream, void* dst, const void* src, size_t n,
+                              char* err, size_t errlen) {
   cudaStream_t s = (cudaStream_t)stream;
-  return check(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, s), "cudaMemcpy to host", err,
+  return check(cudaSetDevice(ordinal), "cudaSetDevice", err, errlen) ||
+         check(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, s), "cudaMemcpy to host", err,
                errlen) ||
          check(cudaStreamSynchronize(s), "cudaStreamSynchronize", err, errlen);
 }
 
-DTAC_EXPORT int dtac_cuda_advance(void* stream, dtac_dev_env* const* envs, int n, char* err,
-                                  size_t errlen) {
+DTAC_EXPORT int dtac_cuda_advance(int ordinal, void* stream, dtac_dev_env* const* envs, int n,
+                                  char* err, size_t errlen) {
   cudaStream_t s = (cudaStream_t)stream;
+  if (check(cudaSetDevice(ordinal), "cudaSetDevice", err, errlen)) return 1;
   dtac_gels_advance_kernel<<<n, DTAC_DEV_THREADS, 0, s>>>(envs, n);
   return check(cudaPeekAtLastError(), "kernel launch", err, errlen) ||
          check(cudaStreamSynchronize(s), "gel step kernel", err, errlen);

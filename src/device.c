@@ -24,7 +24,7 @@ int dtac_dev_open(dtac_dev* dv, int kind, int ordinal) {
 
 static void* dev_alloc(dtac_dev* dv, size_t n) {
   if (n == 0) n = 8;
-  if (dv->kind == DTAC_DEV_CUDA) return dtac_cuda_alloc(n, dv->err, sizeof(dv->err));
+  if (dv->kind == DTAC_DEV_CUDA) return dtac_cuda_alloc(dv->ordinal, n, dv->err, sizeof(dv->err));
   void* p = calloc(1, n);
   if (!p) snprintf(dv->err, sizeof(dv->err), "out of host memory (%zu bytes)", n);
   return p;
@@ -33,7 +33,7 @@ static void* dev_alloc(dtac_dev* dv, size_t n) {
 static void dev_free(dtac_dev* dv, void* p) {
   if (!p) return;
   if (dv->kind == DTAC_DEV_CUDA) {
-    dtac_cuda_free(p);
+    dtac_cuda_free(dv->ordinal, p);
   } else {
     free(p);
   }
@@ -42,7 +42,7 @@ static void dev_free(dtac_dev* dv, void* p) {
 static int dev_put(dtac_dev* dv, void* dst, const void* src, size_t n) {
   if (n == 0) return 0;
   if (dv->kind == DTAC_DEV_CUDA)
-    return dtac_cuda_put(dv->stream, dst, src, n, dv->err, sizeof(dv->err));
+    return dtac_cuda_put(dv->ordinal, dv->stream, dst, src, n, dv->err, sizeof(dv->err));
   memcpy(dst, src, n);
   return 0;
 }
@@ -50,7 +50,7 @@ static int dev_put(dtac_dev* dv, void* dst, const void* src, size_t n) {
 static int dev_get(dtac_dev* dv, void* dst, const void* src, size_t n) {
   if (n == 0) return 0;
   if (dv->kind == DTAC_DEV_CUDA)
-    return dtac_cuda_get(dv->stream, dst, src, n, dv->err, sizeof(dv->err));
+    return dtac_cuda_get(dv->ordinal, dv->stream, dst, src, n, dv->err, sizeof(dv->err));
   memcpy(dst, src, n);
   return 0;
 }
@@ -274,7 +274,7 @@ int dtac_dev_launch(dtac_dev* dv, dtac_dev_env* const* envs, int n) {
     dv->cap = n;
   }
   if (dev_put(dv, dv->ptrs, envs, sizeof(dtac_dev_env*) * n)) return 1;
-  return dtac_cuda_advance(dv->stream, (dtac_dev_env* const*)dv->ptrs, n, dv->err,
+  return dtac_cuda_advance(dv->ordinal, dv->stream, (dtac_dev_env* const*)dv->ptrs, n, dv->err,
                            sizeof(dv->err));
 }
 

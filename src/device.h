@@ -85,10 +85,15 @@ int dtac_dev_finish(dtac_dev* dv, dtac_env_block* eb, dtac_gel_step* gels,
 int dtac_cuda_count(void);
 int dtac_cuda_open(int ordinal, void** stream, char* err, size_t errlen);
 void dtac_cuda_close(int ordinal, void* stream);
-void* dtac_cuda_alloc(size_t n, char* err, size_t errlen);
-void dtac_cuda_free(void* p);
-int dtac_cuda_put(void* stream, void* dst, const void* src, size_t n, char* err, size_t errlen);
-int dtac_cuda_get(void* stream, void* dst, const void* src, size_t n, char* err, size_t errlen);
-int dtac_cuda_advance(void* stream, dtac_dev_env* const* envs, int n, char* err, size_t errlen);
+// (each makes `ordinal` the calling thread's current device first: a batch's worker threads
+// call them too)
+void* dtac_cuda_alloc(int ordinal, size_t n, char* err, size_t errlen);
+void dtac_cuda_free(int ordinal, void* p);
+int dtac_cuda_put(int ordinal, void* stream, void* dst, const void* src, size_t n, char* err,
+                  size_t errlen);
+int dtac_cuda_get(int ordinal, void* stream, void* dst, const void* src, size_t n, char* err,
+                  size_t errlen);
+int dtac_cuda_advance(int ordinal, void* stream, dtac_dev_env* const* envs, int n, char* err,
+                      size_t errlen);
 
 #endif  // DTAC_SRC_DEVICE_H_

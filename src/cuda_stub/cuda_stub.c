@@ -24,27 +24,30 @@ void dtac_cuda_close(int ordinal, void* stream) {
   (void)stream;
 }
 
-void* dtac_cuda_alloc(size_t n, char* err, size_t errlen) {
-  (void)n;
+void* dtac_cuda_alloc(int ordinal, size_t n, char* err, size_t errlen) {
+  (void)ordinal, (void)n;
   no_cuda(err, errlen);
   return NULL;
 }
 
-void dtac_cuda_free(void* p) {
-  (void)p;
+void dtac_cuda_free(int ordinal, void* p) {
+  (void)ordinal, (void)p;
 }
 
-int dtac_cuda_put(void* stream, void* dst, const void* src, size_t n, char* err, size_t errlen) {
-  (void)stream, (void)dst, (void)src, (void)n;
+int dtac_cuda_put(int ordinal, void* stream, void* dst, const void* src, size_t n, char* err,
+                  size_t errlen) {
+  (void)ordinal, (void)stream, (void)dst, (void)src, (void)n;
   return no_cuda(err, errlen);
 }
 
-int dtac_cuda_get(void* stream, void* dst, const void* src, size_t n, char* err, size_t errlen) {
-  (void)stream, (void)dst, (void)src, (void)n;
+int dtac_cuda_get(int ordinal, void* stream, void* dst, const void* src, size_t n, char* err,
+                  size_t errlen) {
+  (void)ordinal, (void)stream, (void)dst, (void)src, (void)n;
   return no_cuda(err, errlen);
 }
 
-int dtac_cuda_advance(void* stream, dtac_dev_env* const* envs, int n, char* err, size_t errlen) {
-  (void)stream, (void)envs, (void)n;
+int dtac_cuda_advance(int ordinal, void* stream, dtac_dev_env* const* envs, int n, char* err,
+                      size_t errlen) {
+  (void)ordinal, (void)stream, (void)envs, (void)n;
   return no_cuda(err, errlen);
 }
