@@ -952,6 +952,14 @@ void dtac_elastomer_advance_end(const mjModel* m, mjData* d, dtac_elastomer* e, 
     g->ncontact = st->rep.ncontact;
     g->min_J = st->rep.min_J;
     g->nsub_last = st->rep.nsub;
+    // a node inside more colliders than it can push on: said once per instance
+    if (st->rep.nover > 0 && !g->nover_said) {
+      g->nover_said = 1;
+      mju_warning(
+          "%s instance '%s': a gel node was inside more than %d colliders at once (time %g); it "
+          "pushes on the deepest and %d others only (said once)",
+          DTAC_ELASTOMER_NAME, g->name, DTAC_NODE_MAXCOL, d->time, DTAC_NODE_MAXCOL - 1);
+    }
     // a blown-up gel is reported and restarted from rest at the site's new pose
     if (st->rep.nonfinite) {
       g->nwarning++;

@@ -91,6 +91,7 @@ typedef struct dtac_elastomer_ {
   mjtNum wrench[6];       // contact force/torque on the gel (world; torque about the site)
   int ncontact;
   int nwarning;
+  int nover_said;  // the warning of a node inside too many colliders was given
   double min_J;
 } dtac_elastomer;
 

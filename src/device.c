@@ -299,6 +299,7 @@ int dtac_dev_finish(dtac_dev* dv, dtac_env_block* eb, dtac_gel_step* gels,
     rep->min_J = g->min_J;
     rep->ncontact = g->ncontact;
     rep->nonfinite = g->nonfinite;
+    rep->nover = g->nover;
     rep->nsub = env->nsub;
   }
   return 0;

@@ -102,6 +102,7 @@ typedef struct dtac_step_report_ {
   int nonfinite;  // 1 if a non-finite value appeared
   int ncontact;   // contact nodes in contact at the end
   int nsub;       // substeps taken (more than asked when elements were compressed or inverted)
+  int nover;      // node-collider contacts left out (a node inside more than DTAC_NODE_MAXCOL)
 } dtac_step_report;
 
 // ---- model
@@ -174,10 +175,11 @@ void dtac_gel_mass_damping(const dtac_gel_model* gm, const double* x, const doub
 
 // the same, leaving the deepest collider's normal damping out of the forces and reporting, per
 // contact node, what the implicit update needs in imp (nsurf x DTAC_IMP_SIZE), for the deepest
-// and one more penetrated collider (dtac_imp_record)
+// and one more penetrated collider (dtac_imp_record); nover (may be NULL) accumulates the
+// node-collider contacts left out (a node inside more than DTAC_NODE_MAXCOL colliders)
 int dtac_gel_contact_ex(const dtac_gel_model* gm, const double* x, const double* v,
                         const double* anchor, double* anchor_out, const dtac_collider* col,
-                        int ncol, double* node_force, double* col_ft, double* imp);
+                        int ncol, double* node_force, double* col_ft, double* imp, int* nover);
 
 // advances the state by h seconds in nsub explicit substeps, the site and colliders moving
 // with constant velocity over the step

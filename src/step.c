@@ -37,7 +37,8 @@ double dtac_gel_internal_force(const dtac_gel_model* gm, dtac_gel_scratch* s, co
 int dtac_gel_contact(const dtac_gel_model* gm, const double* x, const double* v,
                      const double* anchor, double* anchor_out, const dtac_collider* col, int ncol,
                      double* node_force, double* col_ft) {
-  return dtac_gel_contact_ex(gm, x, v, anchor, anchor_out, col, ncol, node_force, col_ft, NULL);
+  return dtac_gel_contact_ex(gm, x, v, anchor, anchor_out, col, ncol, node_force, col_ft, NULL,
+                             NULL);
 }
 
 // adds the reaction of node force f at xa to collider c's wrench (about its origin)
@@ -55,7 +56,7 @@ static void react(double* col_ft, const dtac_collider* c, int ci, const double x
 
 int dtac_gel_contact_ex(const dtac_gel_model* gm, const double* x, const double* v,
                         const double* anchor, double* anchor_out, const dtac_collider* col,
-                        int ncol, double* node_force, double* col_ft, double* imp) {
+                        int ncol, double* node_force, double* col_ft, double* imp, int* nover) {
   int ncontact = 0;
   for (int s = 0; s < gm->nsurf; s++) {
     int a = gm->surf[s];
@@ -67,6 +68,7 @@ int dtac_gel_contact_ex(const dtac_gel_model* gm, const double* x, const double*
                                   imp ? imp + DTAC_IMP_SIZE * s : NULL, &r);
     if (node_force) memcpy(node_force + 3 * a, fa, sizeof(fa));
     for (int i = 0; i < r.n; i++) react(col_ft, col + r.c[i], r.c[i], x + 3 * a, r.f[i]);
+    if (nover) *nover += r.over;
   }
   return ncontact;
 }
@@ -171,7 +173,8 @@ void dtac_gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, double 
   }
   memset(s->col_ft, 0, sizeof(double) * 6 * ncol);
   g->rep.ncontact =
-      dtac_gel_contact_ex(gm, x, v, anchor, anchor, s->col_t, ncol, s->force, s->col_ft, s->imp);
+      dtac_gel_contact_ex(gm, x, v, anchor, anchor, s->col_t, ncol, s->force, s->col_ft, s->imp,
+                          &g->rep.nover);
 
   // symplectic Euler: velocities first
   for (int a = 0; a < gm->nnode; a++) {
@@ -288,6 +291,7 @@ void dtac_gels_advance_tape(dtac_gel_step* gels, int ngel, dtac_body* bodies, in
     int n = g->nsub * (minJ0 < 0 ? 3 : (minJ0 < 0.5 ? 2 : 1));
     if (n > nsub) nsub = n;
     g->rep.min_J = minJ0;
+    g->rep.nover = 0;
     if (g->ncol > g->s->maxcol) g->ncol = g->s->maxcol;
   }
   double dt = h / nsub;

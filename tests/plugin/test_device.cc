@@ -284,3 +284,37 @@ TEST(Device, GradientsMatchCpu) {
   }
   for (int j = 0; j < 4; j++) EXPECT_LT(RelDiff(AB[0][j], AB[1][j]), kTol) << j;
 }
+
+namespace {
+std::string g_warning;
+void CaptureWarning(const char* msg) { g_warning += msg; }
+}  // namespace
+
+TEST(Device, NodeInsideTooManyCollidersIsSaidOnce) {
+  // five nested balls under the pad: nodes inside all five push on four (DTAC_NODE_MAXCOL),
+  // the same on the CPU and the device, and a warning says so once
+  std::string balls;
+  for (int i = 0; i < 5; i++)
+    balls += "<geom type=\"sphere\" pos=\"0 0 0.01\" size=\"" + std::to_string(0.004 + 1e-6 * i) + "\"/>";
+  Outcome r[2];
+  const char* devs[2] = {"cpu", "emu"};
+  for (int k = 0; k < 2; k++) {
+    std::string xml = WithDevice("press_small.xml", devs[k]);
+    const std::string ball = "<geom name=\"ball\" type=\"sphere\" pos=\"0 0 0.01\" size=\"0.004\"/>";
+    size_t p = xml.find(ball);
+    ASSERT_NE(p, std::string::npos);
+    xml.replace(p, ball.size(), balls);
+    Scene s = Scene::FromString(xml);
+    ASSERT_NE(s.m, nullptr) << s.err;
+    g_warning.clear();
+    void (*old)(const char*) = mju_user_warning;
+    mju_user_warning = CaptureWarning;
+    s.d->ctrl[1] = -0.001;
+    for (int t = 0; t < 40; t++) mj_step(s.m, s.d);
+    mju_user_warning = old;
+    EXPECT_NE(g_warning.find("more than 4 colliders"), std::string::npos) << devs[k] << g_warning;
+    EXPECT_EQ(g_warning.find("more than 4 colliders"), g_warning.rfind("more than 4 colliders"));
+    r[k].state.assign(s.d->plugin_state, s.d->plugin_state + s.m->npluginstate);
+  }
+  EXPECT_LT(RelDiff(r[0].state, r[1].state), kTol);
+}
