@@ -12,6 +12,7 @@
 // writes the error of a failed CUDA call into err; returns nonzero if it failed
 static int check(cudaError_t e, const char* what, char* err, size_t errlen) {
   if (e == cudaSuccess) return 0;
+  cudaGetLastError();  // handled here: not left for the next call to find
   snprintf(err, errlen, "CUDA %s failed: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
   return 1;
 }
@@ -23,9 +24,27 @@ __global__ void __launch_bounds__(DTAC_DEV_THREADS)
   dtac_dev_advance(envs[blockIdx.x], threadIdx.x, blockDim.x, red);
 }
 
+// makes GPU `ordinal` current for the scope and gives the caller's current GPU back after it (the
+// current device is shared with the user's own CUDA code in the same thread)
+struct DeviceScope {
+  int prev = -1;
+  cudaError_t err;
+  explicit DeviceScope(int ordinal) {
+    if (cudaGetDevice(&prev) != cudaSuccess) prev = -1;
+    err = cudaSetDevice(ordinal);
+  }
+  ~DeviceScope() {
+    if (prev >= 0) cudaSetDevice(prev);
+  }
+};
+
 DTAC_EXPORT int dtac_cuda_count(void) {
   int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // a failed query is not left behind for the next call
+    return 0;
+  }
+  return n;
 }
 
 DTAC_EXPORT int dtac_cuda_open(int ordinal, void** stream, char* err, size_t errlen) {
@@ -34,9 +53,21 @@ DTAC_EXPORT int dtac_cuda_open(int ordinal, void** stream, char* err, size_t err
     snprintf(err, errlen, "CUDA device %d requested, %d present", ordinal, n);
     return 1;
   }
+  DeviceScope scope(ordinal);
+  if (check(scope.err, "cudaSetDevice", err, errlen)) return 1;
+  // the kernel must have an image for this GPU (built for sm_80 and sm_90, PTX for newer)
+  cudaFuncAttributes attr;
+  cudaDeviceProp prop;
+  if (cudaFuncGetAttributes(&attr, dtac_gels_advance_kernel) != cudaSuccess) {
+    cudaGetLastError();
+    int ok = cudaGetDeviceProperties(&prop, ordinal) == cudaSuccess;
+    snprintf(err, errlen, "CUDA device %d (%s, compute capability %d.%d) cannot run this build's "
+             "kernels (built for 8.0 and 9.0)", ordinal, ok ? prop.name : "?", ok ? prop.major : 0,
+             ok ? prop.minor : 0);
+    return 1;
+  }
   cudaStream_t s;
-  if (check(cudaSetDevice(ordinal), "cudaSetDevice", err, errlen) ||
-      check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate", err, errlen))
+  if (check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate", err, errlen))
     return 1;
   *stream = (void*)s;
   return 0;
@@ -44,17 +75,22 @@ DTAC_EXPORT int dtac_cuda_open(int ordinal, void** stream, char* err, size_t err
 
 DTAC_EXPORT void dtac_cuda_close(int ordinal, void* stream) {
   if (!stream) return;
-  cudaSetDevice(ordinal);
+  DeviceScope scope(ordinal);
   cudaStreamSynchronize((cudaStream_t)stream);
   cudaStreamDestroy((cudaStream_t)stream);
+  cudaGetLastError();
 }
 
-DTAC_EXPORT void* dtac_cuda_alloc(int ordinal, size_t n, char* err, size_t errlen) {
+DTAC_EXPORT void* dtac_cuda_alloc(int ordinal, void* stream, size_t n, char* err, size_t errlen) {
+  DeviceScope scope(ordinal);
   void* p = NULL;
-  if (check(cudaSetDevice(ordinal), "cudaSetDevice", err, errlen) ||
+  cudaStream_t s = (cudaStream_t)stream;
+  if (check(scope.err, "cudaSetDevice", err, errlen) ||
       check(cudaMalloc(&p, n), "cudaMalloc", err, errlen))
     return NULL;
-  if (check(cudaMemset(p, 0, n), "cudaMemset", err, errlen)) {
+  // zeroed on the context's stream, before anything is uploaded on it
+  if (check(cudaMemsetAsync(p, 0, n, s), "cudaMemset", err, errlen) ||
+      check(cudaStreamSynchronize(s), "cudaStreamSynchronize", err, errlen)) {
     cudaFree(p);
     return NULL;
   }
@@ -62,15 +98,16 @@ DTAC_EXPORT void* dtac_cuda_alloc(int ordinal, size_t n, char* err, size_t errle
 }
 
 DTAC_EXPORT void dtac_cuda_free(int ordinal, void* p) {
-  cudaSetDevice(ordinal);
+  DeviceScope scope(ordinal);
   cudaFree(p);
 }
 
 DTAC_EXPORT int dtac_cuda_put(int ordinal, void* stream, void* dst, const void* src, size_t n,
                               char* err, size_t errlen) {
   // synchronous on the stream: src is pageable host memory that may change right after
+  DeviceScope scope(ordinal);
   cudaStream_t s = (cudaStream_t)stream;
-  return check(cudaSetDevice(ordinal), "cudaSetDevice", err, errlen) ||
+  return check(scope.err, "cudaSetDevice", err, errlen) ||
          check(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, s), "cudaMemcpy to device",
                err, errlen) ||
          check(cudaStreamSynchronize(s), "cudaStreamSynchronize", err, errlen);
@@ -78,8 +115,9 @@ DTAC_EXPORT int dtac_cuda_put(int ordinal, void* stream, void* dst, const void* 
 
 DTAC_EXPORT int dtac_cuda_get(int ordinal, void* stream, void* dst, const void* src, size_t n,
                               char* err, size_t errlen) {
+  DeviceScope scope(ordinal);
   cudaStream_t s = (cudaStream_t)stream;
-  return check(cudaSetDevice(ordinal), "cudaSetDevice", err, errlen) ||
+  return check(scope.err, "cudaSetDevice", err, errlen) ||
          check(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, s), "cudaMemcpy to host", err,
                errlen) ||
          check(cudaStreamSynchronize(s), "cudaStreamSynchronize", err, errlen);
@@ -87,9 +125,11 @@ DTAC_EXPORT int dtac_cuda_get(int ordinal, void* stream, void* dst, const void* 
 
 DTAC_EXPORT int dtac_cuda_advance(int ordinal, void* stream, dtac_dev_env* const* envs, int n,
                                   char* err, size_t errlen) {
+  DeviceScope scope(ordinal);
   cudaStream_t s = (cudaStream_t)stream;
-  if (check(cudaSetDevice(ordinal), "cudaSetDevice", err, errlen)) return 1;
+  if (check(scope.err, "cudaSetDevice", err, errlen)) return 1;
+  cudaGetLastError();  // an earlier, handled error must not be taken for this launch's
   dtac_gels_advance_kernel<<<n, DTAC_DEV_THREADS, 0, s>>>(envs, n);
-  return check(cudaPeekAtLastError(), "kernel launch", err, errlen) ||
+  return check(cudaGetLastError(), "kernel launch", err, errlen) ||
          check(cudaStreamSynchronize(s), "gel step kernel", err, errlen);
 }

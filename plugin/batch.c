@@ -69,34 +69,40 @@ static void phase_step(dtac_batch* b, dtac_batch_worker* w, int begin, int end) 
   for (int i = begin; i < end; i++) {
     mjData* d = b->d[i];
     dtac_elastomer* e = device_lead(b->m, d);
-    b->nwarn[i] = dtac_blowup_count(b->m, d);
+    int nwarn = dtac_blowup_count(b->m, d);
     if (e) e->defer = 1;
     mj_step(b->m, d);
     if (e) e->defer = 0;
-    if (!e || !e->dev_env) {
-      if (dtac_blowup_count(b->m, d) != b->nwarn[i]) w->nbad++;
+    if (e && e->dev_env) {
+      b->nwarn[i] = nwarn;  // finished in phase 2
+    } else {
+      b->nwarn[i] = -1;
+      if (dtac_blowup_count(b->m, d) != nwarn) w->nbad++;
     }
   }
 }
 
 // phase 2 (gels on a device): each environment's download and rigid corrections; on the
-// emulated device, each environment's kernel body first, on this thread
+// emulated device, each environment's kernel body first, on this thread. Environments the launch
+// failed for were stepped on the CPU already.
 static void phase_device(dtac_batch* b, dtac_batch_worker* w, int begin, int end) {
   for (int i = begin; i < end; i++) {
+    if (b->nwarn[i] < 0) continue;  // finished in phase 1
     mjData* d = b->d[i];
-    dtac_elastomer* e = device_lead(b->m, d);
-    if (!e || !e->dev_env) continue;
-    if (e->dev.kind == DTAC_DEV_EMU && dtac_dev_launch(&e->dev, &e->dev_env, 1)) {
-      dtac_elastomer_device_abort(b->m, d, e);
-    } else if (dtac_elastomer_device_end(b->m, d, e, e->dev_ngel)) {
-      dtac_elastomer_device_abort(b->m, d, e);
+    dtac_elastomer* e = dtac_elastomer_lead(b->m, d);
+    if (e && e->dev_env) {
+      if (e->dev.kind == DTAC_DEV_EMU && dtac_dev_launch(&e->dev, &e->dev_env, 1)) {
+        dtac_elastomer_device_abort(b->m, d, e);
+      } else {
+        dtac_elastomer_device_finish(b->m, d, e);
+      }
     }
     if (dtac_blowup_count(b->m, d) != b->nwarn[i]) w->nbad++;
   }
 }
 
 // one launch for every environment whose gels wait on a GPU (thread 0, between the phases); on
-// failure each of them is stepped on the CPU in phase 2 instead
+// failure each of them is stepped on the CPU here (and counted in phase 2)
 static void launch_all(dtac_batch* b) {
   int n = 0, ordinal = 0;
   for (int i = 0; i < b->n; i++) {

@@ -148,14 +148,11 @@ static int elastomer_nstate(const mjModel* m, int instance) {
   return dtac_gel_state_layout(&probe).size;
 }
 
+static void device_free(dtac_elastomer* e);
+
 static void elastomer_free(dtac_elastomer* e) {
   if (!e) return;
-  if (e->dev.kind != DTAC_DEV_CPU) {
-    dtac_gel_mirror_free(&e->dev, &e->mirror);
-    if (e->block.host) dtac_env_block_free(&e->dev, &e->block);
-    dtac_dev_close(&e->dev);
-  }
-  free(e->mirrors);
+  device_free(e);
   dtac_gel_model_free(&e->model);
   dtac_gel_scratch_free(&e->scratch);
   free(e->geom_ok);
@@ -302,43 +299,83 @@ static const char* device_name(int kind) {
 // the device the gel is stepped on: its context and device copy, and for the first instance
 // (the lead, which steps all gels of d together) the joint step's block. The gels of one model
 // share the lead's device. 0, or nonzero with a message in err.
-static int device_setup(const mjModel* m, mjData* d, dtac_elastomer* e, char* err, int errlen) {
-  int kind = e->def.device;
-  if (kind < 0) {
-    kind = dtac_dev_cuda_count() > 0 ? DTAC_DEV_CUDA : DTAC_DEV_CPU;
-    // one line per process: a static flag, written once, read by nothing else
-    static atomic_flag logged = ATOMIC_FLAG_INIT;
-    if (kind == DTAC_DEV_CPU && !atomic_flag_test_and_set(&logged)) {
-      fprintf(stderr, "difftac: no CUDA device: gels are stepped on the CPU (device 'auto')\n");
-    }
-  }
-  // the lead: the first elastomer instance, initialised before this one (the plugin_data of
-  // later instances is not set yet)
-  dtac_elastomer* lead = NULL;
-  for (int i = 0; i < e->instance && !lead; i++) lead = dtac_elastomer_get(m, d, i);
-  if (lead && lead->dev.kind != kind) {
-    snprintf(err, errlen,
-             "key 'device' is '%s' here but '%s' for instance '%s': the gels of one model are "
-             "stepped together, on one device",
-             device_name(kind), device_name(lead->dev.kind), lead->name);
-    return 1;
-  }
-  if (kind == DTAC_DEV_CPU) return 0;
-  if (dtac_dev_open(&e->dev, kind, e->def.ordinal) ||
+// the device copy of gel e (and for the lead the joint step's block) on the device e->dev names;
+// nonzero with e->dev.err on failure
+static int device_make(const mjModel* m, dtac_elastomer* e, int kind, int ordinal, int lead) {
+  if (dtac_dev_open(&e->dev, kind, ordinal) ||
       dtac_gel_mirror_make(&e->dev, &e->mirror, &e->model, e->planes, e->nplane) ||
-      (!lead && dtac_env_block_make(&e->dev, &e->block, e->maxgel, e->maxslot, e->ngeom))) {
-    snprintf(err, errlen, "key 'device' has value '%s:%d': %.300s", device_name(kind),
-             e->def.ordinal, e->dev.err);
+      (lead && dtac_env_block_make(&e->dev, &e->block, e->maxgel, e->maxslot, e->ngeom)))
     return 1;
-  }
-  if (!lead) {
+  if (lead) {
     e->mirrors = (dtac_gel_mirror**)calloc(e->maxgel, sizeof(dtac_gel_mirror*));
     if (!e->mirrors) {
-      snprintf(err, errlen, "out of memory");
+      snprintf(e->dev.err, sizeof(e->dev.err), "out of memory");
       return 1;
     }
   }
   return 0;
+}
+
+// frees what device_make made: e is stepped on the CPU
+static void device_free(dtac_elastomer* e) {
+  if (e->dev.kind == DTAC_DEV_CPU) return;
+  dtac_gel_mirror_free(&e->dev, &e->mirror);
+  if (e->block.host) dtac_env_block_free(&e->dev, &e->block);
+  dtac_dev_close(&e->dev);
+  free(e->mirrors);
+  e->mirrors = NULL;
+  e->dev.kind = DTAC_DEV_CPU;
+}
+
+// one line per process when `auto` steps on the CPU: a static flag, written once, read by
+// nothing else
+static void log_cpu_once(const char* why) {
+  static atomic_flag logged = ATOMIC_FLAG_INIT;
+  if (!atomic_flag_test_and_set(&logged)) {
+    fprintf(stderr, "difftac: %s: gels are stepped on the CPU (device 'auto')\n", why);
+  }
+}
+
+// the device the gel is stepped on: its context and device copy, and for the first instance
+// (the lead, which steps all gels of d together) the joint step's block. The gels of one model
+// share the lead's device: `auto` follows the lead, an explicit other device is an error. `auto`
+// takes GPU 0 when it is there and can run the kernels, else the CPU. 0, or nonzero with a
+// message in err.
+static int device_setup(const mjModel* m, mjData* d, dtac_elastomer* e, char* err, int errlen) {
+  // the lead: the first elastomer instance, initialised before this one (the plugin_data of
+  // later instances is not set yet)
+  dtac_elastomer* lead = NULL;
+  for (int i = 0; i < e->instance && !lead; i++) lead = dtac_elastomer_get(m, d, i);
+  int kind = e->def.device, ordinal = e->def.ordinal;
+  int autodev = kind < 0;
+  if (autodev && lead) {
+    kind = lead->dev.kind;
+    ordinal = lead->dev.ordinal;
+  } else if (autodev) {
+    kind = dtac_dev_cuda_count() > 0 ? DTAC_DEV_CUDA : DTAC_DEV_CPU;
+    ordinal = 0;
+    if (kind == DTAC_DEV_CPU) log_cpu_once("no CUDA device");
+  }
+  if (lead && (lead->dev.kind != kind || (kind == DTAC_DEV_CUDA && lead->dev.ordinal != ordinal))) {
+    snprintf(err, errlen,
+             "key 'device' is '%s:%d' here but '%s:%d' for instance '%s': the gels of one model "
+             "are stepped together, on one device",
+             device_name(kind), ordinal, device_name(lead->dev.kind), lead->dev.ordinal,
+             lead->name);
+    return 1;
+  }
+  if (kind == DTAC_DEV_CPU) return 0;
+  if (device_make(m, e, kind, ordinal, !lead) == 0) return 0;
+  if (autodev && !lead) {
+    char why[DTAC_ERRLEN + 32];
+    snprintf(why, sizeof(why), "CUDA device unusable (%.400s)", e->dev.err);
+    device_free(e);
+    log_cpu_once(why);
+    return 0;
+  }
+  snprintf(err, errlen, "key 'device' has value '%s:%d': %.300s", device_name(kind), ordinal,
+           e->dev.err);
+  return 1;
 }
 
 static int elastomer_init(const mjModel* m, mjData* d, int instance) {
@@ -903,20 +940,12 @@ static void gravity_of(const mjModel* m, double g[3]) {
 // a failed device call: reported, and the gels are stepped on the CPU from then on (the state in
 // plugin_state is what MuJoCo holds, so nothing is lost)
 static void device_failed(const mjModel* m, mjData* d, dtac_elastomer* lead, int ngel) {
-  lead->nwarning++;
   mju_warning("%s instance '%s': %s device error: %s; its gels are stepped on the CPU from now on "
               "(time %g)",
               DTAC_ELASTOMER_NAME, lead->name, device_name(lead->dev.kind), lead->dev.err,
               d->time);
-  for (int i = 0; i < ngel; i++) {
-    dtac_elastomer* g = lead->gels[i];
-    if (g->dev.kind == DTAC_DEV_CPU) continue;
-    dtac_gel_mirror_free(&g->dev, &g->mirror);
-    if (g->block.host) dtac_env_block_free(&g->dev, &g->block);
-    dtac_dev_close(&g->dev);
-    g->dev.kind = DTAC_DEV_CPU;
-  }
   lead->dev_env = NULL;
+  for (int i = ngel - 1; i >= 0; i--) device_free(lead->gels[i]);  // the lead's own last
 }
 
 int dtac_elastomer_device_begin(const mjModel* m, mjData* d, dtac_elastomer* lead, int ngel) {
@@ -989,9 +1018,14 @@ static void cpu_advance(const mjModel* m, mjData* d, dtac_elastomer* e, int ngel
 }
 
 void dtac_elastomer_device_abort(const mjModel* m, mjData* d, dtac_elastomer* lead) {
-  int ngel = lead->dev_ngel;
-  device_failed(m, d, lead, ngel);
-  cpu_advance(m, d, lead, ngel);
+  device_failed(m, d, lead, lead->dev_ngel);
+  cpu_advance(m, d, lead, lead->dev_ngel);
+}
+
+int dtac_elastomer_device_finish(const mjModel* m, mjData* d, dtac_elastomer* lead) {
+  if (dtac_elastomer_device_end(m, d, lead, lead->dev_ngel) == 0) return 0;
+  cpu_advance(m, d, lead, lead->dev_ngel);  // the failure was reported by device_end
+  return 1;
 }
 
 // time integration of the gel over one MuJoCo step, after MuJoCo advanced qpos and qvel: the
@@ -1005,10 +1039,10 @@ static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
     if (!dtac_elastomer_device_begin(m, d, e, ngel)) {
       if (e->defer) return;  // dtac_batch_step launches it with other environments
       if (dtac_dev_launch(&e->dev, &e->dev_env, 1) == 0) {
-        if (dtac_elastomer_device_end(m, d, e, ngel) == 0) return;
-      } else {
-        device_failed(m, d, e, ngel);
+        dtac_elastomer_device_finish(m, d, e);
+        return;
       }
+      device_failed(m, d, e, ngel);
     }
   }
   cpu_advance(m, d, e, ngel);

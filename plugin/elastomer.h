@@ -123,6 +123,9 @@ void dtac_elastomer_advance_end(const mjModel* m, mjData* d, dtac_elastomer* lea
 // a prepared device step whose launch failed: reported, and the step taken on the CPU (the
 // device is off for this mjData from then on)
 void dtac_elastomer_device_abort(const mjModel* m, mjData* d, dtac_elastomer* lead);
+// device_end of a prepared and launched step, and on its failure (reported) the step on the CPU;
+// returns nonzero if it fell back
+int dtac_elastomer_device_finish(const mjModel* m, mjData* d, dtac_elastomer* lead);
 
 // blow-ups d has counted: the gels' warnings (a gel that became non-finite is reset to rest and
 // counted) and MuJoCo's bad qpos/qvel/qacc warnings (MuJoCo resets the state); a step whose

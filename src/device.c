@@ -19,12 +19,14 @@ int dtac_dev_open(dtac_dev* dv, int kind, int ordinal) {
   dv->kind = kind;
   dv->ordinal = ordinal;
   if (kind == DTAC_DEV_CUDA) return dtac_cuda_open(ordinal, &dv->stream, dv->err, sizeof(dv->err));
+  const char* fail = getenv("DTAC_EMU_FAIL");
+  if (fail) dv->fail = !strcmp(fail, "launch") ? 1 : (!strcmp(fail, "get") ? 2 : 0);
   return 0;
 }
 
 static void* dev_alloc(dtac_dev* dv, size_t n) {
   if (n == 0) n = 8;
-  if (dv->kind == DTAC_DEV_CUDA) return dtac_cuda_alloc(dv->ordinal, n, dv->err, sizeof(dv->err));
+  if (dv->kind == DTAC_DEV_CUDA) return dtac_cuda_alloc(dv->ordinal, dv->stream, n, dv->err, sizeof(dv->err));
   void* p = calloc(1, n);
   if (!p) snprintf(dv->err, sizeof(dv->err), "out of host memory (%zu bytes)", n);
   return p;
@@ -51,6 +53,10 @@ static int dev_get(dtac_dev* dv, void* dst, const void* src, size_t n) {
   if (n == 0) return 0;
   if (dv->kind == DTAC_DEV_CUDA)
     return dtac_cuda_get(dv->ordinal, dv->stream, dst, src, n, dv->err, sizeof(dv->err));
+  if (dv->fail == 2) {
+    snprintf(dv->err, sizeof(dv->err), "emulated download failure (DTAC_EMU_FAIL=get)");
+    return 1;
+  }
   memcpy(dst, src, n);
   return 0;
 }
@@ -263,6 +269,10 @@ static void emu_advance(dtac_dev_env* const* envs, int n) {
 int dtac_dev_launch(dtac_dev* dv, dtac_dev_env* const* envs, int n) {
   if (n <= 0) return 0;
   if (dv->kind != DTAC_DEV_CUDA) {
+    if (dv->fail == 1) {
+      snprintf(dv->err, sizeof(dv->err), "emulated launch failure (DTAC_EMU_FAIL=launch)");
+      return 1;
+    }
     emu_advance(envs, n);
     return 0;
   }
@@ -289,12 +299,18 @@ int dtac_dev_finish(dtac_dev* dv, dtac_env_block* eb, dtac_gel_step* gels,
     memcpy(bodies[k].dP, b[k].dP, sizeof(b[k].dP));
     memcpy(bodies[k].dQ, b[k].dQ, sizeof(b[k].dQ));
   }
+  // every state into its shadow first: plugin_state changes only once all downloads succeeded
+  // (a failure leaves the step to be taken again on the CPU from the states before it)
+  for (int i = 0; i < ngel; i++) {
+    mirrors[i]->valid = 0;
+    if (dev_get(dv, mirrors[i]->shadow, mirrors[i]->g.state, sizeof(double) * mirrors[i]->size))
+      return 1;
+  }
   for (int i = 0; i < ngel; i++) {
     dtac_gel_mirror* mr = mirrors[i];
     const dtac_dev_gel* g = (const dtac_dev_gel*)(eb->host + L.gels) + i;
-    size_t bytes = sizeof(double) * mr->size;
-    if (dev_get(dv, gels[i].state, mr->g.state, bytes)) return 1;
-    memcpy(mr->shadow, gels[i].state, bytes);
+    memcpy(gels[i].state, mr->shadow, sizeof(double) * mr->size);
+    mr->valid = 1;
     dtac_step_report* rep = &gels[i].rep;
     rep->min_J = g->min_J;
     rep->ncontact = g->ncontact;

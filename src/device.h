@@ -27,6 +27,8 @@ typedef struct dtac_dev_ {
   void* stream;      // CUDA stream (cudaStream_t)
   void* ptrs;        // device array of environment pointers for a launch (cap of them)
   int cap;
+  int fail;          // emulated device: 1 fails every launch, 2 every download (the tests'
+                     // fault injection, from $DTAC_EMU_FAIL = launch or get when opened)
   char err[DTAC_ERRLEN];  // the last error
 } dtac_dev;
 
@@ -87,7 +89,7 @@ int dtac_cuda_open(int ordinal, void** stream, char* err, size_t errlen);
 void dtac_cuda_close(int ordinal, void* stream);
 // (each makes `ordinal` the calling thread's current device first: a batch's worker threads
 // call them too)
-void* dtac_cuda_alloc(int ordinal, size_t n, char* err, size_t errlen);
+void* dtac_cuda_alloc(int ordinal, void* stream, size_t n, char* err, size_t errlen);
 void dtac_cuda_free(int ordinal, void* p);
 int dtac_cuda_put(int ordinal, void* stream, void* dst, const void* src, size_t n, char* err,
                   size_t errlen);

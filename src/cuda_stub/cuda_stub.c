@@ -24,8 +24,8 @@ void dtac_cuda_close(int ordinal, void* stream) {
   (void)stream;
 }
 
-void* dtac_cuda_alloc(int ordinal, size_t n, char* err, size_t errlen) {
-  (void)ordinal, (void)n;
+void* dtac_cuda_alloc(int ordinal, void* stream, size_t n, char* err, size_t errlen) {
+  (void)ordinal, (void)stream, (void)n;
   no_cuda(err, errlen);
   return NULL;
 }

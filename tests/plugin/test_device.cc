@@ -318,3 +318,45 @@ TEST(Device, NodeInsideTooManyCollidersIsSaidOnce) {
   }
   EXPECT_LT(RelDiff(r[0].state, r[1].state), kTol);
 }
+
+TEST(Device, FailureIsAWarningAndTheCpuStepsOn) {
+  // a device call that fails while stepping (injected on the emulated device: every launch, or
+  // every download) is a MuJoCo warning naming the instance, and the gels go on from
+  // plugin_state on the CPU: the run equals a CPU run, alone and in a batch
+  Outcome cpu = Drive("press_small.xml", "cpu", 60);
+  for (const char* what : {"launch", "get"}) {
+    setenv("DTAC_EMU_FAIL", what, 1);
+    g_warning.clear();
+    void (*old)(const char*) = mju_user_warning;
+    mju_user_warning = CaptureWarning;
+    Outcome r = Drive("press_small.xml", "emu", 60);
+    // and in a batch: the fallback happens in the batch's phases
+    Scene s = Scene::FromString(WithDevice("press_small.xml", "emu"));
+    Scene c = Scene::FromString(WithDevice("press_small.xml", "cpu"));
+    dtac_batch* b = dtac_batch_make(s.m, 2);
+    mjData* d[2] = {s.d, mj_makeData(s.m)};
+    mjData* dc[2] = {c.d, mj_makeData(c.m)};
+    for (int t = 0; t < 20; t++) {
+      for (int i = 0; i < 2; i++) {
+        Controls("press_small.xml", t + 5 * i, d[i]->ctrl);
+        Controls("press_small.xml", t + 5 * i, dc[i]->ctrl);
+        mj_step(c.m, dc[i]);
+      }
+      EXPECT_EQ(dtac_batch_step(b, d, 2, 1), 0) << what;
+    }
+    mju_user_warning = old;
+    unsetenv("DTAC_EMU_FAIL");
+    ExpectParity(cpu, r, kTol, what);
+    for (int i = 0; i < 2; i++) {
+      std::vector<double> a(d[i]->plugin_state, d[i]->plugin_state + s.m->npluginstate);
+      std::vector<double> e(dc[i]->plugin_state, dc[i]->plugin_state + c.m->npluginstate);
+      EXPECT_LT(RelDiff(e, a), kTol) << what << " env " << i;
+    }
+    EXPECT_NE(g_warning.find("instance 'gel'"), std::string::npos) << g_warning;
+    EXPECT_NE(g_warning.find("emulated"), std::string::npos) << g_warning;
+    EXPECT_NE(g_warning.find("stepped on the CPU from now on"), std::string::npos) << g_warning;
+    dtac_batch_free(b);
+    mj_deleteData(d[1]);
+    mj_deleteData(dc[1]);
+  }
+}
