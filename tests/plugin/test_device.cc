@@ -125,27 +125,30 @@ std::vector<std::string> Devices() {
 }
 
 // CPU and device agree to rounding after 100 steps, where rounding differences (the order of
-// the reactions' sums) have had 100 steps of contact to grow
+// the reactions' sums) have had 100 steps of contact to grow: the emulated device runs the same
+// host arithmetic (observed 7e-12); a GPU also fuses multiply-adds and has its own sin, cos and
+// tanh, so its differences start larger (not yet measured: no GPU so far)
 constexpr double kTol = 1e-8;
+double Tol(const std::string& dev) { return dev == "emu" ? kTol : 1e-6; }
 
 }  // namespace
 
 TEST(Device, SlidingPressMatchesCpu) {
   Outcome cpu = Drive("press_small.xml", "cpu", 100);
   for (const std::string& dev : Devices())
-    ExpectParity(cpu, Drive("press_small.xml", dev, 100), kTol, dev.c_str());
+    ExpectParity(cpu, Drive("press_small.xml", dev, 100), Tol(dev), dev.c_str());
 }
 
 TEST(Device, GraspTwoGelsCoupledBoxMatchesCpu) {
   Outcome cpu = Drive("grasp.xml", "cpu", 100);
   for (const std::string& dev : Devices())
-    ExpectParity(cpu, Drive("grasp.xml", dev, 100), kTol, dev.c_str());
+    ExpectParity(cpu, Drive("grasp.xml", dev, 100), Tol(dev), dev.c_str());
 }
 
 TEST(Device, TactileImagesMatchCpu) {
   Outcome cpu = Drive("press_tactile.xml", "cpu", 30);
   for (const std::string& dev : Devices())
-    ExpectParity(cpu, Drive("press_tactile.xml", dev, 30), kTol, dev.c_str());
+    ExpectParity(cpu, Drive("press_tactile.xml", dev, 30), Tol(dev), dev.c_str());
 }
 
 TEST(Device, StateChangedBehindTheDeviceIsUploaded) {
@@ -153,7 +156,7 @@ TEST(Device, StateChangedBehindTheDeviceIsUploaded) {
   Outcome cpu = Drive("press_small.xml", "cpu", 80, 30, true);
   for (const std::string& dev : Devices()) {
     Outcome r = Drive("press_small.xml", dev, 80, 30, true);
-    ExpectParity(cpu, r, kTol, dev.c_str());
+    ExpectParity(cpu, r, Tol(dev), dev.c_str());
   }
   // and the test can fail: without the restore the runs differ (a device that kept its own copy
   // would have gone on from the state 20 steps later)
@@ -175,7 +178,7 @@ TEST(Device, ResetDataRestartsFromRest) {
     }
     std::vector<double> sa(a.d->plugin_state, a.d->plugin_state + a.m->npluginstate);
     std::vector<double> sb(b.d->plugin_state, b.d->plugin_state + b.m->npluginstate);
-    EXPECT_LT(RelDiff(sa, sb), kTol) << dev;
+    EXPECT_LT(RelDiff(sa, sb), Tol(dev)) << dev;
   }
 }
 
@@ -247,7 +250,7 @@ TEST(Device, BatchOfEnvironmentsMatchesSteppingEachAlone) {
       std::vector<double> sc(cpu[i]->plugin_state, cpu[i]->plugin_state + s.m->npluginstate);
       EXPECT_EQ(sb, sa) << dev << " env " << i;
       for (int k = 0; k < s.m->nq; k++) EXPECT_EQ(batch[i]->qpos[k], alone[i]->qpos[k]) << k;
-      EXPECT_LT(RelDiff(sc, sb), kTol) << dev << " env " << i;
+      EXPECT_LT(RelDiff(sc, sb), Tol(dev)) << dev << " env " << i;
       if (i > 0) EXPECT_NE(sb, std::vector<double>(batch[0]->plugin_state,
                                                    batch[0]->plugin_state + s.m->npluginstate));
     }
