@@ -204,3 +204,25 @@ def test_vector_env_matches_single_envs_and_autoresets():
     assert not np.array_equal(o1["qpos"][0], o2["qpos"])
     envs.close()
     assert envs.batch._handle is None
+
+
+def test_batch_with_gels_on_a_device():
+    """the emulated device (the GPU code path on the CPU): a Batch steps every environment's gels
+    through the device phases, bit-identical to each environment stepped alone on that device
+    and equal to the CPU to rounding"""
+    xml = PRESS.replace('<config key="site"', '<config key="device" value="emu"/><config key="site"')
+    m_emu = mujoco.MjModel.from_xml_string(xml)
+    m_cpu = mujoco.MjModel.from_xml_string(PRESS)
+    batch_d, alone, cpu = pressed(m_emu, 3), pressed(m_emu, 3), pressed(m_cpu, 3)
+    with difftac.Batch(m_emu, batch_d, nthread=2) as batch:
+        assert batch.step(nstep=20)
+    for d in alone:
+        for _ in range(20):
+            mujoco.mj_step(m_emu, d)
+    for d in cpu:
+        for _ in range(20):
+            mujoco.mj_step(m_cpu, d)
+    for a, b, c in zip(batch_d, alone, cpu):
+        assert snapshot(m_emu, a) == snapshot(m_emu, b)
+        assert np.allclose(a.plugin_state, c.plugin_state, rtol=0, atol=1e-12)
+    assert not np.array_equal(batch_d[0].plugin_state, batch_d[1].plugin_state)
