@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <initializer_list>
 #include <string>
 
 inline void dtac_test_load_library() {
@@ -26,6 +27,32 @@ inline std::string ReadModelFile(const char* name) {
   size_t n;
   while ((n = fread(buf, 1, sizeof(buf), f)) > 0) xml.append(buf, n);
   fclose(f);
+  return xml;
+}
+
+// models/press_small.xml with one difftac.tactile sensor per output on its pad: images of
+// size x size pixels at pitch (m), a markers x markers grid
+inline std::string PressSmallTactile(std::initializer_list<const char*> outputs, int size,
+                                     const char* pitch, int markers) {
+  std::string xml = ReadModelFile("press_small.xml"), sensors;
+  for (const char* out : outputs) {
+    std::string o = out;
+    sensors += "<plugin name=\"" + o +
+               "\" plugin=\"difftac.tactile\" objtype=\"site\" objname=\"gel_site\">"
+               "<config key=\"elastomer\" value=\"gel\"/><config key=\"output\" value=\"" +
+               o + "\"/>";
+    if (o == "markers") {
+      std::string n = std::to_string(markers);
+      sensors += "<config key=\"markers\" value=\"" + n + " " + n + "\"/>";
+    } else if (o != "force") {
+      std::string n = std::to_string(size);
+      sensors += "<config key=\"size\" value=\"" + n + " " + n + "\"/><config key=\"pitch\" value=\"" +
+                 pitch + "\"/>";
+    }
+    sensors += "</plugin>";
+  }
+  xml.insert(xml.find("<sensor>") + 8, sensors);
+  xml.insert(xml.find("  </extension>"), "    <plugin plugin=\"difftac.tactile\"/>\n");
   return xml;
 }
 

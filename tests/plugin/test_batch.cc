@@ -31,23 +31,7 @@ std::string BatchGrasp() {
 // models/press_small.xml with tactile sensors (small rgb and pressure images, markers, force),
 // like models/press_tactile.xml on a small pad
 std::string BatchPressTactile() {
-  std::string xml = ReadModelFile("press_small.xml"), sensors;
-  for (const char* out : {"rgb", "pressure", "markers", "force"}) {
-    std::string o = out;
-    sensors += "<plugin name=\"" + o +
-               "\" plugin=\"difftac.tactile\" objtype=\"site\" objname=\"gel_site\">"
-               "<config key=\"elastomer\" value=\"gel\"/><config key=\"output\" value=\"" +
-               o + "\"/>";
-    if (o == "markers") {
-      sensors += "<config key=\"markers\" value=\"4 4\"/>";
-    } else if (o != "force") {
-      sensors += "<config key=\"size\" value=\"16 16\"/><config key=\"pitch\" value=\"0.0006\"/>";
-    }
-    sensors += "</plugin>";
-  }
-  xml.insert(xml.find("<sensor>") + 8, sensors);
-  xml.insert(xml.find("  </extension>"), "    <plugin plugin=\"difftac.tactile\"/>\n");
-  return xml;
+  return PressSmallTactile({"rgb", "pressure", "markers", "force"}, 16, "0.0006", 4);
 }
 
 // everything mj_step carries from one step to the next (mjSTATE_INTEGRATION: time, qpos, qvel,

@@ -17,23 +17,7 @@ namespace {
 
 // the same with tactile sensors on the pad: every output kind, small images
 std::string PressTactile() {
-  std::string xml = ReadModelFile("press_small.xml"), sensors;
-  for (const char* out : {"rgb", "pressure", "shear", "depth", "markers", "force"}) {
-    std::string o = out;
-    sensors += "<plugin name=\"" + o +
-               "\" plugin=\"difftac.tactile\" objtype=\"site\" objname=\"gel_site\">"
-               "<config key=\"elastomer\" value=\"gel\"/><config key=\"output\" value=\"" +
-               o + "\"/>";
-    if (o == "markers") {
-      sensors += "<config key=\"markers\" value=\"5 5\"/>";
-    } else if (o != "force") {
-      sensors += "<config key=\"size\" value=\"20 20\"/><config key=\"pitch\" value=\"0.0005\"/>";
-    }
-    sensors += "</plugin>";
-  }
-  xml.insert(xml.find("<sensor>") + 8, sensors);
-  xml.insert(xml.find("  </extension>"), "    <plugin plugin=\"difftac.tactile\"/>\n");
-  return xml;
+  return PressSmallTactile({"rgb", "pressure", "shear", "depth", "markers", "force"}, 20, "0.0005", 5);
 }
 
 // the press scenes' controls: press 0.5 mm into the ball by 0.08 s, then slide along x
