@@ -220,7 +220,8 @@ DTAC_HD void dtac_dev_advance(dtac_dev_env* E, int tid, int nthr, double* red) {
 
     for (int i = 0; i < E->ngel; i++) {
       dtac_dev_gel* g = E->gels + i;
-      double mj = dtac_dev_tets(g, tid, nthr);
+      // substep 0 keeps the element forces of the substep count's pass (the same state)
+      double mj = sub > 0 ? dtac_dev_tets(g, tid, nthr) : INFINITY;
       DTAC_SYNC();
       // wrench on the site's body, contact nodes, colliders left out
       double w[8] = {0, 0, 0, 0, 0, 0, 0, 0};
