@@ -201,6 +201,7 @@ typedef struct dtac_gel_step_ {
   int ncol;
   int nsub;              // substeps this gel needs
   dtac_frame site_b;     // internal: the site in its body's frame
+  int fresh;             // internal: s->force holds the internal forces of the current state
   dtac_step_report rep;  // out
 } dtac_gel_step;
 

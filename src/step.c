@@ -153,7 +153,9 @@ void dtac_gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, double 
   dtac_substep_frames(g, cur, t, s->col_t, &st);
 
   // forces: internal, damping relative to the site's body, gravity, contact
-  g->rep.min_J = fmin(g->rep.min_J, dtac_gel_internal_force(gm, s, x, v));
+  // (the first substep of a step keeps those of the substep count's pass: the same state)
+  if (!g->fresh || s->rec) g->rep.min_J = fmin(g->rep.min_J, dtac_gel_internal_force(gm, s, x, v));
+  g->fresh = 0;
   if (s->rec) memcpy(s->fint, s->force, sizeof(double) * 3 * gm->nnode);
   double wsite[6] = {0, 0, 0, 0, 0, 0};  // gel wrench on the site's body, about st.pos
   if (g->site_slot >= 0) {
@@ -292,6 +294,7 @@ void dtac_gels_advance_tape(dtac_gel_step* gels, int ngel, dtac_body* bodies, in
     if (n > nsub) nsub = n;
     g->rep.min_J = minJ0;
     g->rep.nover = 0;
+    g->fresh = 1;
     if (g->ncol > g->s->maxcol) g->ncol = g->s->maxcol;
   }
   double dt = h / nsub;
