@@ -30,6 +30,17 @@ inline std::string ReadModelFile(const char* name) {
   return xml;
 }
 
+// xml with `device` set on every elastomer (before each instance's `site` key)
+inline std::string WithDevice(std::string xml, const std::string& device) {
+  const std::string key = "<config key=\"site\"";
+  for (size_t p = xml.find(key); p != std::string::npos; p = xml.find(key, p + 1)) {
+    std::string cfg = "<config key=\"device\" value=\"" + device + "\"/>";
+    xml.insert(p, cfg);
+    p += cfg.size();
+  }
+  return xml;
+}
+
 // models/press_small.xml with one difftac.tactile sensor per output on its pad: images of
 // size x size pixels at pitch (m), a markers x markers grid
 inline std::string PressSmallTactile(std::initializer_list<const char*> outputs, int size,

@@ -15,16 +15,9 @@
 
 namespace {
 
-// a model file with `device` set on every elastomer (the instances with a `site` key)
-std::string WithDevice(const std::string& file, const std::string& device) {
-  std::string xml = ReadModelFile(file.c_str());
-  const std::string key = "<config key=\"site\"";
-  for (size_t p = xml.find(key); p != std::string::npos; p = xml.find(key, p + 1)) {
-    std::string cfg = "<config key=\"device\" value=\"" + device + "\"/>";
-    xml.insert(p, cfg);
-    p += cfg.size();
-  }
-  return xml;
+// a model file with `device` set on every elastomer
+std::string WithDevice(const char* file, const std::string& device) {
+  return ::WithDevice(ReadModelFile(file), device);
 }
 
 // what a run leaves: qpos, qvel, plugin_state, sensordata
@@ -51,7 +44,7 @@ void Controls(const std::string& file, int t, double* ctrl) {
 // fresh mjData (mj_copyData) half way
 Outcome Drive(const std::string& file, const std::string& device, int nstep, int reset_at = -1,
           bool copy = false) {
-  Scene s = Scene::FromString(WithDevice(file, device));
+  Scene s = Scene::FromString(WithDevice(file.c_str(), device));
   EXPECT_NE(s.m, nullptr) << s.err;
   Outcome r;
   if (!s.m) return r;

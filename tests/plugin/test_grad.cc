@@ -319,6 +319,14 @@ TEST_F(RolloutGrad, PressAndSlideMatchesFiniteDifferences) {
   Check(s, "gel", 40, 100, PressSlide);
 }
 
+TEST_F(RolloutGrad, PressAndSlideOnTheDeviceMatchesFiniteDifferences) {
+  // the gel stepped by the device kernel (kernels/gel_dev.h on the emulated device): the tape's
+  // reverse pass (the CPU step's adjoint) against finite differences of device rollouts
+  Scene s = Scene::FromString(WithDevice(ReadModelFile("press_small.xml"), "emu"));
+  ASSERT_TRUE(s.m) << s.err;
+  Check(s, "gel", 40, 100, PressSlide);
+}
+
 TEST_F(RolloutGrad, PressWithTactileSensorsMatchesFiniteDifferences) {
   Scene s = Scene::FromString(PressTactile());
   ASSERT_TRUE(s.m) << s.err;
