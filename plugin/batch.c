@@ -104,22 +104,13 @@ static void phase_device(dtac_batch* b, dtac_batch_worker* w, int begin, int end
 // one launch for every environment whose gels wait on a GPU (thread 0, between the phases); on
 // failure each of them is stepped on the CPU here (and counted in phase 2)
 static void launch_all(dtac_batch* b) {
-  int n = 0, ordinal = 0;
+  int n = 0;
   for (int i = 0; i < b->n; i++) {
     dtac_elastomer* e = device_lead(b->m, b->d[i]);
-    if (e && e->dev_env && e->dev.kind == DTAC_DEV_CUDA) {
-      b->envs[n++] = e->dev_env;
-      ordinal = e->dev.ordinal;
-    }
+    if (e && e->dev_env && e->dev.kind == DTAC_DEV_CUDA) b->envs[n++] = e->dev_env;
   }
   if (n == 0) return;
-  int fail = 0;
-  if (!b->dev_open) {
-    fail = dtac_dev_open(&b->dev, DTAC_DEV_CUDA, ordinal);
-    b->dev_open = !fail;
-  }
-  if (!fail) fail = dtac_dev_launch(&b->dev, b->envs, n);
-  if (!fail) return;
+  if (b->dev_open && dtac_dev_launch(&b->dev, b->envs, n) == 0) return;
   mju_warning("dtac_batch_step: %s", b->dev.err);
   for (int i = 0; i < b->n; i++) {
     dtac_elastomer* e = device_lead(b->m, b->d[i]);
@@ -305,8 +296,19 @@ int dtac_batch_step(dtac_batch* b, mjData* const* d, int n, int nstep) {
     }
     b->cap = n;
   }
-  int device = 0;
-  for (int i = 0; i < n && !device; i++) device = device_lead(b->m, d[i]) != NULL;
+  // gels on a device: the batch's own GPU stream, with room for a launch of n (made here, not in
+  // the steps); without it every launch fails over to the CPU with a warning
+  int device = 0, ordinal = -1;
+  for (int i = 0; i < n; i++) {
+    dtac_elastomer* e = device_lead(b->m, d[i]);
+    if (e) device = 1;
+    if (e && e->dev.kind == DTAC_DEV_CUDA && ordinal < 0) ordinal = e->dev.ordinal;
+  }
+  if (ordinal >= 0 && !b->dev_open) b->dev_open = dtac_dev_open(&b->dev, DTAC_DEV_CUDA, ordinal) == 0;
+  if (b->dev_open && dtac_dev_reserve(&b->dev, n)) {
+    dtac_dev_close(&b->dev);
+    b->dev_open = 0;
+  }
 
   b->d = d;
   b->n = n;

@@ -304,7 +304,8 @@ static const char* device_name(int kind) {
 static int device_make(const mjModel* m, dtac_elastomer* e, int kind, int ordinal, int lead) {
   if (dtac_dev_open(&e->dev, kind, ordinal) ||
       dtac_gel_mirror_make(&e->dev, &e->mirror, &e->model, e->planes, e->nplane) ||
-      (lead && dtac_env_block_make(&e->dev, &e->block, e->maxgel, e->maxslot, e->ngeom)))
+      (lead && (dtac_env_block_make(&e->dev, &e->block, e->maxgel, e->maxslot, e->ngeom) ||
+                dtac_dev_reserve(&e->dev, 1))))
     return 1;
   if (lead) {
     e->mirrors = (dtac_gel_mirror**)calloc(e->maxgel, sizeof(dtac_gel_mirror*));

@@ -277,15 +277,22 @@ int dtac_dev_launch(dtac_dev* dv, dtac_dev_env* const* envs, int n) {
     return 0;
   }
   if (n > dv->cap) {
-    dev_free(dv, dv->ptrs);
-    dv->cap = 0;
-    dv->ptrs = dev_alloc(dv, sizeof(dtac_dev_env*) * n);
-    if (!dv->ptrs) return 1;
-    dv->cap = n;
+    snprintf(dv->err, sizeof(dv->err), "launch of %d environments, room for %d", n, dv->cap);
+    return 1;
   }
   if (dev_put(dv, dv->ptrs, envs, sizeof(dtac_dev_env*) * n)) return 1;
   return dtac_cuda_advance(dv->ordinal, dv->stream, (dtac_dev_env* const*)dv->ptrs, n, dv->err,
                            sizeof(dv->err));
+}
+
+int dtac_dev_reserve(dtac_dev* dv, int n) {
+  if (dv->kind != DTAC_DEV_CUDA || n <= dv->cap) return 0;
+  dev_free(dv, dv->ptrs);
+  dv->cap = 0;
+  dv->ptrs = dev_alloc(dv, sizeof(dtac_dev_env*) * n);
+  if (!dv->ptrs) return 1;
+  dv->cap = n;
+  return 0;
 }
 
 int dtac_dev_finish(dtac_dev* dv, dtac_env_block* eb, dtac_gel_step* gels,

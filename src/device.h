@@ -79,6 +79,9 @@ dtac_dev_env* dtac_dev_prepare(dtac_dev* dv, dtac_env_block* eb, dtac_gel_step* 
                                dtac_gel_mirror* const* mirrors, int ngel, dtac_body* bodies,
                                int nbody, const double gravity[3], double h);
 int dtac_dev_launch(dtac_dev* dv, dtac_dev_env* const* envs, int n);
+// room for launches of up to n environments on dv, made before stepping (a launch allocates
+// nothing); nonzero with dv->err on failure
+int dtac_dev_reserve(dtac_dev* dv, int n);
 int dtac_dev_finish(dtac_dev* dv, dtac_env_block* eb, dtac_gel_step* gels,
                     dtac_gel_mirror* const* mirrors, int ngel, dtac_body* bodies, int nbody);
 
