@@ -196,6 +196,11 @@ class TactileGraspEnv(gymnasium.Env, utils.EzPickle):
                          self.action_space.high)
         before = self._instability_count()
         self.do_simulation(action, self.frame_skip)
+        return self.finish_step(before)
+
+    def finish_step(self, before):
+        """Everything step does after its physics, given the instability count before it (also
+        used by tactile_grasp_vec_env.py, whose physics runs in a batch)."""
         self._elapsed += 1
         obs = self._get_obs()
         # a gel blow-up (reset to rest by difftac) or a MuJoCo auto-reset ends the episode

@@ -104,31 +104,11 @@ class TactileGraspVectorEnv(gymnasium.vector.VectorEnv):
             if self._autoreset[i]:
                 o, info = env.reset()
             else:
-                o, reward[i], terminated[i], truncated[i], info = self._finish_step(env, before[i])
+                o, reward[i], terminated[i], truncated[i], info = env.finish_step(before[i])
             obs.append(o)
             infos = self._add_info(infos, info, i)
         self._autoreset = terminated | truncated
         return self._stack(obs), reward, terminated, truncated, infos
-
-    @staticmethod
-    def _finish_step(env, before):
-        """What TactileGraspEnv.step does after its physics (examples/tactile_grasp_env.py)."""
-        env._elapsed += 1
-        obs = env._get_obs()
-        unstable = env._instability_count() != before or not all(
-            np.all(np.isfinite(v)) for v in obs.values())
-        if unstable:
-            obs = {k: np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) for k, v in obs.items()}
-        reward, info = env._reward(obs)
-        info["unstable"] = unstable
-        if unstable:
-            reward = 0.0
-        a = env._obj_qadr
-        away = np.max(np.abs(info["object_pos"][:2] - env.init_qpos[a:a + 2]))
-        terminated = bool(unstable or away > 0.02)
-        truncated = bool(env.max_episode_steps is not None and
-                         env._elapsed >= env.max_episode_steps)
-        return obs, reward, terminated, truncated, info
 
     def close_extras(self, **kwargs):
         self.batch.close()

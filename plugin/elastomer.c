@@ -296,12 +296,9 @@ static const char* device_name(int kind) {
   return kind == DTAC_DEV_CUDA ? "cuda" : (kind == DTAC_DEV_EMU ? "emu" : "cpu");
 }
 
-// the device the gel is stepped on: its context and device copy, and for the first instance
-// (the lead, which steps all gels of d together) the joint step's block. The gels of one model
-// share the lead's device. 0, or nonzero with a message in err.
 // the device copy of gel e (and for the lead the joint step's block) on the device e->dev names;
 // nonzero with e->dev.err on failure
-static int device_make(const mjModel* m, dtac_elastomer* e, int kind, int ordinal, int lead) {
+static int device_make(dtac_elastomer* e, int kind, int ordinal, int lead) {
   if (dtac_dev_open(&e->dev, kind, ordinal) ||
       dtac_gel_mirror_make(&e->dev, &e->mirror, &e->model, e->planes, e->nplane) ||
       (lead && (dtac_env_block_make(&e->dev, &e->block, e->maxgel, e->maxslot, e->ngeom) ||
@@ -366,7 +363,7 @@ static int device_setup(const mjModel* m, mjData* d, dtac_elastomer* e, char* er
     return 1;
   }
   if (kind == DTAC_DEV_CPU) return 0;
-  if (device_make(m, e, kind, ordinal, !lead) == 0) return 0;
+  if (device_make(e, kind, ordinal, !lead) == 0) return 0;
   if (autodev && !lead) {
     char why[DTAC_ERRLEN + 32];
     snprintf(why, sizeof(why), "CUDA device unusable (%.400s)", e->dev.err);
