@@ -94,6 +94,11 @@ def _prototype(lib):
         "dtac_tape_memory": (ctypes.c_size_t, [vp]),
         "dtac_tape_backward": (c_int, [vp, dp, dp, dp, dp, dp]),
         "dtac_transition": (c_int, [vp, vp, dp, dp, dp, dp]),
+        # many environments
+        "dtac_batch_make": (vp, [vp, c_int]),
+        "dtac_batch_free": (None, [vp]),
+        "dtac_batch_step": (c_int, [vp, vp, c_int, c_int]),
+        "dtac_batch_nthread": (c_int, [vp]),
     }
     for name, (res, args) in sig.items():
         try:

@@ -12,33 +12,12 @@ import ctypes
 
 import mujoco
 
-from ._lib import LibraryError
 from ._lib import CHandle
 from ._lib import load as _load
 
 __all__ = ["Batch", "make_datas"]
 
 _dll, _ = _load()
-
-
-def _prototype():
-    vp, c_int = ctypes.c_void_p, ctypes.c_int
-    sig = {
-        "dtac_batch_make": (vp, [vp, c_int]),
-        "dtac_batch_free": (None, [vp]),
-        "dtac_batch_step": (c_int, [vp, vp, c_int, c_int]),
-        "dtac_batch_nthread": (c_int, [vp]),
-    }
-    for name, (res, args) in sig.items():
-        try:
-            f = getattr(_dll, name)
-        except AttributeError as e:
-            raise LibraryError(f"difftac: {_dll._name} has no symbol {name}; is it libdifftac.so "
-                               f"from this version of difftac?") from e
-        f.restype, f.argtypes = res, args
-
-
-_prototype()
 
 
 def make_datas(model, n):
