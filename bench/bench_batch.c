@@ -56,19 +56,6 @@ static char* read_file(const char* path) {
   return s;
 }
 
-static mjModel* load_string(const char* xml) {
-  char err[1000] = "";
-  mjSpec* spec = mj_parseXMLString(xml, NULL, err, sizeof(err));
-  if (!spec) {
-    fprintf(stderr, "bench_batch: %s\n", err);
-    return NULL;
-  }
-  mjModel* m = mj_compile(spec, NULL);
-  if (!m) fprintf(stderr, "bench_batch: %s\n", mjs_getError(spec));
-  mj_deleteSpec(spec);
-  return m;
-}
-
 // the device every gel is stepped on: $DTAC_DEVICE (cpu, cuda, cuda:N, emu) or the model's own
 static const char* device(void) {
   const char* dev = getenv("DTAC_DEVICE");
@@ -107,7 +94,7 @@ static mjModel* load_press(const char* resolution) {
     char* out = (char*)malloc(n);
     snprintf(out, n, "%.*s<config key=\"resolution\" value=\"%s\"/>%s", (int)(at - xml), xml,
              resolution, at + strlen(key));
-    m = load_string(out);
+    m = bench_compile("bench_batch", out);
     free(out);
   }
   free(xml);
@@ -182,7 +169,7 @@ int main(int argc, char** argv) {
   mj_loadPluginLibrary(DTAC_LIB);
 
   char* xml = with_device(read_file(DTAC_MODELS "/press_small.xml"));
-  mjModel* m = xml ? load_string(xml) : NULL;
+  mjModel* m = xml ? bench_compile("bench_batch", xml) : NULL;
   free(xml);
   if (!m) return 1;
   fprintf(stderr, "device: %s\n", device());

@@ -141,19 +141,6 @@ static int nwarn_total(const mjData* d) {
   return n;
 }
 
-static mjModel* compile(const char* xml) {
-  char err[1000] = "";
-  mjSpec* spec = mj_parseXMLString(xml, NULL, err, sizeof(err));
-  if (!spec) {
-    fprintf(stderr, "bench_gel: parse error: %s\n", err);
-    return NULL;
-  }
-  mjModel* m = mj_compile(spec, NULL);
-  if (!m) fprintf(stderr, "bench_gel: compile error: %s\n", mjs_getError(spec));
-  mj_deleteSpec(spec);
-  return m;
-}
-
 static int finite_state(const mjModel* m, const mjData* d, double vmax) {
   for (int i = 0; i < m->nq; i++) {
     if (!isfinite(d->qpos[i])) return 0;
@@ -419,7 +406,7 @@ int main(int argc, char** argv) {
 
     // ---- difftac gel ----
     char* xml = difftac_xml(R->res);
-    mjModel* m = compile(xml);
+    mjModel* m = bench_compile("bench_gel", xml);
     free(xml);
     if (!m) return 1;
     mjData* d = mj_makeData(m);
@@ -490,7 +477,7 @@ int main(int argc, char** argv) {
       // Euler: halve the timestep until the pressed flex stays finite and bounded
       for (int tries = 0; tries < 3; tries++) {
         xml = flex_xml(R->ncell, R->beta, integ, h);
-        m = compile(xml);
+        m = bench_compile("bench_gel", xml);
         free(xml);
         if (!m) return 1;
         d = mj_makeData(m);

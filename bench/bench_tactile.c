@@ -108,19 +108,6 @@ static void on_warning(const char* msg) {
   if (!g_nwarn++) fprintf(stderr, "bench_tactile: MuJoCo warning: %s\n", msg);
 }
 
-static mjModel* compile(const char* xml) {
-  char err[1000] = "";
-  mjSpec* spec = mj_parseXMLString(xml, NULL, err, sizeof(err));
-  if (!spec) {
-    fprintf(stderr, "bench_tactile: parse error: %s\n", err);
-    return NULL;
-  }
-  mjModel* m = mj_compile(spec, NULL);
-  if (!m) fprintf(stderr, "bench_tactile: compile error: %s\n", mjs_getError(spec));
-  mj_deleteSpec(spec);
-  return m;
-}
-
 static int cmp_double(const void* a, const void* b) {
   double x = *(const double*)a, y = *(const double*)b;
   return x < y ? -1 : x > y;
@@ -192,7 +179,7 @@ int main(int argc, char** argv) {
 
   // ---- the pressed state, from the scene without sensors ----
   char* xml = scene_xml(-1, 0, 0);
-  mjModel* m0 = compile(xml);
+  mjModel* m0 = bench_compile("bench_tactile", xml);
   free(xml);
   if (!m0) return 1;
   mjData* d0 = mj_makeData(m0);
@@ -307,7 +294,7 @@ int main(int argc, char** argv) {
             1e3 * rs[1], 1e9 * rs[1] / npix, 1e3 * rs[2], 1e9 * rs[2] / npix);
     for (int o = 0; o < 6; o++) {
       xml = scene_xml(o, W, H);
-      mjModel* m = compile(xml);
+      mjModel* m = bench_compile("bench_tactile", xml);
       free(xml);
       if (!m) return 1;
       mjData* d = mj_makeData(m);
