@@ -1,5 +1,6 @@
 // gel_cuda.cu: the joint step of many environments' gels on a CUDA GPU (the kernel body of
-// gel_dev.h, one thread block per environment, every substep of a MuJoCo step in one launch),
+// gel_dev.h, a team of bpe thread blocks per environment, every substep of a MuJoCo step in one
+// launch),
 // and the CUDA runtime calls of src/device.h. Every call is checked; an error comes back as a
 // message, never an abort.
 #include <cuda_runtime.h>
@@ -17,11 +18,27 @@ static int check(cudaError_t e, const char* what, char* err, size_t errlen) {
   return 1;
 }
 
+// environment blockIdx / bpe, block blockIdx % bpe of its team; part: bpe x 8 doubles and bar:
+// 2 counters per environment (bpe > 1)
 __global__ void __launch_bounds__(DTAC_DEV_THREADS)
-    dtac_gels_advance_kernel(dtac_dev_env* const* envs, int n) {
+    dtac_gels_advance_kernel(dtac_dev_env* const* envs, int n, int bpe, double* part,
+                             unsigned* bar) {
   __shared__ double red[DTAC_DEV_SHARED];
-  if (blockIdx.x >= n) return;
-  dtac_dev_advance(envs[blockIdx.x], threadIdx.x, blockDim.x, red);
+  int e = blockIdx.x / bpe;
+  if (e >= n) return;
+  dtac_dev_team T;
+  T.blk = blockIdx.x % bpe;
+  T.nblk = bpe;
+  T.btid = threadIdx.x;
+  T.bthr = blockDim.x;
+  T.tid = T.blk * T.bthr + T.btid;
+  T.nthr = T.nblk * T.bthr;
+  T.red = red;
+  T.part = part + (size_t)8 * bpe * e;
+  T.bar = bar + 2 * e;
+  T.sync = NULL;
+  T.sync_arg = NULL;
+  dtac_dev_advance(envs[e], &T);
 }
 
 // makes GPU `ordinal` current for the scope and gives the caller's current GPU back after it (the
@@ -47,7 +64,8 @@ DTAC_EXPORT int dtac_cuda_count(void) {
   return n;
 }
 
-DTAC_EXPORT int dtac_cuda_open(int ordinal, void** stream, char* err, size_t errlen) {
+DTAC_EXPORT int dtac_cuda_open(int ordinal, void** stream, int* maxblocks, char* err,
+                               size_t errlen) {
   int n = dtac_cuda_count();
   if (ordinal < 0 || ordinal >= n) {
     snprintf(err, errlen, "CUDA device %d requested, %d present", ordinal, n);
@@ -66,6 +84,18 @@ DTAC_EXPORT int dtac_cuda_open(int ordinal, void** stream, char* err, size_t err
              ok ? prop.minor : 0);
     return 1;
   }
+  // blocks of the kernel the GPU holds at once: the most a cooperative launch may start (0: no
+  // cooperative launches, one block per environment)
+  int per_sm = 0, coop = 0, nsm = 0;
+  if (check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, dtac_gels_advance_kernel,
+                                                          DTAC_DEV_THREADS, 0),
+            "cudaOccupancyMaxActiveBlocksPerMultiprocessor", err, errlen) ||
+      check(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, ordinal),
+            "cudaDeviceGetAttribute", err, errlen) ||
+      check(cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, ordinal),
+            "cudaDeviceGetAttribute", err, errlen))
+    return 1;
+  *maxblocks = coop ? per_sm * nsm : 0;
   cudaStream_t s;
   if (check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate", err, errlen))
     return 1;
@@ -124,12 +154,23 @@ DTAC_EXPORT int dtac_cuda_get(int ordinal, void* stream, void* dst, const void* 
 }
 
 DTAC_EXPORT int dtac_cuda_advance(int ordinal, void* stream, dtac_dev_env* const* envs, int n,
-                                  char* err, size_t errlen) {
+                                  int bpe, double* part, unsigned* bar, char* err, size_t errlen) {
   DeviceScope scope(ordinal);
   cudaStream_t s = (cudaStream_t)stream;
   if (check(scope.err, "cudaSetDevice", err, errlen)) return 1;
   cudaGetLastError();  // an earlier, handled error must not be taken for this launch's
-  dtac_gels_advance_kernel<<<n, DTAC_DEV_THREADS, 0, s>>>(envs, n);
-  return check(cudaGetLastError(), "kernel launch", err, errlen) ||
-         check(cudaStreamSynchronize(s), "gel step kernel", err, errlen);
+  if (bpe <= 1) {
+    dtac_gels_advance_kernel<<<n, DTAC_DEV_THREADS, 0, s>>>(envs, n, 1, part, bar);
+    if (check(cudaGetLastError(), "kernel launch", err, errlen)) return 1;
+  } else {
+    // teams of several blocks: every block resident at once (a cooperative launch), the
+    // barriers' counters zeroed first (a failed launch may have left them anywhere)
+    void* args[] = {(void*)&envs, (void*)&n, (void*)&bpe, (void*)&part, (void*)&bar};
+    if (check(cudaMemsetAsync(bar, 0, sizeof(unsigned) * 2 * n, s), "cudaMemset", err, errlen) ||
+        check(cudaLaunchCooperativeKernel((const void*)dtac_gels_advance_kernel, dim3(n * bpe),
+                                          dim3(DTAC_DEV_THREADS), args, 0, s),
+              "cooperative kernel launch", err, errlen))
+      return 1;
+  }
+  return check(cudaStreamSynchronize(s), "gel step kernel", err, errlen);
 }

@@ -1,21 +1,80 @@
 // gel_dev.h: the joint step of one environment's gels (dtac_gels_advance of src/step.c) as one
-// device kernel body: every substep of a MuJoCo step in one launch (a persistent kernel), one
-// thread block per environment, the block's threads striding over tets and nodes, phases
-// separated by block barriers. The physics is the per-element and per-node functions of fem.h
-// and substep.h, the same the CPU step calls. The body runs under CUDA (kernels/gel_cuda.cu)
-// and, with one thread, on the host (src/device.c's emulated device, which tests this code path
-// where no GPU is present).
+// device kernel body: every substep of a MuJoCo step in one launch (a persistent kernel). A team
+// of threads steps one environment: the threads of one thread block, or of several co-resident
+// blocks joined by a barrier in global memory (a single large environment spread over the GPU).
+// The team's threads stride over tets and nodes, its phases separated by barriers. The physics
+// is the per-element and per-node functions of fem.h and substep.h, the same the CPU step calls.
+// The body runs under CUDA (kernels/gel_cuda.cu) and on the host (src/device.c's emulated
+// device, which runs a team of host threads and so tests this code path, its barriers and
+// reductions included, where no GPU is present).
 #ifndef DTAC_KERNELS_GEL_DEV_H_
 #define DTAC_KERNELS_GEL_DEV_H_
 
 #include "fem.h"
 #include "substep.h"
 
+// threads of a block (a power of 2) and the doubles of shared memory a block needs
+#define DTAC_DEV_THREADS 256
+#define DTAC_DEV_SHARED (DTAC_DEV_THREADS * 8)
+
+// one thread's view of the team stepping an environment
+typedef struct dtac_dev_team_ {
+  int tid, nthr;  // this thread in the team, the team's threads
+  int btid, bthr; // this thread in its block, the block's threads (a power of 2)
+  int blk, nblk;  // this block in the team, the team's blocks
+  double* red;    // the block's shared memory: bthr x 8 doubles
+  double* part;   // the blocks' partial reductions: nblk x 8 doubles (nblk > 1), global memory
+  unsigned* bar;  // the team's barrier: arrivals and generation (nblk > 1, CUDA), global memory
+  void (*sync)(void* arg);  // the emulated device's barrier (host only; NULL: one thread)
+  void* sync_arg;
+} dtac_dev_team;
+
 #if defined(__CUDA_ARCH__)
-#define DTAC_SYNC() __syncthreads()
-#else
-#define DTAC_SYNC() ((void)0)
+// the barrier of nblk co-resident blocks (a cooperative launch guarantees they are): the block's
+// threads meet, its thread 0 arrives and waits for the generation to change, the last to arrive
+// resets the count and starts the next generation; fences make every write before the barrier
+// visible to every block after it
+__device__ static inline void dtac_dev_team_barrier(unsigned* bar, int nblk) {
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    volatile unsigned* gen = bar + 1;
+    unsigned g = *gen;
+    __threadfence();
+    if (atomicAdd(bar, 1u) == (unsigned)nblk - 1) {
+      atomicExch(bar, 0u);
+      __threadfence();
+      atomicAdd(bar + 1, 1u);
+    } else {
+      while (*gen == g) __nanosleep(32);
+    }
+    __threadfence();
+  }
+  __syncthreads();
+}
 #endif
+
+// the threads of this thread's block meet
+DTAC_HD void dtac_dev_bsync(const dtac_dev_team* T) {
+#if defined(__CUDA_ARCH__)
+  (void)T;
+  __syncthreads();
+#else
+  if (T->sync) T->sync(T->sync_arg);  // the emulated team meets whole: a stronger barrier
+#endif
+}
+
+// the team's threads meet: every write before is seen by every thread after
+DTAC_HD void dtac_dev_sync(const dtac_dev_team* T) {
+#if defined(__CUDA_ARCH__)
+  if (T->nblk > 1) {
+    dtac_dev_team_barrier(T->bar, T->nblk);
+  } else {
+    __syncthreads();
+  }
+#else
+  if (T->sync) T->sync(T->sync_arg);
+#endif
+}
 
 // one gel of an environment, in device memory (every pointer a device address)
 typedef struct dtac_dev_gel_ {
@@ -70,34 +129,46 @@ typedef struct dtac_dev_env_ {
   int nsub;  // out: substeps taken
 } dtac_dev_env;
 
-// threads of a block (a power of 2) and the doubles of shared memory a block needs
-#define DTAC_DEV_THREADS 256
-#define DTAC_DEV_SHARED (DTAC_DEV_THREADS * 8)
-
-// sum (op 0) or minimum (op 1) of n values per thread over the block's threads; red holds
-// nthr x n doubles; every thread gets the result in v
-DTAC_HD void dtac_dev_reduce(double* v, int n, int op, double* red, int tid, int nthr) {
+// sum (op 0) or minimum (op 1) of n <= 8 values per thread over the team's threads: a tree in
+// each block's shared memory, then the blocks' partial results in block order, the same in every
+// thread (the result does not depend on which blocks finish first); every thread gets it in v
+DTAC_HD void dtac_dev_reduce(double* v, int n, int op, const dtac_dev_team* T) {
+  double* red = T->red;
+  int tid = T->btid;
   for (int k = 0; k < n; k++) red[n * tid + k] = v[k];
-  DTAC_SYNC();
-  for (int s = nthr / 2; s > 0; s /= 2) {
+  dtac_dev_bsync(T);
+  for (int s = T->bthr / 2; s > 0; s /= 2) {
     if (tid < s) {
       for (int k = 0; k < n; k++) {
         double a = red[n * tid + k], b = red[n * (tid + s) + k];
         red[n * tid + k] = op ? fmin(a, b) : a + b;
       }
     }
-    DTAC_SYNC();
+    dtac_dev_bsync(T);
   }
-  for (int k = 0; k < n; k++) v[k] = red[k];
-  DTAC_SYNC();
+  if (T->nblk == 1) {
+    for (int k = 0; k < n; k++) v[k] = red[k];
+    dtac_dev_bsync(T);
+    return;
+  }
+  if (tid == 0) {
+    for (int k = 0; k < n; k++) T->part[8 * T->blk + k] = red[k];
+  }
+  dtac_dev_sync(T);
+  for (int k = 0; k < n; k++) {
+    double a = T->part[k];
+    for (int b = 1; b < T->nblk; b++) a = op ? fmin(a, T->part[8 * b + k]) : a + T->part[8 * b + k];
+    v[k] = a;
+  }
+  dtac_dev_sync(T);  // part and red free for the next reduction
 }
 
 // element forces and det F of gel g; returns this thread's smallest det F
-DTAC_HD double dtac_dev_tets(dtac_dev_gel* g, int tid, int nthr) {
+DTAC_HD double dtac_dev_tets(dtac_dev_gel* g, const dtac_dev_team* T) {
   const double* x = g->state;
   const double* v = g->state + 3 * g->nnode;
   double minJ = INFINITY;
-  for (int t = tid; t < g->ntet; t += nthr) {
+  for (int t = T->tid; t < g->ntet; t += T->nthr) {
     const int* tv = g->tet + 4 * t;
     double J = dtac_tet_force(&g->mat, x + 3 * tv[0], x + 3 * tv[1], x + 3 * tv[2], x + 3 * tv[3],
                               v + 3 * tv[0], v + 3 * tv[1], v + 3 * tv[2], v + 3 * tv[3],
@@ -182,15 +253,15 @@ DTAC_HD int dtac_dev_node(dtac_dev_gel* g, int a, const double gravity[3], doubl
   return touch;
 }
 
-// the joint step of environment E over E->h (dtac_gels_advance): thread tid of nthr; red is
-// DTAC_DEV_SHARED doubles of the block's shared memory
-DTAC_HD void dtac_dev_advance(dtac_dev_env* E, int tid, int nthr, double* red) {
+// the joint step of environment E over E->h (dtac_gels_advance), by thread T of its team
+DTAC_HD void dtac_dev_advance(dtac_dev_env* E, const dtac_dev_team* T) {
+  int tid = T->tid, nthr = T->nthr;
   // substeps: the finest any gel needs, more when elements are compressed or inverted
   int nsub = 1;
   for (int i = 0; i < E->ngel; i++) {
     dtac_dev_gel* g = E->gels + i;
-    double mj = dtac_dev_tets(g, tid, nthr);
-    dtac_dev_reduce(&mj, 1, 1, red, tid, nthr);
+    double mj = dtac_dev_tets(g, T);
+    dtac_dev_reduce(&mj, 1, 1, T);
     int n = g->nsub * (mj < 0 ? 3 : (mj < 0.5 ? 2 : 1));
     if (n > nsub) nsub = n;
     if (tid == 0) {
@@ -203,7 +274,7 @@ DTAC_HD void dtac_dev_advance(dtac_dev_env* E, int tid, int nthr, double* red) {
     E->cur[b] = E->bodies[b].frame;
     for (int k = 0; k < 6; k++) E->bodies[b].dP[k] = E->bodies[b].dQ[k] = E->wb[6 * b + k] = 0;
   }
-  DTAC_SYNC();
+  dtac_dev_sync(T);
 
   for (int sub = 0; sub < nsub; sub++) {
     double t = sub * dt;
@@ -216,18 +287,18 @@ DTAC_HD void dtac_dev_advance(dtac_dev_env* E, int tid, int nthr, double* red) {
       }
       if (tid == 0) dtac_site_at(&g->site, g->site_slot, &g->site_b, E->cur, t, &g->st);
     }
-    DTAC_SYNC();
+    dtac_dev_sync(T);
 
     for (int i = 0; i < E->ngel; i++) {
       dtac_dev_gel* g = E->gels + i;
       // substep 0 keeps the element forces of the substep count's pass (the same state)
-      double mj = sub > 0 ? dtac_dev_tets(g, tid, nthr) : INFINITY;
-      DTAC_SYNC();
+      double mj = sub > 0 ? dtac_dev_tets(g, T) : INFINITY;
+      dtac_dev_sync(T);
       // wrench on the site's body, contact nodes, colliders left out
       double w[8] = {0, 0, 0, 0, 0, 0, 0, 0};
       for (int a = tid; a < g->nnode; a += nthr) w[6] += dtac_dev_node(g, a, E->gravity, dt, w);
-      dtac_dev_reduce(&mj, 1, 1, red, tid, nthr);
-      dtac_dev_reduce(w, 8, 0, red, tid, nthr);
+      dtac_dev_reduce(&mj, 1, 1, T);
+      dtac_dev_reduce(w, 8, 0, T);
       if (tid == 0) {
         g->min_J = fmin(g->min_J, mj);
         g->ncontact = (int)w[6];
@@ -252,11 +323,11 @@ DTAC_HD void dtac_dev_advance(dtac_dev_env* E, int tid, int nthr, double* red) {
             }
           }
         }
-        dtac_dev_reduce(ft, 6, 0, red, tid, nthr);
+        dtac_dev_reduce(ft, 6, 0, T);
         if (tid == 0) dtac_wrench_add(E->wb + 6 * b, ft, ft + 3, g->col_t[c].pos, E->cur[b].pos);
       }
     }
-    DTAC_SYNC();
+    dtac_dev_sync(T);
 
     // bodies: the gels' wrench beyond what the rigid step applied changes their velocity now
     for (int b = tid; b < E->nbody; b += nthr) {
@@ -264,7 +335,7 @@ DTAC_HD void dtac_dev_advance(dtac_dev_env* E, int tid, int nthr, double* red) {
       dtac_body_substep(B, E->cur + b, B->dP, B->dQ, E->wb + 6 * b, dt);
       for (int k = 0; k < 6; k++) E->wb[6 * b + k] = 0;
     }
-    DTAC_SYNC();
+    dtac_dev_sync(T);
 
     // the back faces with their sites at the substep's end
     for (int i = 0; i < E->ngel; i++) {
@@ -276,7 +347,7 @@ DTAC_HD void dtac_dev_advance(dtac_dev_env* E, int tid, int nthr, double* red) {
         dtac_place_node(&sf, g->X + 3 * a, g->state + 3 * a, g->state + 3 * g->nnode + 3 * a);
       }
     }
-    DTAC_SYNC();
+    dtac_dev_sync(T);
   }
 
   // a non-finite value anywhere in positions or velocities
@@ -286,7 +357,7 @@ DTAC_HD void dtac_dev_advance(dtac_dev_env* E, int tid, int nthr, double* red) {
     for (int k = tid; k < 6 * g->nnode; k += nthr) {
       if (!isfinite(g->state[k])) bad = 1;
     }
-    dtac_dev_reduce(&bad, 1, 0, red, tid, nthr);
+    dtac_dev_reduce(&bad, 1, 0, T);
     if (tid == 0) g->nonfinite = bad > 0;
   }
   if (tid == 0) E->nsub = nsub;

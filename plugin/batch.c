@@ -91,7 +91,7 @@ static void phase_device(dtac_batch* b, dtac_batch_worker* w, int begin, int end
     mjData* d = b->d[i];
     dtac_elastomer* e = dtac_elastomer_lead(b->m, d);
     if (e && e->dev_env) {
-      if (e->dev.kind == DTAC_DEV_EMU && dtac_dev_launch(&e->dev, &e->dev_env, 1)) {
+      if (e->dev.kind == DTAC_DEV_EMU && dtac_dev_launch(&e->dev, &e->dev_env, 1, e->block.work)) {
         dtac_elastomer_device_abort(b->m, d, e);
       } else {
         dtac_elastomer_device_finish(b->m, d, e);
@@ -104,13 +104,16 @@ static void phase_device(dtac_batch* b, dtac_batch_worker* w, int begin, int end
 // one launch for every environment whose gels wait on a GPU (thread 0, between the phases); on
 // failure each of them is stepped on the CPU here (and counted in phase 2)
 static void launch_all(dtac_batch* b) {
-  int n = 0;
+  int n = 0, work = 0;
   for (int i = 0; i < b->n; i++) {
     dtac_elastomer* e = device_lead(b->m, b->d[i]);
-    if (e && e->dev_env && e->dev.kind == DTAC_DEV_CUDA) b->envs[n++] = e->dev_env;
+    if (e && e->dev_env && e->dev.kind == DTAC_DEV_CUDA) {
+      b->envs[n++] = e->dev_env;
+      if (e->block.work > work) work = e->block.work;
+    }
   }
   if (n == 0) return;
-  if (b->dev_open && dtac_dev_launch(&b->dev, b->envs, n) == 0) return;
+  if (b->dev_open && dtac_dev_launch(&b->dev, b->envs, n, work) == 0) return;
   mju_warning("dtac_batch_step: %s", b->dev.err);
   for (int i = 0; i < b->n; i++) {
     dtac_elastomer* e = device_lead(b->m, b->d[i]);

@@ -1036,7 +1036,7 @@ static void elastomer_advance(const mjModel* m, mjData* d, int instance) {
   if (e->dev.kind != DTAC_DEV_CPU && !e->record) {
     if (!dtac_elastomer_device_begin(m, d, e, ngel)) {
       if (e->defer) return;  // dtac_batch_step launches it with other environments
-      if (dtac_dev_launch(&e->dev, &e->dev_env, 1) == 0) {
+      if (dtac_dev_launch(&e->dev, &e->dev_env, 1, e->block.work) == 0) {
         dtac_elastomer_device_finish(m, d, e);
         return;
       }

@@ -3,6 +3,7 @@
 // the host.
 #include "device.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +15,45 @@ int dtac_dev_cuda_count(void) {
   return dtac_cuda_count();
 }
 
+// reads the integer setting `name` from the environment into *v (unset: *v unchanged);
+// nonzero with dv->err if it is not an integer in [lo, hi]
+static int env_int(dtac_dev* dv, const char* name, int lo, int hi, int* v) {
+  const char* s = getenv(name);
+  if (!s) return 0;
+  char* end;
+  long x = strtol(s, &end, 10);
+  if (end == s || *end || x < lo || x > hi) {
+    snprintf(dv->err, sizeof(dv->err), "%s = '%.40s': an integer from %d to %d expected", name, s,
+             lo, hi);
+    return 1;
+  }
+  *v = (int)x;
+  return 0;
+}
+
 int dtac_dev_open(dtac_dev* dv, int kind, int ordinal) {
   memset(dv, 0, sizeof(*dv));
   dv->kind = kind;
   dv->ordinal = ordinal;
-  if (kind == DTAC_DEV_CUDA) return dtac_cuda_open(ordinal, &dv->stream, dv->err, sizeof(dv->err));
+  dv->emu_blocks = dv->emu_threads = 1;
+  if (env_int(dv, "DTAC_DEV_BLOCKS", 1, 1 << 16, &dv->maxbpe)) return 1;
+  if (kind == DTAC_DEV_CUDA)
+    return dtac_cuda_open(ordinal, &dv->stream, &dv->maxblocks, dv->err, sizeof(dv->err));
   const char* fail = getenv("DTAC_EMU_FAIL");
   if (fail) dv->fail = !strcmp(fail, "launch") ? 1 : (!strcmp(fail, "get") ? 2 : 0);
+  const char* team = getenv("DTAC_EMU_TEAM");
+  if (team) {
+    int b = 0, t = 0;
+    char tail;
+    if (sscanf(team, "%dx%d%c", &b, &t, &tail) != 2 || b < 1 || b > 64 || t < 1 ||
+        t > DTAC_DEV_THREADS || (t & (t - 1))) {
+      snprintf(dv->err, sizeof(dv->err), "DTAC_EMU_TEAM = '%.40s': BxT expected, 1 <= B <= 64 "
+               "blocks of T threads, T a power of 2 up to %d", team, DTAC_DEV_THREADS);
+      return 1;
+    }
+    dv->emu_blocks = b;
+    dv->emu_threads = t;
+  }
   return 0;
 }
 
@@ -63,6 +96,10 @@ static int dev_get(dtac_dev* dv, void* dst, const void* src, size_t n) {
 
 void dtac_dev_close(dtac_dev* dv) {
   dev_free(dv, dv->ptrs);
+  dev_free(dv, dv->part);
+  dev_free(dv, dv->bar);
+  dv->part = NULL;
+  dv->bar = NULL;
   if (dv->kind == DTAC_DEV_CUDA) dtac_cuda_close(dv->ordinal, dv->stream);
   dv->ptrs = NULL;
   dv->stream = NULL;
@@ -211,6 +248,8 @@ dtac_dev_env* dtac_dev_prepare(dtac_dev* dv, dtac_env_block* eb, dtac_gel_step* 
   for (int k = 0; k < 3; k++) env->gravity[k] = gravity[k];
   env->h = h;
   memcpy(H + L.bodies, bodies, sizeof(dtac_body) * nbody);
+  eb->work = 0;
+  for (int i = 0; i < ngel; i++) eb->work += gels[i].gm->ntet;
 
   for (int i = 0; i < ngel; i++) {
     dtac_gel_step* st = gels + i;
@@ -260,33 +299,135 @@ dtac_dev_env* dtac_dev_prepare(dtac_dev* dv, dtac_env_block* eb, dtac_gel_step* 
   return (dtac_dev_env*)(D + L.env);
 }
 
-// the emulated device: each environment's kernel body by one host thread
-static void emu_advance(dtac_dev_env* const* envs, int n) {
-  double red[8];
-  for (int i = 0; i < n; i++) dtac_dev_advance(envs[i], 0, 1, red);
+// ---- the emulated device: a team of host threads per environment, meeting at a pthread barrier
+// (created for each launch: the emulated device is for tests, not speed)
+
+typedef struct emu_thread_ {
+  dtac_dev_env* E;
+  dtac_dev_team T;
+  pthread_mutex_t* mu;  // the gate: threads wait until *go is 1 (run) or -1 (a thread could not
+  pthread_cond_t* cv;   // be started: leave)
+  int* go;
+} emu_thread;
+
+static void emu_sync(void* arg) {
+  pthread_barrier_wait((pthread_barrier_t*)arg);
 }
 
-int dtac_dev_launch(dtac_dev* dv, dtac_dev_env* const* envs, int n) {
+static void* emu_run(void* arg) {
+  emu_thread* t = (emu_thread*)arg;
+  pthread_mutex_lock(t->mu);
+  while (*t->go == 0) pthread_cond_wait(t->cv, t->mu);
+  int go = *t->go;
+  pthread_mutex_unlock(t->mu);
+  if (go > 0) dtac_dev_advance(t->E, &t->T);
+  return NULL;
+}
+
+// environment E by the emulated device's team; nonzero with dv->err if it could not be run
+static int emu_team(dtac_dev* dv, dtac_dev_env* E) {
+  int nb = dv->emu_blocks, bt = dv->emu_threads, n = nb * bt;
+  if (n == 1) {
+    double red[8];
+    dtac_dev_team T = {0, 1, 0, 1, 0, 1, red, NULL, NULL, NULL, NULL};
+    dtac_dev_advance(E, &T);
+    return 0;
+  }
+  double* red = (double*)calloc((size_t)8 * n + 8 * nb, sizeof(double));
+  emu_thread* th = (emu_thread*)calloc(n, sizeof(emu_thread));
+  pthread_t* id = (pthread_t*)calloc(n, sizeof(pthread_t));
+  if (!red || !th || !id) {
+    free(red);
+    free(th);
+    free(id);
+    snprintf(dv->err, sizeof(dv->err), "out of host memory (emulated team of %d threads)", n);
+    return 1;
+  }
+  pthread_barrier_t bar;
+  pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+  int go = 0;
+  pthread_barrier_init(&bar, NULL, (unsigned)n);
+  for (int i = 0; i < n; i++) {
+    dtac_dev_team* T = &th[i].T;
+    T->blk = i / bt;
+    T->nblk = nb;
+    T->btid = i % bt;
+    T->bthr = bt;
+    T->tid = i;
+    T->nthr = n;
+    T->red = red + (size_t)8 * bt * T->blk;
+    T->part = red + (size_t)8 * n;
+    T->bar = NULL;
+    T->sync = emu_sync;
+    T->sync_arg = &bar;
+    th[i].E = E;
+    th[i].mu = &mu;
+    th[i].cv = &cv;
+    th[i].go = &go;
+  }
+  int started = 1;  // thread 0 is this one
+  while (started < n && pthread_create(id + started, NULL, emu_run, th + started) == 0) started++;
+  pthread_mutex_lock(&mu);
+  go = started == n ? 1 : -1;
+  pthread_cond_broadcast(&cv);
+  pthread_mutex_unlock(&mu);
+  if (go > 0) dtac_dev_advance(E, &th[0].T);
+  for (int i = 1; i < started; i++) pthread_join(id[i], NULL);
+  pthread_barrier_destroy(&bar);
+  free(red);
+  free(th);
+  free(id);
+  if (go < 0) {
+    snprintf(dv->err, sizeof(dv->err), "could not start the emulated team's thread %d of %d",
+             started, n);
+    return 1;
+  }
+  return 0;
+}
+
+int dtac_dev_team_blocks(const dtac_dev* dv, int n, int work) {
+  if (dv->kind != DTAC_DEV_CUDA) return dv->emu_blocks;
+  if (n <= 0 || dv->maxblocks < 2 * n) return 1;
+  int bpe = dv->maxblocks / n;
+  int useful = (work + 4 * DTAC_DEV_THREADS - 1) / (4 * DTAC_DEV_THREADS);
+  if (bpe > useful) bpe = useful;
+  if (dv->maxbpe > 0 && bpe > dv->maxbpe) bpe = dv->maxbpe;
+  return bpe > 1 ? bpe : 1;
+}
+
+int dtac_dev_launch(dtac_dev* dv, dtac_dev_env* const* envs, int n, int work) {
   if (n <= 0) return 0;
   if (dv->kind != DTAC_DEV_CUDA) {
     if (dv->fail == 1) {
       snprintf(dv->err, sizeof(dv->err), "emulated launch failure (DTAC_EMU_FAIL=launch)");
       return 1;
     }
-    emu_advance(envs, n);
+    for (int i = 0; i < n; i++) {
+      if (emu_team(dv, envs[i])) return 1;
+    }
     return 0;
   }
   if (n > dv->cap) {
     snprintf(dv->err, sizeof(dv->err), "launch of %d environments, room for %d", n, dv->cap);
     return 1;
   }
+  int bpe = dv->part && dv->bar ? dtac_dev_team_blocks(dv, n, work) : 1;
   if (dev_put(dv, dv->ptrs, envs, sizeof(dtac_dev_env*) * n)) return 1;
-  return dtac_cuda_advance(dv->ordinal, dv->stream, (dtac_dev_env* const*)dv->ptrs, n, dv->err,
-                           sizeof(dv->err));
+  return dtac_cuda_advance(dv->ordinal, dv->stream, (dtac_dev_env* const*)dv->ptrs, n, bpe,
+                           dv->part, dv->bar, dv->err, sizeof(dv->err));
 }
 
 int dtac_dev_reserve(dtac_dev* dv, int n) {
-  if (dv->kind != DTAC_DEV_CUDA || n <= dv->cap) return 0;
+  if (dv->kind != DTAC_DEV_CUDA) return 0;
+  // the teams' reductions and barriers: a team of several blocks is only formed while the GPU
+  // holds every block, so maxblocks of each is room for any launch
+  if (dv->maxblocks > 1 && !dv->part) {
+    dv->part = (double*)dev_alloc(dv, sizeof(double) * 8 * dv->maxblocks);
+    dv->bar = (unsigned*)dev_alloc(dv, sizeof(unsigned) * 2 * dv->maxblocks);
+    if (!dv->part || !dv->bar) return 1;
+  }
+  if (n <= dv->cap) return 0;
   dev_free(dv, dv->ptrs);
   dv->cap = 0;
   dv->ptrs = dev_alloc(dv, sizeof(dtac_dev_env*) * n);

@@ -1,6 +1,7 @@
 // device.h: stepping gels on a device. A device context (dtac_dev) is a CUDA GPU and stream, or
-// the emulated device: host memory and the device kernel's body run by one thread, which tests
-// the device code path (buffers, uploads, the kernel's phases) where no GPU is present.
+// the emulated device: host memory and the device kernel's body run by a team of host threads
+// (one by default), which tests the device code path (buffers, uploads, the kernel's phases,
+// barriers and reductions) where no GPU is present.
 //
 // The state stays authoritative in MuJoCo's plugin_state: the device keeps a copy, uploaded
 // before a step whenever plugin_state differs from what the device last held (mj_resetData,
@@ -17,7 +18,7 @@
 typedef enum dtac_dev_kind_ {
   DTAC_DEV_CPU = 0,  // no device: the CPU step (src/step.c)
   DTAC_DEV_CUDA,     // a CUDA GPU
-  DTAC_DEV_EMU       // the emulated device (host memory, one thread)
+  DTAC_DEV_EMU       // the emulated device (host memory, host threads)
 } dtac_dev_kind;
 
 // a device context: one per elastomer instance (one stream each), or per batch
@@ -29,10 +30,17 @@ typedef struct dtac_dev_ {
   int cap;
   int fail;          // emulated device: 1 fails every launch, 2 every download (the tests'
                      // fault injection, from $DTAC_EMU_FAIL = launch or get when opened)
+  int maxblocks;     // CUDA: blocks the GPU holds at once (0: no cooperative launches)
+  int maxbpe;        // the most blocks an environment's team may have ($DTAC_DEV_BLOCKS; 0: any)
+  double* part;      // CUDA: the teams' partial reductions (maxblocks x 8 doubles) ...
+  unsigned* bar;     // ... and barriers (2 x maxblocks), made by dtac_dev_reserve
+  int emu_blocks;    // emulated device: the team's blocks and threads per block, from
+  int emu_threads;   // $DTAC_EMU_TEAM = BxT when opened (1x1: the launching thread alone)
   char err[DTAC_ERRLEN];  // the last error
 } dtac_dev;
 
-// opens a context on device `kind` (ordinal for CUDA); nonzero with dv->err on failure
+// opens a context on device `kind` (ordinal for CUDA); nonzero with dv->err on failure (also a
+// malformed $DTAC_EMU_TEAM or $DTAC_DEV_BLOCKS)
 int dtac_dev_open(dtac_dev* dv, int kind, int ordinal);
 void dtac_dev_close(dtac_dev* dv);
 // 1 if a CUDA device is usable in this process (0 in a build without CUDA)
@@ -65,6 +73,7 @@ typedef struct dtac_env_block_ {
   char* host;   // staging
   char* dev;
   int maxgel, maxbody, maxcol;
+  int work;     // tets of the gels the last prepare set up (sizes the environment's team)
 } dtac_env_block;
 
 int dtac_env_block_make(dtac_dev* dv, dtac_env_block* eb, int maxgel, int maxbody, int maxcol);
@@ -73,12 +82,17 @@ void dtac_env_block_free(dtac_dev* dv, dtac_env_block* eb);
 // the joint step of dtac_gels_advance on the device, in three parts so that a batch can launch
 // many environments at once: prepare uploads the inputs (and the gels' states and contact
 // constants where they changed) and returns the environment's device address, or NULL with
-// dv->err; dtac_dev_launch runs n environments; finish downloads the states and outputs into
-// gels[i].state, gels[i].rep and bodies' dP, dQ
+// dv->err; dtac_dev_launch runs n environments of at most `work` tets each (eb->work); finish
+// downloads the states and outputs into gels[i].state, gels[i].rep and bodies' dP, dQ
 dtac_dev_env* dtac_dev_prepare(dtac_dev* dv, dtac_env_block* eb, dtac_gel_step* gels,
                                dtac_gel_mirror* const* mirrors, int ngel, dtac_body* bodies,
                                int nbody, const double gravity[3], double h);
-int dtac_dev_launch(dtac_dev* dv, dtac_dev_env* const* envs, int n);
+int dtac_dev_launch(dtac_dev* dv, dtac_dev_env* const* envs, int n, int work);
+// the thread blocks in each environment's team for a launch of n environments of `work` tets:
+// on a GPU, as many as the GPU holds at once beside the other environments' teams, but no more
+// than keep each block's threads at 4 tets or more each (a barrier costs a few microseconds);
+// on the emulated device, its fixed team
+int dtac_dev_team_blocks(const dtac_dev* dv, int n, int work);
 // room for launches of up to n environments on dv, made before stepping (a launch allocates
 // nothing); nonzero with dv->err on failure
 int dtac_dev_reserve(dtac_dev* dv, int n);
@@ -88,7 +102,7 @@ int dtac_dev_finish(dtac_dev* dv, dtac_env_block* eb, dtac_gel_step* gels,
 // ---- the CUDA runtime calls (kernels/gel_cuda.cu; src/cuda_stub/cuda_stub.c without CUDA);
 // each returns 0 or writes the CUDA error into err
 int dtac_cuda_count(void);
-int dtac_cuda_open(int ordinal, void** stream, char* err, size_t errlen);
+int dtac_cuda_open(int ordinal, void** stream, int* maxblocks, char* err, size_t errlen);
 void dtac_cuda_close(int ordinal, void* stream);
 // (each makes `ordinal` the calling thread's current device first: a batch's worker threads
 // call them too)
@@ -98,7 +112,9 @@ int dtac_cuda_put(int ordinal, void* stream, void* dst, const void* src, size_t 
                   size_t errlen);
 int dtac_cuda_get(int ordinal, void* stream, void* dst, const void* src, size_t n, char* err,
                   size_t errlen);
-int dtac_cuda_advance(int ordinal, void* stream, dtac_dev_env* const* envs, int n, char* err,
-                      size_t errlen);
+// n environments, a team of bpe blocks each (bpe > 1: a cooperative launch; part and bar as
+// dtac_dev's)
+int dtac_cuda_advance(int ordinal, void* stream, dtac_dev_env* const* envs, int n, int bpe,
+                      double* part, unsigned* bar, char* err, size_t errlen);
 
 #endif  // DTAC_SRC_DEVICE_H_

@@ -13,9 +13,10 @@ static int no_cuda(char* err, size_t errlen) {
   return 1;
 }
 
-int dtac_cuda_open(int ordinal, void** stream, char* err, size_t errlen) {
+int dtac_cuda_open(int ordinal, void** stream, int* maxblocks, char* err, size_t errlen) {
   (void)ordinal;
   *stream = NULL;
+  *maxblocks = 0;
   return no_cuda(err, errlen);
 }
 
@@ -46,8 +47,8 @@ int dtac_cuda_get(int ordinal, void* stream, void* dst, const void* src, size_t 
   return no_cuda(err, errlen);
 }
 
-int dtac_cuda_advance(int ordinal, void* stream, dtac_dev_env* const* envs, int n, char* err,
-                      size_t errlen) {
-  (void)ordinal, (void)stream, (void)envs, (void)n;
+int dtac_cuda_advance(int ordinal, void* stream, dtac_dev_env* const* envs, int n, int bpe,
+                      double* part, unsigned* bar, char* err, size_t errlen) {
+  (void)ordinal, (void)stream, (void)envs, (void)n, (void)bpe, (void)part, (void)bar;
   return no_cuda(err, errlen);
 }

@@ -1,7 +1,7 @@
 // Devices: the `device` key, and the device code path against the CPU step. `emu` runs the
-// device kernel's body (kernels/gel_dev.h) on the host with one thread, through the same device
-// copies, uploads and downloads as a GPU (src/device.c), so these tests check that path without
-// a GPU. The same tests with `cuda` run where a GPU is present and skip (reported as skipped)
+// device kernel's body (kernels/gel_dev.h) on the host, by one thread or by a team of host
+// threads with barriers (DTAC_EMU_TEAM), through the same device copies, uploads and downloads
+// as a GPU (src/device.c), so these tests check that path without a GPU. The same tests with `cuda` run where a GPU is present and skip (reported as skipped)
 // elsewhere.
 #include <gtest/gtest.h>
 
@@ -313,6 +313,35 @@ TEST(Device, NodeInsideTooManyCollidersIsSaidOnce) {
     r[k].state.assign(s.d->plugin_state, s.d->plugin_state + s.m->npluginstate);
   }
   EXPECT_LT(RelDiff(r[0].state, r[1].state), kTol);
+}
+
+TEST(Device, TeamsOfThreadsMatchCpu) {
+  // the emulated device with teams of host threads (DTAC_EMU_TEAM = blocks x threads per block):
+  // the kernel body's striding, barriers and two-level reductions as a GPU runs them, a team of
+  // one block or of several joined by the team barrier; to rounding with the CPU, and
+  // bit-identical between runs (the reductions' order does not depend on the threads' timing)
+  Outcome press = Drive("press_small.xml", "cpu", 100);
+  for (const char* team : {"1x8", "3x4"}) {
+    setenv("DTAC_EMU_TEAM", team, 1);
+    Outcome a = Drive("press_small.xml", "emu", 100);
+    Outcome b = Drive("press_small.xml", "emu", 100);
+    unsetenv("DTAC_EMU_TEAM");
+    ExpectParity(press, a, kTol, team);
+    EXPECT_EQ(a.state, b.state) << team;
+    EXPECT_EQ(a.qvel, b.qvel) << team;
+  }
+  Outcome grasp = Drive("grasp.xml", "cpu", 60);
+  setenv("DTAC_EMU_TEAM", "2x4", 1);
+  Outcome g = Drive("grasp.xml", "emu", 60);
+  unsetenv("DTAC_EMU_TEAM");
+  ExpectParity(grasp, g, kTol, "grasp 2x4");
+
+  // a malformed team is an error naming the setting and its value
+  setenv("DTAC_EMU_TEAM", "2x6", 1);
+  Scene s = Scene::FromString(WithDevice("press_small.xml", "emu"));
+  unsetenv("DTAC_EMU_TEAM");
+  EXPECT_EQ(s.m, nullptr);
+  EXPECT_NE(s.err.find("DTAC_EMU_TEAM = '2x6'"), std::string::npos) << s.err;
 }
 
 TEST(Device, FailureIsAWarningAndTheCpuStepsOn) {
