@@ -4,12 +4,14 @@
 // single-environment MuJoCo step rate of the default GelSight Mini pad (models/press.xml) and of
 // one 4x finer (resolution / 4), the CPU figures a GPU backend is measured against.
 //
-//   ./build/bench/bench_batch [min_seconds_per_case [fine_steps]]     (bench/run.sh runs it)
+//   ./build/bench/bench_batch [min_seconds_per_case [fine_steps [single]]]  (bench/run.sh runs it)
 //
 // stdout: one JSON object per line; stderr: a short table. Timing: CLOCK_MONOTONIC wall clock
 // over whole dtac_batch_step / mj_step calls, each case repeated until min_seconds passed (at
 // least one call: at large N one call of one step takes longer than that). fine_steps: steps of
-// the 4x finer pad (default 1; 0 skips it: it takes about a minute to load and to step).
+// the 4x finer pad (default 1; 0 skips it: it takes about a minute to load and to step). `single`:
+// the single-environment cases only. On a GPU, $DTAC_DEV_BLOCKS caps the thread blocks stepping
+// one environment (docs/gpu.md); the JSON says which cap was in force ("auto": none).
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +62,12 @@ static char* read_file(const char* path) {
 static const char* device(void) {
   const char* dev = getenv("DTAC_DEVICE");
   return dev && dev[0] ? dev : "model";
+}
+
+// the cap on an environment's thread blocks on a GPU: $DTAC_DEV_BLOCKS or "auto"
+static const char* dev_blocks(void) {
+  const char* b = getenv("DTAC_DEV_BLOCKS");
+  return b && b[0] ? b : "auto";
 }
 
 // xml (freed) with <config key="device"> set to $DTAC_DEVICE before each elastomer's site key
@@ -151,10 +159,10 @@ static void single_env(const char* resolution, double min_s, int max_steps) {
     mj_step(m, d);
     n++;
   } while ((t = now_s() - t1) < min_s && n < max_steps);
-  printf("{\"bench\":\"single_env\",\"device\":\"%s\",\"scene\":\"press.xml\",\"resolution\":%s,\"nnode\":%d,"
-         "\"ntet\":%d,\"nsub\":%d,\"load_s\":%.3f,\"steps\":%ld,\"seconds\":%.3f,"
+  printf("{\"bench\":\"single_env\",\"device\":\"%s\",\"dev_blocks\":\"%s\",\"scene\":\"press.xml\","
+         "\"resolution\":%s,\"nnode\":%d,\"ntet\":%d,\"nsub\":%d,\"load_s\":%.3f,\"steps\":%ld,\"seconds\":%.3f,"
          "\"steps_per_s\":%.4g,\"rtf\":%.4g}\n",
-         device(), resolution, info.nnode, info.ntet, info.nsub, load_s, n, t, n / t,
+         device(), dev_blocks(), resolution, info.nnode, info.ntet, info.nsub, load_s, n, t, n / t,
          n / t * m->opt.timestep);
   fflush(stdout);
   fprintf(stderr, "press.xml resolution %-8s %7d nodes %7d tets nsub %4d  load %6.1f s  %9.3g steps/s\n",
@@ -166,7 +174,13 @@ static void single_env(const char* resolution, double min_s, int max_steps) {
 int main(int argc, char** argv) {
   double min_s = argc > 1 ? atof(argv[1]) : 2;
   int fine_steps = argc > 2 ? atoi(argv[2]) : 1;
+  int single = argc > 3 && !strcmp(argv[3], "single");
   mj_loadPluginLibrary(DTAC_LIB);
+  if (single) {
+    single_env("0.001", min_s, 1000000);
+    if (fine_steps > 0) single_env("0.00025", 1e9, fine_steps);
+    return 0;
+  }
 
   char* xml = with_device(read_file(DTAC_MODELS "/press_small.xml"));
   mjModel* m = xml ? bench_compile("bench_batch", xml) : NULL;
