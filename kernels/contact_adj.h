@@ -200,4 +200,20 @@ DTAC_HD void dtac_contact_node_force_adj(const dtac_contact_node_param* p, const
   dtac_collider_dist_adj(c, x, d_bar, n_bar, x_bar, &cb);
 }
 
+// w += (f, t about p) moved to q: cotangents of f, t (may be NULL), p and q (may be NULL)
+DTAC_HD void dtac_wrench_add_adj(const double f[3], const double p[3], const double q[3],
+                                 const double w_bar[6], double f_bar[3], double t_bar[3],
+                                 double p_bar[3], double q_bar[3]) {
+  double r[3], fm[3], rb[3];
+  dtac_sub3(r, p, q);
+  dtac_cross3(fm, w_bar + 3, r);  // m = r x f: f_bar += m_bar x r
+  dtac_cross3(rb, f, w_bar + 3);  // r_bar = f x m_bar
+  for (int k = 0; k < 3; k++) {
+    f_bar[k] += w_bar[k] + fm[k];
+    if (t_bar) t_bar[k] += w_bar[3 + k];
+    if (p_bar) p_bar[k] += rb[k];
+    if (q_bar) q_bar[k] -= rb[k];
+  }
+}
+
 #endif  // DTAC_KERNELS_CONTACT_ADJ_H_

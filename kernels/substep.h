@@ -26,6 +26,14 @@ typedef struct dtac_body_ {
   double dQ[6];          // out: time integral of that impulse (for the position correction)
 } dtac_body;
 
+// one body slot's cotangents in the reverse pass
+typedef struct dtac_body_bar_ {
+  double dP[6], dQ[6];   // in: of the outputs dP and dQ
+  dtac_frame frame;      // out (accumulated): of the step-start frame
+  double Winv[36];       // out (accumulated)
+  double wrench_app[6];  // out (accumulated)
+} dtac_body_bar;
+
 // ---- frames
 // ---------------------------------------------------------------------------------------
 
@@ -47,6 +55,23 @@ DTAC_HD void dtac_frame_at(const dtac_frame* f0, double t, double pos[3], double
   dtac_mul33(mat, R, f0->mat);
 }
 
+// VJP of dtac_frame_at(f0, t) -> (pos, mat): accumulates f0_bar (pos, mat, vel, angvel)
+DTAC_HD void dtac_frame_at_adj(const dtac_frame* f0, double t, const double pos_bar[3],
+                               const double mat_bar[9], dtac_frame* f0_bar) {
+  double phi[3], R[9], Rb[9], Mb[9], phib[3] = {0, 0, 0};
+  for (int k = 0; k < 3; k++) phi[k] = f0->angvel[k] * t;
+  dtac_rotvec_mat(phi, R);
+  dtac_mulT33(Mb, R, mat_bar);        // mat = R M0: M0_bar = R^T mat_bar
+  dtac_mul33T(Rb, mat_bar, f0->mat);  // R_bar = mat_bar M0^T
+  dtac_rotvec_mat_adj(phi, Rb, phib);
+  for (int k = 0; k < 3; k++) {
+    f0_bar->pos[k] += pos_bar[k];
+    f0_bar->vel[k] += t * pos_bar[k];
+    f0_bar->angvel[k] += t * phib[k];
+  }
+  for (int k = 0; k < 9; k++) f0_bar->mat[k] += Mb[k];
+}
+
 // a frame fixed in body B at (lpos, lmat): its world pose, velocity and angular velocity
 DTAC_HD void dtac_frame_on_body(const dtac_frame* B, const double* lpos, const double* lmat,
                                 dtac_frame* f) {
@@ -60,6 +85,33 @@ DTAC_HD void dtac_frame_on_body(const dtac_frame* B, const double* lpos, const d
     f->vel[k] = B->vel[k] + w[k];
     f->angvel[k] = B->angvel[k];
   }
+}
+
+// VJP of dtac_frame_on_body(B, lpos, lmat) -> f: accumulates B_bar and lpos_bar, lmat_bar
+DTAC_HD void dtac_frame_on_body_adj(const dtac_frame* B, const double* lpos, const double* lmat,
+                                    const dtac_frame* f_bar, dtac_frame* B_bar, double* lpos_bar,
+                                    double* lmat_bar) {
+  double r[3], t[3], rb[3], pb[3];
+  dtac_mulmv3(r, B->mat, lpos);
+  // vel = B.vel + B.angvel x r, angvel = B.angvel
+  dtac_cross3(t, r, f_bar->vel);
+  dtac_cross3(rb, f_bar->vel, B->angvel);
+  for (int k = 0; k < 3; k++) {
+    B_bar->vel[k] += f_bar->vel[k];
+    B_bar->angvel[k] += f_bar->angvel[k] + t[k];
+    B_bar->pos[k] += f_bar->pos[k];
+    pb[k] = f_bar->pos[k] + rb[k];  // cotangent of r = B.mat lpos
+  }
+  // r = B.mat lpos, mat = B.mat lmat
+  double lb[3], Lb[9], Bb[9];
+  dtac_mulmTv3(lb, B->mat, pb);
+  dtac_mulT33(Lb, B->mat, f_bar->mat);
+  dtac_mul33T(Bb, f_bar->mat, lmat);
+  for (int i = 0; i < 3; i++) {
+    lpos_bar[i] += lb[i];
+    for (int j = 0; j < 3; j++) B_bar->mat[3 * i + j] += pb[i] * lpos[j] + Bb[3 * i + j];
+  }
+  for (int k = 0; k < 9; k++) lmat_bar[k] += Lb[k];
 }
 
 // a site at substep time t: on its body slot's current frame cur[slot] at (lpos, lmat), or
@@ -122,6 +174,50 @@ DTAC_HD void dtac_body_substep(const dtac_body* B, dtac_frame* F, double* dP, do
   }
   dtac_frame F0 = *F;
   dtac_frame_at(&F0, dt, F->pos, F->mat);
+}
+
+// one body's substep (dtac_body_substep) in reverse: F is the frame before it, wb the wrench;
+// Fb holds the cotangent of the frame after and leaves with the one before; dPb, dQb likewise;
+// wb_bar (6) is written
+DTAC_HD void dtac_body_substep_adj(const dtac_body* B, const dtac_frame* F, const double wb[6],
+                                   double dt, dtac_frame* Fb, double dPb[6], double dQb[6],
+                                   double wb_bar[6], dtac_body_bar* bb) {
+  double dw[6], dv[6];
+  for (int k = 0; k < 6; k++) dw[k] = wb[k] - B->wrench_app[k];
+  for (int i = 0; i < 6; i++) {
+    dv[i] = 0;
+    for (int j = 0; j < 6; j++) dv[i] += B->Winv[6 * i + j] * dw[j];
+  }
+  dtac_frame F1 = *F;  // velocities updated, pose not yet
+  for (int k = 0; k < 3; k++) {
+    F1.vel[k] += dt * dv[k];
+    F1.angvel[k] += dt * dv[3 + k];
+  }
+  dtac_frame nb = {{0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
+  dtac_frame_at_adj(&F1, dt, Fb->pos, Fb->mat, &nb);
+  double dvb[6], dwb[6];
+  for (int k = 0; k < 3; k++) {
+    nb.vel[k] += Fb->vel[k];
+    nb.angvel[k] += Fb->angvel[k];
+    dvb[k] = dt * nb.vel[k];
+    dvb[3 + k] = dt * nb.angvel[k];
+  }
+  // dP' = dP + dt dw, dQ' = dQ + dt dP'
+  for (int k = 0; k < 6; k++) {
+    dPb[k] += dt * dQb[k];
+    dwb[k] = dt * dPb[k];
+  }
+  for (int j = 0; j < 6; j++) {
+    for (int i = 0; i < 6; i++) {
+      dwb[j] += B->Winv[6 * i + j] * dvb[i];
+      bb->Winv[6 * i + j] += dvb[i] * dw[j];
+    }
+  }
+  for (int k = 0; k < 6; k++) {
+    wb_bar[k] = dwb[k];
+    bb->wrench_app[k] -= dwb[k];
+  }
+  *Fb = nb;
 }
 
 // a back-face node (rest position Xa in the site frame) placed rigidly with the site frame sf
@@ -195,6 +291,20 @@ DTAC_HD void dtac_imp_record(double* q, const dtac_contact_node_param* p, double
   q[3] = n[1];
   q[4] = n[2];
   q[5] = c;
+}
+
+// cotangents of an implicit contact record q (kn dramp, cn dramp, n, elastic force) made at
+// distance d: d_bar, n_bar, and the effective kn, cn
+DTAC_HD void dtac_imp_record_adj(const dtac_contact_node_param* pe, double cn, double d,
+                                 const double* q_bar, double* d_bar, double n_bar[3],
+                                 double* kn_bar, double* cn_bar) {
+  double pen = -d, dramp;
+  double ramp = dtac_contact_ramp(pen, pe->width, &dramp);
+  double ddramp = (pen > 0 && pen < pe->width) ? 1 / pe->width : 0;
+  *d_bar -= q_bar[0] * pe->kn * ddramp + q_bar[1] * cn * ddramp + q_bar[6] * pe->kn * dramp;
+  *kn_bar += q_bar[0] * dramp + q_bar[6] * ramp;
+  *cn_bar += q_bar[1] * dramp;
+  for (int k = 0; k < 3; k++) n_bar[k] += q_bar[2 + k];
 }
 
 // colliders one node pushes on at once: the deepest and the first DTAC_NODE_MAXCOL - 1 other

@@ -419,7 +419,6 @@ static void elastomer_copy(mjData* dest, const mjModel* m, const mjData* src, in
   memcpy(ed->contact_force, es->contact_force, sizeof(double) * 3 * es->model.nnode);
   ed->ncontact = es->ncontact;
   ed->nwarning = es->nwarning;
-  ed->min_J = es->min_J;
 }
 
 // candidate colliders near the gel; velocities from jac * qvel when use_jac, else from cvel
@@ -525,8 +524,9 @@ static void elastomer_compute(const mjModel* m, mjData* d, int instance, int cap
   const double* v = state + e->L.v;
   dtac_gel_model* gm = &e->model;
 
-  // back face: the elements pull on the nodes the site's body holds
-  e->min_J = dtac_gel_internal_force(gm, &e->scratch, x, v);
+  // back face: the elements pull on the nodes the site's body holds (only the elements touching
+  // it are evaluated: the gel's step evaluates them all)
+  dtac_gel_back_force(gm, &e->scratch, x, v);
   const mjtNum* sp = d->site_xpos + 3 * e->site;
   mjtNum F[3] = {0, 0, 0}, T[3] = {0, 0, 0};
   for (int i = 0; i < gm->nfixed; i++) {
@@ -663,7 +663,7 @@ void dtac_elastomer_passive_adj(const mjModel* m, mjData* d, dtac_elastomer* e,
       }
     }
     // F = sum of the back face's internal forces (+ damping), T = sum of r x f about the site
-    dtac_gel_internal_force(gm, s, x, v);
+    dtac_gel_back_force(gm, s, x, v);
     memset(fbar, 0, sizeof(double) * 3 * gm->nnode);
     for (int i = 0; i < gm->nfixed; i++) {
       int a = gm->fixed_id[i];
@@ -977,7 +977,6 @@ void dtac_elastomer_advance_end(const mjModel* m, mjData* d, dtac_elastomer* e, 
     dtac_elastomer* g = e->gels[i];
     dtac_gel_step* st = e->steps + i;
     g->ncontact = st->rep.ncontact;
-    g->min_J = st->rep.min_J;
     g->nsub_last = st->rep.nsub;
     // a node inside more colliders than it can push on: said once per instance
     if (st->rep.nover > 0 && !g->nover_said) {

@@ -92,7 +92,6 @@ typedef struct dtac_elastomer_ {
   int ncontact;
   int nwarning;
   int nover_said;  // the warning of a node inside too many colliders was given
-  double min_J;
 } dtac_elastomer;
 
 // config parsing (config.c): the only place the config keys are named

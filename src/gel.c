@@ -340,13 +340,14 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
   gm->inv_mass = (double*)calloc(nn, sizeof(double));
   gm->fixed = (unsigned char*)calloc(nn, 1);
   gm->fixed_id = (int*)malloc(sizeof(int) * nn);
+  gm->back_tet = (int*)malloc(sizeof(int) * nt);
   gm->node_tetadr = (int*)malloc(sizeof(int) * (nn + 1));
   gm->node_tet = (int*)malloc(sizeof(int) * 4 * nt);
   gm->surf = (int*)malloc(sizeof(int) * ns);
   gm->surf_area = (double*)malloc(sizeof(double) * ns);
   gm->surf_param = (dtac_contact_node_param*)malloc(sizeof(dtac_contact_node_param) * ns);
   if (!gm->lock || !gm->X || !gm->tet || !gm->Dm_inv || !gm->vol || !gm->mass || !gm->inv_mass ||
-      !gm->fixed || !gm->fixed_id || !gm->node_tetadr || !gm->node_tet || !gm->surf ||
+      !gm->fixed || !gm->fixed_id || !gm->back_tet || !gm->node_tetadr || !gm->node_tet || !gm->surf ||
       !gm->surf_area || !gm->surf_param) {
     dtac_gel_model_free(gm);
     snprintf(err, errlen, "out of memory for a mesh of %d nodes", nn);
@@ -380,6 +381,11 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
     } else {
       gm->inv_mass[a] = 1 / gm->mass[a];
     }
+  }
+  for (int t = 0; t < nt; t++) {
+    const int* tv = gm->tet + 4 * t;
+    if (gm->fixed[tv[0]] || gm->fixed[tv[1]] || gm->fixed[tv[2]] || gm->fixed[tv[3]])
+      gm->back_tet[gm->nback_tet++] = t;
   }
   dtac_material_set(&gm->mat, def->young, def->poisson, 0);
 
@@ -446,6 +452,7 @@ void dtac_gel_model_free(dtac_gel_model* gm) {
   free(gm->inv_mass);
   free(gm->fixed);
   free(gm->fixed_id);
+  free(gm->back_tet);
   free(gm->node_tetadr);
   free(gm->node_tet);
   free(gm->surf);

@@ -48,6 +48,8 @@ typedef struct dtac_gel_model_ {
   double* inv_mass;      // 1/mass of free nodes, 0 of fixed (nnode)
   unsigned char* fixed;  // 1: back-face node moved with the site (nnode)
   int* fixed_id;         // the fixed nodes (nfixed)
+  int nback_tet;         // the tets with a node on the back face ...
+  int* back_tet;         // ... (nback_tet): all the back face's internal forces depend on
   int* node_tetadr;      // node -> first incidence in node_tet (nnode + 1)
   int* node_tet;         // incidences: 4*tet + local vertex (4 ntet)
   int* surf;             // contact (surface, non-back) node ids (nsurf)
@@ -155,6 +157,13 @@ void dtac_gel_scratch_free(dtac_gel_scratch* s);
 // rest shape placed at the site frame, zero velocity, no anchors
 void dtac_gel_state_rest(const dtac_gel_model* gm, const dtac_frame* site, double* state);
 
+// internal forces on the back face's nodes only, into s->force at fixed_id (other nodes' entries
+// are left as they were): the elements touching the back face (gm->back_tet), the same values
+// dtac_gel_internal_force gives them, at a fraction of its cost (what the plugin's force
+// evaluation needs for the reaction on the site's body)
+void dtac_gel_back_force(const dtac_gel_model* gm, dtac_gel_scratch* s, const double* x,
+                         const double* v);
+
 // internal (elastic + damping) forces of all nodes into s->force; returns min det F
 double dtac_gel_internal_force(const dtac_gel_model* gm, dtac_gel_scratch* s, const double* x,
                                const double* v);
@@ -260,14 +269,6 @@ typedef struct dtac_gel_step_bar_ {
   dtac_collider_bar* col;    // out (accumulated): of the step-start colliders g->col (ncol)
   dtac_gel_param_bar param;  // out (accumulated)
 } dtac_gel_step_bar;
-
-// one body slot's cotangents in the reverse pass
-typedef struct dtac_body_bar_ {
-  double dP[6], dQ[6];   // in: of the outputs dP and dQ
-  dtac_frame frame;      // out (accumulated): of the step-start frame
-  double Winv[36];       // out (accumulated)
-  double wrench_app[6];  // out (accumulated)
-} dtac_body_bar;
 
 // the reverse pass of dtac_gels_advance_tape (the same gels, bodies as they were before it, and
 // its tape): vector-Jacobian product of the step's outputs (states, dP, dQ) with respect to all

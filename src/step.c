@@ -34,6 +34,21 @@ double dtac_gel_internal_force(const dtac_gel_model* gm, dtac_gel_scratch* s, co
   return minJ;
 }
 
+void dtac_gel_back_force(const dtac_gel_model* gm, dtac_gel_scratch* s, const double* x,
+                         const double* v) {
+  for (int i = 0; i < gm->nback_tet; i++) {
+    int t = gm->back_tet[i];
+    const int* tv = gm->tet + 4 * t;
+    s->tet_J[t] =
+        dtac_tet_force(&gm->mat, x + 3 * tv[0], x + 3 * tv[1], x + 3 * tv[2], x + 3 * tv[3],
+                       v + 3 * tv[0], v + 3 * tv[1], v + 3 * tv[2], v + 3 * tv[3],
+                       gm->Dm_inv + 9 * t, gm->vol[t], s->tet_force + 12 * t);
+  }
+  for (int i = 0; i < gm->nfixed; i++) {
+    dtac_node_gather(gm->fixed_id[i], gm->node_tetadr, gm->node_tet, s->tet_force, s->force);
+  }
+}
+
 int dtac_gel_contact(const dtac_gel_model* gm, const double* x, const double* v,
                      const double* anchor, double* anchor_out, const dtac_collider* col, int ncol,
                      double* node_force, double* col_ft) {

@@ -15,66 +15,6 @@
 // ---- small adjoints
 // ----------------------------------------------------------------------------
 
-// w += (f, t about p) moved to q: cotangents of f, t (may be NULL), p and q (may be NULL)
-static void wrench_add_adj(const double f[3], const double p[3], const double q[3],
-                           const double w_bar[6], double f_bar[3], double t_bar[3], double p_bar[3],
-                           double q_bar[3]) {
-  double r[3], fm[3], rb[3];
-  dtac_sub3(r, p, q);
-  dtac_cross3(fm, w_bar + 3, r);  // m = r x f: f_bar += m_bar x r
-  dtac_cross3(rb, f, w_bar + 3);  // r_bar = f x m_bar
-  for (int k = 0; k < 3; k++) {
-    f_bar[k] += w_bar[k] + fm[k];
-    if (t_bar) t_bar[k] += w_bar[3 + k];
-    if (p_bar) p_bar[k] += rb[k];
-    if (q_bar) q_bar[k] -= rb[k];
-  }
-}
-
-// VJP of dtac_frame_at(f0, t) -> (pos, mat): accumulates f0_bar (pos, mat, vel, angvel)
-static void frame_at_adj(const dtac_frame* f0, double t, const double pos_bar[3],
-                         const double mat_bar[9], dtac_frame* f0_bar) {
-  double phi[3], R[9], Rb[9], Mb[9], phib[3] = {0, 0, 0};
-  for (int k = 0; k < 3; k++) phi[k] = f0->angvel[k] * t;
-  dtac_rotvec_mat(phi, R);
-  dtac_mulT33(Mb, R, mat_bar);        // mat = R M0: M0_bar = R^T mat_bar
-  dtac_mul33T(Rb, mat_bar, f0->mat);  // R_bar = mat_bar M0^T
-  dtac_rotvec_mat_adj(phi, Rb, phib);
-  for (int k = 0; k < 3; k++) {
-    f0_bar->pos[k] += pos_bar[k];
-    f0_bar->vel[k] += t * pos_bar[k];
-    f0_bar->angvel[k] += t * phib[k];
-  }
-  for (int k = 0; k < 9; k++) f0_bar->mat[k] += Mb[k];
-}
-
-// VJP of dtac_frame_on_body(B, lpos, lmat) -> f: accumulates B_bar and lpos_bar, lmat_bar
-static void frame_on_body_adj(const dtac_frame* B, const double* lpos, const double* lmat,
-                              const dtac_frame* f_bar, dtac_frame* B_bar, double* lpos_bar,
-                              double* lmat_bar) {
-  double r[3], t[3], rb[3], pb[3];
-  dtac_mulmv3(r, B->mat, lpos);
-  // vel = B.vel + B.angvel x r, angvel = B.angvel
-  dtac_cross3(t, r, f_bar->vel);
-  dtac_cross3(rb, f_bar->vel, B->angvel);
-  for (int k = 0; k < 3; k++) {
-    B_bar->vel[k] += f_bar->vel[k];
-    B_bar->angvel[k] += f_bar->angvel[k] + t[k];
-    B_bar->pos[k] += f_bar->pos[k];
-    pb[k] = f_bar->pos[k] + rb[k];  // cotangent of r = B.mat lpos
-  }
-  // r = B.mat lpos, mat = B.mat lmat
-  double lb[3], Lb[9], Bb[9];
-  dtac_mulmTv3(lb, B->mat, pb);
-  dtac_mulT33(Lb, B->mat, f_bar->mat);
-  dtac_mul33T(Bb, f_bar->mat, lmat);
-  for (int i = 0; i < 3; i++) {
-    lpos_bar[i] += lb[i];
-    for (int j = 0; j < 3; j++) B_bar->mat[3 * i + j] += pb[i] * lpos[j] + Bb[3 * i + j];
-  }
-  for (int k = 0; k < 9; k++) lmat_bar[k] += Lb[k];
-}
-
 // VJP of a pose expressed in a body's frame: lpos = B^T (pos - B.pos), lmat = B^T mat
 static void local_pose_adj(const dtac_frame* B, const double pos[3], const double mat[9],
                            const double lpos_bar[3], const double lmat_bar[9], dtac_frame* B_bar,
@@ -98,10 +38,10 @@ static void site_frame_adj(const dtac_gel_step* g, const dtac_frame* cur, double
                            const dtac_frame* st_bar, dtac_frame* cur_bar, dtac_gel_step_bar* gb,
                            double* site_lbar) {
   if (g->site_slot >= 0) {
-    frame_on_body_adj(cur + g->site_slot, g->site_b.pos, g->site_b.mat, st_bar,
+    dtac_frame_on_body_adj(cur + g->site_slot, g->site_b.pos, g->site_b.mat, st_bar,
                       cur_bar + g->site_slot, site_lbar, site_lbar + 3);
   } else {
-    frame_at_adj(g->site, t, st_bar->pos, st_bar->mat, &gb->site);
+    dtac_frame_at_adj(g->site, t, st_bar->pos, st_bar->mat, &gb->site);
     for (int k = 0; k < 3; k++) {
       gb->site.vel[k] += st_bar->vel[k];
       gb->site.angvel[k] += st_bar->angvel[k];
@@ -129,20 +69,6 @@ static void param_chain(const dtac_gel_model* gm, int s, const dtac_collider* c,
   pb->contact_damping += pcn_bar * 2 * sqrt(p->kn * m);
   pb->friction_stiffness += kt_bar * A;
   pb->friction += mu_bar;
-}
-
-// cotangents of an implicit contact record q (kn dramp, cn dramp, n, elastic force) made at
-// distance d: d_bar, n_bar, and the effective kn, cn
-static void imp_record_adj(const dtac_contact_node_param* pe, double cn, double d,
-                           const double* q_bar, double* d_bar, double n_bar[3], double* kn_bar,
-                           double* cn_bar) {
-  double pen = -d, dramp;
-  double ramp = dtac_contact_ramp(pen, pe->width, &dramp);
-  double ddramp = (pen > 0 && pen < pe->width) ? 1 / pe->width : 0;
-  *d_bar -= q_bar[0] * pe->kn * ddramp + q_bar[1] * cn * ddramp + q_bar[6] * pe->kn * dramp;
-  *kn_bar += q_bar[0] * dramp + q_bar[6] * ramp;
-  *cn_bar += q_bar[1] * dramp;
-  for (int k = 0; k < 3; k++) n_bar[k] += q_bar[2 + k];
 }
 
 // reaction of node force f at xa on collider c (react in step.c): f_bar from the collider's
@@ -223,7 +149,8 @@ void dtac_gel_contact_node_adj(const dtac_gel_model* gm, int s, const dtac_colli
     kn_bar += pa.kn;
     if (!recorded) cn_bar += pa.cn;
     if (recorded) {
-      imp_record_adj(&pe, cn, d, imp_bar + DTAC_IMP_SIZE * s + 7, &d_bar, n_bar, &kn_bar, &cn_bar);
+      dtac_imp_record_adj(&pe, cn, d, imp_bar + DTAC_IMP_SIZE * s + 7, &d_bar, n_bar, &kn_bar,
+                          &cn_bar);
     }
     dtac_collider_dist_adj(col + c, xa, d_bar, n_bar, xab, cb);
     param_chain(gm, s, col + c, kn_bar, cn_bar, pa.kt, pa.mu, pb);
@@ -258,7 +185,8 @@ void dtac_gel_contact_node_adj(const dtac_gel_model* gm, int s, const dtac_colli
   }
   kn_bar += pa.kn;
   if (imp) {
-    imp_record_adj(&pe, cn, dmin, imp_bar + DTAC_IMP_SIZE * s, &d_bar, n_bar, &kn_bar, &cn_bar);
+    dtac_imp_record_adj(&pe, cn, dmin, imp_bar + DTAC_IMP_SIZE * s, &d_bar, n_bar, &kn_bar,
+                        &cn_bar);
   } else {
     cn_bar += pa.cn;
   }
@@ -366,13 +294,13 @@ static void substep_adj(const dtac_gel_step* g, const dtac_frame* cur, double t,
     for (int c = 0; c < ncol; c++) {
       int b = g->col_slot ? g->col_slot[c] : -1;
       if (b < 0) continue;
-      wrench_add_adj(s->col_ft + 6 * c, s->col_t[c].pos, cur[b].pos, wb_bar + 6 * b,
+      dtac_wrench_add_adj(s->col_ft + 6 * c, s->col_t[c].pos, cur[b].pos, wb_bar + 6 * b,
                      s->col_ft_bar + 6 * c, s->col_ft_bar + 6 * c + 3, s->col_bar[c].pos,
                      cur_bar[b].pos);
     }
     if (g->site_slot >= 0) {
       int b = g->site_slot;
-      wrench_add_adj(s->wsite, st->pos, cur[b].pos, wb_bar + 6 * b, wsite_bar, wsite_bar + 3,
+      dtac_wrench_add_adj(s->wsite, st->pos, cur[b].pos, wb_bar + 6 * b, wsite_bar, wsite_bar + 3,
                      st_bar.pos, cur_bar[b].pos);
     }
   }
@@ -460,7 +388,7 @@ static void substep_adj(const dtac_gel_step* g, const dtac_frame* cur, double t,
   if (g->site_slot >= 0) {
     for (int i = 0; i < gm->nfixed; i++) {
       int a = gm->fixed_id[i];
-      wrench_add_adj(s->fint + 3 * a, x + 3 * a, st->pos, wsite_bar, s->fbar + 3 * a, NULL,
+      dtac_wrench_add_adj(s->fint + 3 * a, x + 3 * a, st->pos, wsite_bar, s->fbar + 3 * a, NULL,
                      xb + 3 * a, st_bar.pos);
     }
   }
@@ -475,7 +403,7 @@ static void substep_adj(const dtac_gel_step* g, const dtac_frame* cur, double t,
     dtac_frame cbf;
     memcpy(&cbf, s->col_bar + c, sizeof(cbf));
     if (b >= 0) {
-      frame_on_body_adj(cur + b, s->col_local + 12 * c, s->col_local + 12 * c + 3, &cbf,
+      dtac_frame_on_body_adj(cur + b, s->col_local + 12 * c, s->col_local + 12 * c + 3, &cbf,
                         cur_bar + b, col_lbar + 12 * c, col_lbar + 12 * c + 3);
     } else {
       dtac_frame f0, f0b;
@@ -484,7 +412,7 @@ static void substep_adj(const dtac_gel_step* g, const dtac_frame* cur, double t,
       memcpy(f0.mat, g->col[c].mat, sizeof(f0.mat));
       memcpy(f0.vel, g->col[c].vel, sizeof(f0.vel));
       memcpy(f0.angvel, g->col[c].angvel, sizeof(f0.angvel));
-      frame_at_adj(&f0, t, cbf.pos, cbf.mat, &f0b);
+      dtac_frame_at_adj(&f0, t, cbf.pos, cbf.mat, &f0b);
       for (int k = 0; k < 3; k++) {
         f0b.vel[k] += cbf.vel[k];
         f0b.angvel[k] += cbf.angvel[k];
@@ -524,51 +452,6 @@ static void place_back_adj(const dtac_gel_step* g, const dtac_frame* cur, double
     }
   }
   site_frame_adj(g, cur, t, &sfb, cur_bar, gb, site_lbar);
-}
-
-// one body's substep (dtac_body_substep) in reverse: F is the frame before it, wb the wrench;
-// Fb holds the cotangent of the frame after and leaves with the one before; dPb, dQb likewise;
-// wb_bar (6) is written
-static void body_substep_adj(const dtac_body* B, const dtac_frame* F, const double wb[6], double dt,
-                             dtac_frame* Fb, double dPb[6], double dQb[6], double wb_bar[6],
-                             dtac_body_bar* bb) {
-  double dw[6], dv[6];
-  for (int k = 0; k < 6; k++) dw[k] = wb[k] - B->wrench_app[k];
-  for (int i = 0; i < 6; i++) {
-    dv[i] = 0;
-    for (int j = 0; j < 6; j++) dv[i] += B->Winv[6 * i + j] * dw[j];
-  }
-  dtac_frame F1 = *F;  // velocities updated, pose not yet
-  for (int k = 0; k < 3; k++) {
-    F1.vel[k] += dt * dv[k];
-    F1.angvel[k] += dt * dv[3 + k];
-  }
-  dtac_frame nb;
-  memset(&nb, 0, sizeof(nb));
-  frame_at_adj(&F1, dt, Fb->pos, Fb->mat, &nb);
-  double dvb[6], dwb[6];
-  for (int k = 0; k < 3; k++) {
-    nb.vel[k] += Fb->vel[k];
-    nb.angvel[k] += Fb->angvel[k];
-    dvb[k] = dt * nb.vel[k];
-    dvb[3 + k] = dt * nb.angvel[k];
-  }
-  // dP' = dP + dt dw, dQ' = dQ + dt dP'
-  for (int k = 0; k < 6; k++) {
-    dPb[k] += dt * dQb[k];
-    dwb[k] = dt * dPb[k];
-  }
-  for (int j = 0; j < 6; j++) {
-    for (int i = 0; i < 6; i++) {
-      dwb[j] += B->Winv[6 * i + j] * dvb[i];
-      bb->Winv[6 * i + j] += dvb[i] * dw[j];
-    }
-  }
-  for (int k = 0; k < 6; k++) {
-    wb_bar[k] = dwb[k];
-    bb->wrench_app[k] -= dwb[k];
-  }
-  *Fb = nb;
 }
 
 // ---- the joint step in reverse
@@ -670,7 +553,7 @@ void dtac_gels_advance_adj_rows(dtac_gel_step* gels, int ngel, const dtac_body* 
       }
       double wb_bar[DTAC_MAX_BODY * 6];
       for (int b = 0; b < nbody; b++) {
-        body_substep_adj(bodies + b, cur + b, wb + 6 * b, dt, cur_bar + b, ROW_DP(r) + 6 * b,
+        dtac_body_substep_adj(bodies + b, cur + b, wb + 6 * b, dt, cur_bar + b, ROW_DP(r) + 6 * b,
                          ROW_DQ(r) + 6 * b, wb_bar + 6 * b, bb + r * nbody + b);
       }
       gs = rec;
