@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 inline void dtac_test_load_library() {
   static bool loaded = false;
@@ -65,6 +66,55 @@ inline std::string PressSmallTactile(std::initializer_list<const char*> outputs,
   xml.insert(xml.find("<sensor>") + 8, sensors);
   xml.insert(xml.find("  </extension>"), "    <plugin plugin=\"difftac.tactile\"/>\n");
   return xml;
+}
+
+// a 10 x 10 x 4 mm gel (instance `gel` at site `s` of the slider `finger`, actuated in z) pressed 0.5 mm into `geom`, whose top is at z = 0.01
+inline std::string PressOnGeom(const std::string& geom, const std::string& asset = "") {
+  return R"(
+<mujoco>
+  <option timestep="0.002"/>
+  <asset>)" + asset + R"(</asset>
+  <extension>
+    <plugin plugin="difftac.elastomer">
+      <instance name="gel">
+        <config key="site" value="s"/>
+        <config key="size" value="0.01 0.01 0.004"/>
+        <config key="resolution" value="0.001"/>
+      </instance>
+    </plugin>
+  </extension>
+  <worldbody>
+    )" + geom + R"(
+    <body name="finger" pos="0 0 0.0142" gravcomp="1">
+      <joint name="z" type="slide" axis="0 0 1" damping="5"/>
+      <geom type="box" size="0.006 0.006 0.001" pos="0 0 0.001" mass="0.05" contype="0" conaffinity="0"/>
+      <site name="s" euler="180 0 0"/>
+    </body>
+  </worldbody>
+  <actuator><position joint="z" kp="2000"/></actuator>
+</mujoco>)";
+}
+
+// a geom of every type the gel collides with, each with its top at z = 0.01 under PressOnGeom's
+// gel; the mesh is the box's 6 x 6 x 4 mm block given by its 8 corners (its convex hull)
+struct GeomCase {
+  const char* name;
+  std::string geom, asset;
+};
+inline std::vector<GeomCase> GeomCases() {
+  return {
+      {"plane", R"(<geom type="plane" size="0.05 0.05 0.01" pos="0 0 0.01"/>)", ""},
+      {"sphere", R"(<geom type="sphere" size="0.004" pos="0 0 0.006"/>)", ""},
+      {"capsule", R"(<geom type="capsule" size="0.003 0.004" pos="0 0 0.007" euler="90 0 0"/>)", ""},
+      {"ellipsoid", R"(<geom type="ellipsoid" size="0.004 0.003 0.002" pos="0 0 0.008"/>)", ""},
+      {"cylinder", R"(<geom type="cylinder" size="0.003 0.004" pos="0 0 0.007" euler="90 0 0"/>)",
+       ""},
+      {"box", R"(<geom type="box" size="0.003 0.003 0.002" pos="0 0 0.008"/>)", ""},
+      {"mesh", R"(<geom type="mesh" mesh="block" pos="0 0 0.008"/>)",
+       R"(<mesh name="block" vertex="-0.003 -0.003 -0.002  0.003 -0.003 -0.002
+      0.003 0.003 -0.002  -0.003 0.003 -0.002  -0.003 -0.003 0.002  0.003 -0.003 0.002
+      0.003 0.003 0.002  -0.003 0.003 0.002"/>)"},
+  };
 }
 
 // a model and data loaded from an MJCF file or string; err holds the load error

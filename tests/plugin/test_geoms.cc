@@ -10,33 +10,6 @@
 
 namespace {
 
-// a 10 x 10 x 4 mm gel pressed 0.5 mm into `geom`, whose top is at z = 0.01
-std::string PressOn(const std::string& geom, const std::string& asset = "") {
-  return R"(
-<mujoco>
-  <option timestep="0.002"/>
-  <asset>)" + asset + R"(</asset>
-  <extension>
-    <plugin plugin="difftac.elastomer">
-      <instance name="gel">
-        <config key="site" value="s"/>
-        <config key="size" value="0.01 0.01 0.004"/>
-        <config key="resolution" value="0.001"/>
-      </instance>
-    </plugin>
-  </extension>
-  <worldbody>
-    )" + geom + R"(
-    <body name="finger" pos="0 0 0.0142" gravcomp="1">
-      <joint name="z" type="slide" axis="0 0 1" damping="5"/>
-      <geom type="box" size="0.006 0.006 0.001" pos="0 0 0.001" mass="0.05" contype="0" conaffinity="0"/>
-      <site name="s" euler="180 0 0"/>
-    </body>
-  </worldbody>
-  <actuator><position joint="z" kp="2000"/></actuator>
-</mujoco>)";
-}
-
 // contact wrench (z) after pressing; also checks everything stayed finite
 double Press(const std::string& xml, int* ncontact) {
   Scene s = Scene::FromString(xml);
@@ -59,20 +32,9 @@ double Press(const std::string& xml, int* ncontact) {
 }  // namespace
 
 TEST(Geoms, EverySupportedTypePushesBack) {
-  struct Case {
-    const char* name;
-    std::string geom;
-  } cases[] = {
-      {"plane", R"(<geom type="plane" size="0.05 0.05 0.01" pos="0 0 0.01"/>)"},
-      {"sphere", R"(<geom type="sphere" size="0.004" pos="0 0 0.006"/>)"},
-      {"capsule", R"(<geom type="capsule" size="0.003 0.004" pos="0 0 0.007" euler="90 0 0"/>)"},
-      {"ellipsoid", R"(<geom type="ellipsoid" size="0.004 0.003 0.002" pos="0 0 0.008"/>)"},
-      {"cylinder", R"(<geom type="cylinder" size="0.003 0.004" pos="0 0 0.007" euler="90 0 0"/>)"},
-      {"box", R"(<geom type="box" size="0.003 0.003 0.002" pos="0 0 0.008"/>)"},
-  };
-  for (const Case& c : cases) {
+  for (const GeomCase& c : GeomCases()) {
     int nc = 0;
-    double fz = Press(PressOn(c.geom), &nc);
+    double fz = Press(PressOnGeom(c.geom, c.asset), &nc);
     std::printf("%-10s contact nodes %3d  force %.4f N\n", c.name, nc, fz);
     EXPECT_GT(nc, 0) << c.name;
     EXPECT_GT(fz, 0.01) << c.name;
@@ -81,12 +43,17 @@ TEST(Geoms, EverySupportedTypePushesBack) {
 
 TEST(Geoms, MeshActsLikeItsPrimitive) {
   // the same 6 x 6 x 4 mm block as a box geom and as a mesh of its 8 corners
-  std::string mesh = R"(<mesh name="block" vertex="-0.003 -0.003 -0.002  0.003 -0.003 -0.002
-      0.003 0.003 -0.002  -0.003 0.003 -0.002  -0.003 -0.003 0.002  0.003 -0.003 0.002
-      0.003 0.003 0.002  -0.003 0.003 0.002"/>)";
+  std::vector<GeomCase> cases = GeomCases();
+  auto find = [&](const char* name) {
+    for (const GeomCase& c : cases) {
+      if (std::string(c.name) == name) return c;
+    }
+    return GeomCase{name, "", ""};
+  };
+  GeomCase box = find("box"), mesh = find("mesh");
   int nb = 0, nm = 0;
-  double fb = Press(PressOn(R"(<geom type="box" size="0.003 0.003 0.002" pos="0 0 0.008"/>)"), &nb);
-  double fm = Press(PressOn(R"(<geom type="mesh" mesh="block" pos="0 0 0.008"/>)", mesh), &nm);
+  double fb = Press(PressOnGeom(box.geom, box.asset), &nb);
+  double fm = Press(PressOnGeom(mesh.geom, mesh.asset), &nm);
   std::printf("box %.5f N (%d nodes), mesh %.5f N (%d nodes)\n", fb, nb, fm, nm);
   EXPECT_EQ(nb, nm);
   EXPECT_NEAR(fm, fb, 1e-6 * fb);
@@ -106,7 +73,7 @@ static void Draw(const Scene& s, mjvScene* scn) {
 }
 
 TEST(Visualize, DrawsDeformedFaceColouredByIndentation) {
-  Scene s = Scene::FromString(PressOn(R"(<geom type="sphere" size="0.004" pos="0 0 0.006"/>)"));
+  Scene s = Scene::FromString(PressOnGeom(R"(<geom type="sphere" size="0.004" pos="0 0 0.006"/>)"));
   ASSERT_TRUE(s.m) << s.err;
   for (int i = 0; i < 60; i++) {
     s.d->ctrl[0] = -0.0007;
@@ -134,7 +101,7 @@ TEST(Visualize, DrawsDeformedFaceColouredByIndentation) {
 TEST(Visualize, DrawingBeforeTheFirstForwardLeavesTheGelAlone) {
   // a viewer may draw a fresh mjData before any kinematics; the gel must not be placed at a
   // site that has no pose yet (it then blew up on the first step)
-  Scene s = Scene::FromString(PressOn(R"(<geom type="sphere" size="0.004" pos="0 0 0.006"/>)"));
+  Scene s = Scene::FromString(PressOnGeom(R"(<geom type="sphere" size="0.004" pos="0 0 0.006"/>)"));
   ASSERT_TRUE(s.m) << s.err;
   mjvScene scn;
   Draw(s, &scn);
