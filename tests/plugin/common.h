@@ -68,7 +68,8 @@ inline std::string PressSmallTactile(std::initializer_list<const char*> outputs,
   return xml;
 }
 
-// a 10 x 10 x 4 mm gel (instance `gel` at site `s` of the slider `finger`, actuated in z) pressed 0.5 mm into `geom`, whose top is at z = 0.01
+// a 10 x 10 x 4 mm gel (instance `gel` at site `s` of the slider `finger`, actuated in z), the
+// finger driven 0.5 mm into `geom` (whose top is at z = 0.01) by ctrl[0] = -0.0007
 inline std::string PressOnGeom(const std::string& geom, const std::string& asset = "") {
   return R"(
 <mujoco>
