@@ -166,11 +166,18 @@ DTAC_EXPORT int dtac_cuda_advance(int ordinal, void* stream, dtac_dev_env* const
     // teams of several blocks: every block resident at once (a cooperative launch), the
     // barriers' counters zeroed first (a failed launch may have left them anywhere)
     void* args[] = {(void*)&envs, (void*)&n, (void*)&bpe, (void*)&part, (void*)&bar};
-    if (check(cudaMemsetAsync(bar, 0, sizeof(unsigned) * 2 * n, s), "cudaMemset", err, errlen) ||
-        check(cudaLaunchCooperativeKernel((const void*)dtac_gels_advance_kernel, dim3(n * bpe),
-                                          dim3(DTAC_DEV_THREADS), args, 0, s),
-              "cooperative kernel launch", err, errlen))
+    if (check(cudaMemsetAsync(bar, 0, sizeof(unsigned) * 2 * n, s), "cudaMemset", err, errlen))
       return 1;
+    cudaError_t e = cudaLaunchCooperativeKernel((const void*)dtac_gels_advance_kernel,
+                                                dim3(n * bpe), dim3(DTAC_DEV_THREADS), args, 0, s);
+    if (e == cudaErrorCooperativeLaunchTooLarge) {
+      // the GPU holds fewer blocks than it did when opened (shared with other work, MPS): one
+      // block per environment needs no co-residency
+      cudaGetLastError();
+      dtac_gels_advance_kernel<<<n, DTAC_DEV_THREADS, 0, s>>>(envs, n, 1, part, bar);
+      e = cudaGetLastError();
+    }
+    if (check(e, "kernel launch", err, errlen)) return 1;
   }
   return check(cudaStreamSynchronize(s), "gel step kernel", err, errlen);
 }
