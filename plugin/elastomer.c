@@ -142,6 +142,13 @@ static int elastomer_nstate(const mjModel* m, int instance) {
         dtac_dev_cuda_count() == 0 && !DTAC_CUDA_BUILT ? " (this build has no CUDA backend)" : "");
     return 0;
   }
+  // the environment's device settings, for a device that will read them
+  if (def.device != DTAC_DEV_CPU &&
+      dtac_dev_check_settings(def.device < 0 ? DTAC_DEV_CUDA : def.device, err, sizeof(err))) {
+    mju_error("%s instance '%s': key 'device' has value '%s': %s", DTAC_ELASTOMER_NAME, name,
+              def.device == DTAC_DEV_EMU ? "emu" : (def.device < 0 ? "auto" : "cuda"), err);
+    return 0;
+  }
   dtac_gel_model probe;
   memset(&probe, 0, sizeof(probe));
   dtac_gel_counts(&def.gel, probe.n, &probe.nnode, &probe.ntet, &probe.nsurf);

@@ -31,14 +31,11 @@ static int env_int(dtac_dev* dv, const char* name, int lo, int hi, int* v) {
   return 0;
 }
 
-int dtac_dev_open(dtac_dev* dv, int kind, int ordinal) {
-  memset(dv, 0, sizeof(*dv));
-  dv->kind = kind;
-  dv->ordinal = ordinal;
+// the environment's settings of a device of `kind` into dv; nonzero with dv->err if malformed
+static int dev_settings(dtac_dev* dv, int kind) {
   dv->emu_blocks = dv->emu_threads = 1;
   if (env_int(dv, "DTAC_DEV_BLOCKS", 1, 1 << 16, &dv->maxbpe)) return 1;
-  if (kind == DTAC_DEV_CUDA)
-    return dtac_cuda_open(ordinal, &dv->stream, &dv->maxblocks, dv->err, sizeof(dv->err));
+  if (kind != DTAC_DEV_EMU) return 0;
   const char* fail = getenv("DTAC_EMU_FAIL");
   if (fail) dv->fail = !strcmp(fail, "launch") ? 1 : (!strcmp(fail, "get") ? 2 : 0);
   const char* team = getenv("DTAC_EMU_TEAM");
@@ -54,6 +51,24 @@ int dtac_dev_open(dtac_dev* dv, int kind, int ordinal) {
     dv->emu_blocks = b;
     dv->emu_threads = t;
   }
+  return 0;
+}
+
+int dtac_dev_check_settings(int kind, char* err, size_t errlen) {
+  dtac_dev dv;
+  memset(&dv, 0, sizeof(dv));
+  if (dev_settings(&dv, kind) == 0) return 0;
+  snprintf(err, errlen, "%s", dv.err);
+  return 1;
+}
+
+int dtac_dev_open(dtac_dev* dv, int kind, int ordinal) {
+  memset(dv, 0, sizeof(*dv));
+  dv->kind = kind;
+  dv->ordinal = ordinal;
+  if (dev_settings(dv, kind)) return 1;
+  if (kind == DTAC_DEV_CUDA)
+    return dtac_cuda_open(ordinal, &dv->stream, &dv->maxblocks, dv->err, sizeof(dv->err));
   return 0;
 }
 

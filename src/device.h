@@ -42,6 +42,10 @@ typedef struct dtac_dev_ {
 // opens a context on device `kind` (ordinal for CUDA); nonzero with dv->err on failure (also a
 // malformed $DTAC_EMU_TEAM or $DTAC_DEV_BLOCKS)
 int dtac_dev_open(dtac_dev* dv, int kind, int ordinal);
+// checks the environment's settings a device of `kind` will read when opened ($DTAC_EMU_TEAM,
+// $DTAC_DEV_BLOCKS), so that a malformed one is a load error before any mjData exists; nonzero
+// with the message in err
+int dtac_dev_check_settings(int kind, char* err, size_t errlen);
 void dtac_dev_close(dtac_dev* dv);
 // 1 if a CUDA device is usable in this process (0 in a build without CUDA)
 int dtac_dev_cuda_count(void);
