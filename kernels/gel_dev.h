@@ -179,12 +179,22 @@ DTAC_HD double dtac_dev_tets(dtac_dev_gel* g, const dtac_dev_team* T) {
   return minJ;
 }
 
-// one node's substep (dtac_gel_substep of step.c for node a): forces (elastic, damping relative
-// to the site's body, gravity, contact), velocity, implicit contact, position. Adds the node's
-// share of the gel's wrench on the site's body (about st.pos) to wsite[0..5] and the colliders
-// it left out to wsite[7]; returns 1 if in contact.
-DTAC_HD int dtac_dev_node(dtac_dev_gel* g, int a, const double gravity[3], double dt,
-                          double wsite[8]) {
+// what the reverse pass keeps of a substep recomputed for it (src/step_adj.c), per node
+typedef struct dtac_node_rec_ {
+  double* fint;  // each node's internal force (nnode x 3)
+  double* imp;   // each contact node's implicit contact terms (nsurf x DTAC_IMP_SIZE)
+  double* vimp;  // each contact node's velocity before its implicit updates (nsurf x 6)
+} dtac_node_rec;
+
+// one node's substep, after the element forces: forces (elastic, damping relative to the site's
+// body, gravity, contact), velocity, implicit contact, position. Adds the node's share of the
+// gel's wrench on the site's body (about st.pos) to wsite[0..5] and the colliders it left out to
+// wsite[7], records its forces on the colliders in g->react and their torques in g->react_t, and
+// what the reverse pass needs in rec (NULL: nothing); returns 1 if in contact. Both steps call
+// it: the CPU's (src/step.c, node after node, on a view of the gel in host memory) and the
+// device kernel's (below, the team's threads striding over the nodes).
+DTAC_HD int dtac_node_substep(dtac_dev_gel* g, int a, const double gravity[3], double dt,
+                              double wsite[8], const dtac_node_rec* rec) {
   double* x = g->state;
   double* v = g->state + 3 * g->nnode;
   double* anchor = g->state + 6 * g->nnode;
@@ -195,6 +205,9 @@ DTAC_HD int dtac_dev_node(dtac_dev_gel* g, int a, const double gravity[3], doubl
 
   double f[3] = {0, 0, 0};
   dtac_node_gather(0, g->node_tetadr + a, g->node_tet, g->tet_force, f);  // node a into f
+  if (rec) {
+    for (int k = 0; k < 3; k++) rec->fint[3 * a + k] = f[k];
+  }
   if (g->site_slot >= 0 && im == 0) {
     const double zero[3] = {0, 0, 0};
     dtac_wrench_add(wsite, f, zero, xa, st->pos);
@@ -221,6 +234,9 @@ DTAC_HD int dtac_dev_node(dtac_dev_gel* g, int a, const double gravity[3], doubl
     double* an = anchor + 4 * s;
     touch = dtac_contact_node(g->surf_param + s, xa, va, an, an, g->col_t, g->ncol, f, imp, r);
     wsite[7] += r->over;
+    if (rec) {
+      for (int k = 0; k < DTAC_IMP_SIZE; k++) rec->imp[DTAC_IMP_SIZE * s + k] = imp[k];
+    }
   }
 
   // symplectic Euler: velocity, then the implicit normal contact, then position
@@ -231,6 +247,9 @@ DTAC_HD int dtac_dev_node(dtac_dev_gel* g, int a, const double gravity[3], doubl
       if (q[5] < 0) continue;
       int c = (int)q[5];
       double fc[3];
+      if (rec) {
+        for (int k = 0; k < 3; k++) rec->vimp[3 * (2 * s + j) + k] = va[k];
+      }
       dtac_contact_implicit(q, g->col_t + c, m, xa, va, dt, fc);
       for (int i = 0; i < r->n; i++) {
         if (r->c[i] != c) continue;
@@ -251,6 +270,22 @@ DTAC_HD int dtac_dev_node(dtac_dev_gel* g, int a, const double gravity[3], doubl
     }
   }
   return touch;
+}
+
+// collider c's reaction to the contact nodes s = tid, tid + nthr, ... of gel g (minus the
+// forces on them, and minus their torques about the collider), added to ft[0..5]
+DTAC_HD void dtac_collider_reaction(const dtac_dev_gel* g, int c, int tid, int nthr,
+                                    double ft[6]) {
+  for (int s = tid; s < g->nsurf; s += nthr) {
+    const dtac_node_react* r = g->react + s;
+    for (int j = 0; j < r->n; j++) {
+      if (r->c[j] != c) continue;
+      for (int k = 0; k < 3; k++) {
+        ft[k] -= r->f[j][k];
+        ft[3 + k] -= g->react_t[3 * (DTAC_NODE_MAXCOL * s + j) + k];
+      }
+    }
+  }
 }
 
 // the joint step of environment E over E->h (dtac_gels_advance), by thread T of its team
@@ -296,7 +331,9 @@ DTAC_HD void dtac_dev_advance(dtac_dev_env* E, const dtac_dev_team* T) {
       dtac_dev_sync(T);
       // wrench on the site's body, contact nodes, colliders left out
       double w[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      for (int a = tid; a < g->nnode; a += nthr) w[6] += dtac_dev_node(g, a, E->gravity, dt, w);
+      for (int a = tid; a < g->nnode; a += nthr) {
+        w[6] += dtac_node_substep(g, a, E->gravity, dt, w, 0);
+      }
       dtac_dev_reduce(&mj, 1, 1, T);
       dtac_dev_reduce(w, 8, 0, T);
       if (tid == 0) {
@@ -313,16 +350,7 @@ DTAC_HD void dtac_dev_advance(dtac_dev_env* E, const dtac_dev_team* T) {
         int b = g->col_slot[c];
         if (b < 0) continue;
         double ft[6] = {0, 0, 0, 0, 0, 0};
-        for (int s = tid; s < g->nsurf; s += nthr) {
-          const dtac_node_react* r = g->react + s;
-          for (int j = 0; j < r->n; j++) {
-            if (r->c[j] != c) continue;
-            for (int k = 0; k < 3; k++) {
-              ft[k] -= r->f[j][k];
-              ft[3 + k] -= g->react_t[3 * (DTAC_NODE_MAXCOL * s + j) + k];
-            }
-          }
-        }
+        dtac_collider_reaction(g, c, tid, nthr, ft);
         dtac_dev_reduce(ft, 6, 0, T);
         if (tid == 0) dtac_wrench_add(E->wb + 6 * b, ft, ft + 3, g->col_t[c].pos, E->cur[b].pos);
       }

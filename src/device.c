@@ -146,14 +146,10 @@ int dtac_gel_mirror_make(dtac_dev* dv, dtac_gel_mirror* mr, const dtac_gel_model
   mr->host_planes = planes;
   mr->shadow = (double*)malloc(sizeof(double) * mr->size);
   mr->param_shadow = (dtac_contact_node_param*)malloc(sizeof(dtac_contact_node_param) * (ns + 1));
-  int* node_surf = (int*)malloc(sizeof(int) * nn);
-  if (!mr->shadow || !mr->param_shadow || !node_surf) {
-    free(node_surf);
+  if (!mr->shadow || !mr->param_shadow) {
     snprintf(dv->err, sizeof(dv->err), "out of host memory");
     return 1;
   }
-  for (int a = 0; a < nn; a++) node_surf[a] = -1;
-  for (int s = 0; s < ns; s++) node_surf[gm->surf[s]] = s;
   memcpy(mr->param_shadow, gm->surf_param, sizeof(dtac_contact_node_param) * ns);
 
   int err = mirror_array(dv, mr, &g->tet, gm->tet, sizeof(int) * 4 * nt) ||
@@ -164,7 +160,7 @@ int dtac_gel_mirror_make(dtac_dev* dv, dtac_gel_mirror* mr, const dtac_gel_model
             mirror_array(dv, mr, &g->lock, gm->lock, nn) ||
             mirror_array(dv, mr, &g->node_tetadr, gm->node_tetadr, sizeof(int) * (nn + 1)) ||
             mirror_array(dv, mr, &g->node_tet, gm->node_tet, sizeof(int) * 4 * nt) ||
-            mirror_array(dv, mr, &g->node_surf, node_surf, sizeof(int) * nn) ||
+            mirror_array(dv, mr, &g->node_surf, gm->node_surf, sizeof(int) * nn) ||
             mirror_array(dv, mr, &g->surf, gm->surf, sizeof(int) * ns) ||
             mirror_array(dv, mr, &g->fixed_id, gm->fixed_id, sizeof(int) * gm->nfixed) ||
             mirror_array(dv, mr, &g->X, gm->X, sizeof(double) * 3 * nn) ||
@@ -176,7 +172,6 @@ int dtac_gel_mirror_make(dtac_dev* dv, dtac_gel_mirror* mr, const dtac_gel_model
             mirror_array(dv, mr, &g->react, NULL, sizeof(dtac_node_react) * ns) ||
             mirror_array(dv, mr, &g->react_t, NULL, sizeof(double) * 3 * DTAC_NODE_MAXCOL * ns) ||
             mirror_array(dv, mr, &mr->dev_planes, planes, sizeof(double) * 4 * nplane);
-  free(node_surf);
   return err;
 }
 

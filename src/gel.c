@@ -344,10 +344,12 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
   gm->node_tetadr = (int*)malloc(sizeof(int) * (nn + 1));
   gm->node_tet = (int*)malloc(sizeof(int) * 4 * nt);
   gm->surf = (int*)malloc(sizeof(int) * ns);
+  gm->node_surf = (int*)malloc(sizeof(int) * nn);
   gm->surf_area = (double*)malloc(sizeof(double) * ns);
   gm->surf_param = (dtac_contact_node_param*)malloc(sizeof(dtac_contact_node_param) * ns);
   if (!gm->lock || !gm->X || !gm->tet || !gm->Dm_inv || !gm->vol || !gm->mass || !gm->inv_mass ||
-      !gm->fixed || !gm->fixed_id || !gm->back_tet || !gm->node_tetadr || !gm->node_tet || !gm->surf ||
+      !gm->fixed || !gm->fixed_id || !gm->back_tet || !gm->node_tetadr || !gm->node_tet ||
+      !gm->surf || !gm->node_surf ||
       !gm->surf_area || !gm->surf_param) {
     dtac_gel_model_free(gm);
     snprintf(err, errlen, "out of memory for a mesh of %d nodes", nn);
@@ -355,6 +357,8 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
   }
   make_box_mesh(gm);
   make_surface(gm);
+  for (int a = 0; a < nn; a++) gm->node_surf[a] = -1;
+  for (int s = 0; s < ns; s++) gm->node_surf[gm->surf[s]] = s;
 
   // rest shapes and lumped masses from element volumes
   for (int t = 0; t < nt; t++) {
@@ -456,6 +460,7 @@ void dtac_gel_model_free(dtac_gel_model* gm) {
   free(gm->node_tetadr);
   free(gm->node_tet);
   free(gm->surf);
+  free(gm->node_surf);
   free(gm->surf_area);
   free(gm->surf_param);
   memset(gm, 0, sizeof(*gm));
@@ -473,6 +478,8 @@ int dtac_gel_scratch_make(dtac_gel_scratch* s, const dtac_gel_model* gm, int max
   s->col_ft = (double*)malloc(sizeof(double) * 6 * mc);
   s->imp = (double*)malloc(sizeof(double) * DTAC_IMP_SIZE * (gm->nsurf > 0 ? gm->nsurf : 1));
   int nn = gm->nnode, ns = gm->nsurf > 0 ? gm->nsurf : 1;
+  s->react = (dtac_node_react*)malloc(sizeof(dtac_node_react) * ns);
+  s->react_t = (double*)malloc(sizeof(double) * 3 * DTAC_NODE_MAXCOL * ns);
   s->fint = (double*)malloc(sizeof(double) * 3 * nn);
   s->vimp = (double*)malloc(sizeof(double) * 6 * ns);
   s->state_tmp = (double*)malloc(sizeof(double) * dtac_gel_state_layout(gm).size);
@@ -482,7 +489,7 @@ int dtac_gel_scratch_make(dtac_gel_scratch* s, const dtac_gel_model* gm, int max
   s->col_bar = (dtac_collider_bar*)malloc(sizeof(dtac_collider_bar) * mc);
   if (!s->fint || !s->vimp || !s->state_tmp || !s->fbar || !s->imp_bar || !s->col_ft_bar ||
       !s->col_bar || !s->imp || !s->tet_force || !s->force || !s->tet_J || !s->col_t ||
-      !s->col_local || !s->col_ft) {
+      !s->col_local || !s->col_ft || !s->react || !s->react_t) {
     dtac_gel_scratch_free(s);
     return 1;
   }
@@ -497,6 +504,8 @@ void dtac_gel_scratch_free(dtac_gel_scratch* s) {
   free(s->col_local);
   free(s->col_ft);
   free(s->imp);
+  free(s->react);
+  free(s->react_t);
   free(s->fint);
   free(s->vimp);
   free(s->state_tmp);

@@ -53,6 +53,7 @@ typedef struct dtac_gel_model_ {
   int* node_tetadr;      // node -> first incidence in node_tet (nnode + 1)
   int* node_tet;         // incidences: 4*tet + local vertex (4 ntet)
   int* surf;             // contact (surface, non-back) node ids (nsurf)
+  int* node_surf;        // each node's index in surf, -1 if none (nnode)
   double* surf_area;     // tributary surface area of each contact node, m^2 (nsurf)
   dtac_contact_node_param* surf_param;  // contact constants per contact node (nsurf)
   dtac_material mat;
@@ -83,6 +84,8 @@ typedef struct dtac_gel_scratch_ {
   double* col_local;     // collider pose in its body's frame: pos 3, mat 9 (maxcol x 12)
   double* col_ft;        // reaction wrench on each collider in a substep (maxcol x 6)
   double* imp;           // implicit contact terms per contact node (nsurf x DTAC_IMP_SIZE)
+  dtac_node_react* react;  // each contact node's forces on its colliders in a substep (nsurf)
+  double* react_t;         // their torques about the colliders (nsurf x DTAC_NODE_MAXCOL x 3)
   int maxcol;
   // reverse pass (step_adj.c): a substep recomputed with rec = 1 keeps its intermediates
   int rec;

@@ -5,6 +5,7 @@
 
 #include "fem_loops.h"
 #include "gel.h"
+#include "gel_dev.h"
 
 void dtac_gel_state_rest(const dtac_gel_model* gm, const dtac_frame* site, double* state) {
   dtac_state_layout L = dtac_gel_state_layout(gm);
@@ -151,77 +152,77 @@ void dtac_substep_frames(const dtac_gel_step* g, const dtac_frame* cur, double t
   dtac_site_frame(g, cur, t, st);
 }
 
-// one gel's substep at time t: forces, implicit contact, integration of free nodes; the gel's
-// wrench on each body slot is added to wb (about the slots' current origins)
+// gel g as the per-node substep reads it (kernels/gel_dev.h), on its host arrays, with its site
+// at st in this substep
+static void gel_view(const dtac_gel_step* g, const dtac_frame* st, dtac_dev_gel* v) {
+  const dtac_gel_model* gm = g->gm;
+  dtac_gel_scratch* s = g->s;
+  memset(v, 0, sizeof(*v));
+  v->nnode = gm->nnode;
+  v->ntet = gm->ntet;
+  v->nsurf = gm->nsurf;
+  v->nfixed = gm->nfixed;
+  v->mass = gm->mass;
+  v->inv_mass = gm->inv_mass;
+  v->lock = gm->lock;
+  v->node_tetadr = gm->node_tetadr;
+  v->node_tet = gm->node_tet;
+  v->node_surf = gm->node_surf;
+  v->surf = gm->surf;
+  v->surf_param = gm->surf_param;
+  v->mat = gm->mat;
+  v->alpha = gm->alpha;
+  v->state = g->state;
+  v->tet_force = s->tet_force;
+  v->tet_J = s->tet_J;
+  v->react = s->react;
+  v->react_t = s->react_t;
+  v->site_slot = g->site_slot;
+  v->ncol = g->ncol;
+  v->col_t = s->col_t;
+  v->st = *st;
+}
+
+// one gel's substep at time t: forces, implicit contact, integration of free nodes, node after
+// node (dtac_node_substep, as the device kernel does it); the gel's wrench on each body slot is
+// added to wb (about the slots' current origins)
 void dtac_gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, double dt,
                       const double gravity[3], double* wb) {
   const dtac_gel_model* gm = g->gm;
   dtac_gel_scratch* s = g->s;
-  dtac_state_layout L = dtac_gel_state_layout(gm);
-  double* x = g->state + L.x;
-  double* v = g->state + L.v;
-  double* anchor = g->state + L.anchor;
   int ncol = g->ncol;
 
   // colliders and the site at the start of this substep
   dtac_frame st;
   dtac_substep_frames(g, cur, t, s->col_t, &st);
 
-  // forces: internal, damping relative to the site's body, gravity, contact
-  // (the first substep of a step keeps those of the substep count's pass: the same state)
-  if (!g->fresh || s->rec) g->rep.min_J = fmin(g->rep.min_J, dtac_gel_internal_force(gm, s, x, v));
-  g->fresh = 0;
-  if (s->rec) memcpy(s->fint, s->force, sizeof(double) * 3 * gm->nnode);
-  double wsite[6] = {0, 0, 0, 0, 0, 0};  // gel wrench on the site's body, about st.pos
-  if (g->site_slot >= 0) {
-    const double zero[3] = {0, 0, 0};
-    for (int i = 0; i < gm->nfixed; i++) {
-      int a = gm->fixed_id[i];
-      dtac_wrench_add(wsite, s->force + 3 * a, zero, x + 3 * a, st.pos);
-    }
+  // element forces (the first substep of a step keeps those of the substep count's pass: the
+  // same state)
+  dtac_state_layout L = dtac_gel_state_layout(gm);  // x, v, anchors, as the view takes them
+  if (!g->fresh || s->rec) {
+    g->rep.min_J =
+        fmin(g->rep.min_J, dtac_gel_internal_force(gm, s, g->state + L.x, g->state + L.v));
   }
-  dtac_gel_mass_damping(gm, x, v, st.pos, &st, s->force, g->site_slot >= 0 ? wsite : NULL);
+  g->fresh = 0;
+
+  // each node: forces, velocity, implicit contact, position; wsite: the gel's wrench on the
+  // site's body about st.pos (0..5), contact nodes (6), colliders left out (7)
+  dtac_dev_gel view;
+  gel_view(g, &st, &view);
+  dtac_node_rec rec = {s->fint, s->imp, s->vimp};
+  double wsite[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int a = 0; a < gm->nnode; a++) {
+    wsite[6] += dtac_node_substep(&view, a, gravity, dt, wsite, s->rec ? &rec : NULL);
+  }
+  g->rep.ncontact = (int)wsite[6];
+  g->rep.nover += (int)wsite[7];
+  for (int c = 0; c < ncol; c++) {
+    for (int k = 0; k < 6; k++) s->col_ft[6 * c + k] = 0;
+    dtac_collider_reaction(&view, c, 0, 1, s->col_ft + 6 * c);
+  }
   if (s->rec) {
     s->st = st;
-    memcpy(s->wsite, wsite, sizeof(wsite));
-  }
-  for (int a = 0; a < gm->nnode; a++) {
-    for (int k = 0; k < 3; k++) s->force[3 * a + k] += gm->mass[a] * gravity[k];
-  }
-  memset(s->col_ft, 0, sizeof(double) * 6 * ncol);
-  g->rep.ncontact =
-      dtac_gel_contact_ex(gm, x, v, anchor, anchor, s->col_t, ncol, s->force, s->col_ft, s->imp,
-                          &g->rep.nover);
-
-  // symplectic Euler: velocities first
-  for (int a = 0; a < gm->nnode; a++) {
-    double im = gm->inv_mass[a];
-    if (im == 0) continue;
-    for (int k = 0; k < 3; k++) v[3 * a + k] += dt * im * s->force[3 * a + k];
-  }
-
-  // contact normal stiffness and damping, linearly implicit per node (backward Euler on the
-  // node's own penalty spring relative to the collider), so they do not bound the substep:
-  // (m + dt c + dt^2 k) u_n' = m u_n*, u = v - v_collider; never pulling (no adhesion)
-  for (int si = 0; si < 2 * gm->nsurf; si++) {
-    const double* q = s->imp + DTAC_IMP_SIZE * (si >> 1) + 7 * (si & 1);
-    if (q[5] < 0) continue;
-    int a = gm->surf[si >> 1];
-    if (gm->inv_mass[a] == 0) continue;
-    const dtac_collider* c = s->col_t + (int)q[5];
-    if (s->rec) memcpy(s->vimp + 3 * si, v + 3 * a, sizeof(double) * 3);
-    double f[3];
-    dtac_contact_implicit(q, c, gm->mass[a], x + 3 * a, v + 3 * a, dt, f);
-    react(s->col_ft, c, (int)q[5], x + 3 * a, f);
-  }
-
-  // then positions
-  for (int a = 0; a < gm->nnode; a++) {
-    if (gm->inv_mass[a] == 0) continue;
-    for (int k = 0; k < 3; k++) {
-      if (gm->lock[a] & (1 << k)) v[3 * a + k] = 0;
-      x[3 * a + k] += dt * v[3 * a + k];
-    }
+    memcpy(s->wsite, wsite, sizeof(s->wsite));
   }
 
   // this gel's wrench on the bodies
