@@ -167,6 +167,11 @@ void dtac_gel_state_rest(const dtac_gel_model* gm, const dtac_frame* site, doubl
 void dtac_gel_back_force(const dtac_gel_model* gm, dtac_gel_scratch* s, const double* x,
                          const double* v);
 
+// element forces (s->tet_force, s->tet_J) of all tets; returns min det F (the step gathers them
+// node by node, dtac_node_substep)
+double dtac_gel_tet_forces(const dtac_gel_model* gm, dtac_gel_scratch* s, const double* x,
+                           const double* v);
+
 // internal (elastic + damping) forces of all nodes into s->force; returns min det F
 double dtac_gel_internal_force(const dtac_gel_model* gm, dtac_gel_scratch* s, const double* x,
                                const double* v);
@@ -213,7 +218,7 @@ typedef struct dtac_gel_step_ {
   int ncol;
   int nsub;              // substeps this gel needs
   dtac_frame site_b;     // internal: the site in its body's frame
-  int fresh;             // internal: s->force holds the internal forces of the current state
+  int fresh;             // internal: s->tet_force holds the element forces of the current state
   dtac_step_report rep;  // out
 } dtac_gel_step;
 

@@ -25,13 +25,19 @@ void dtac_gel_state_rest(const dtac_gel_model* gm, const dtac_frame* site, doubl
   state[L.placed] = 1;
 }
 
-double dtac_gel_internal_force(const dtac_gel_model* gm, dtac_gel_scratch* s, const double* x,
-                               const double* v) {
+double dtac_gel_tet_forces(const dtac_gel_model* gm, dtac_gel_scratch* s, const double* x,
+                           const double* v) {
   dtac_fem_tet_forces_cpu(gm->ntet, gm->tet, gm->Dm_inv, gm->vol, &gm->mat, x, v, s->tet_force,
                           s->tet_J);
-  dtac_fem_gather_cpu(gm->nnode, gm->node_tetadr, gm->node_tet, s->tet_force, s->force);
   double minJ = INFINITY;
   for (int t = 0; t < gm->ntet; t++) minJ = fmin(minJ, s->tet_J[t]);
+  return minJ;
+}
+
+double dtac_gel_internal_force(const dtac_gel_model* gm, dtac_gel_scratch* s, const double* x,
+                               const double* v) {
+  double minJ = dtac_gel_tet_forces(gm, s, x, v);
+  dtac_fem_gather_cpu(gm->nnode, gm->node_tetadr, gm->node_tet, s->tet_force, s->force);
   return minJ;
 }
 
@@ -201,7 +207,7 @@ void dtac_gel_substep(dtac_gel_step* g, const dtac_frame* cur, double t, double 
   dtac_state_layout L = dtac_gel_state_layout(gm);  // x, v, anchors, as the view takes them
   if (!g->fresh || s->rec) {
     g->rep.min_J =
-        fmin(g->rep.min_J, dtac_gel_internal_force(gm, s, g->state + L.x, g->state + L.v));
+        fmin(g->rep.min_J, dtac_gel_tet_forces(gm, s, g->state + L.x, g->state + L.v));
   }
   g->fresh = 0;
 
@@ -305,7 +311,7 @@ void dtac_gels_advance_tape(dtac_gel_step* gels, int ngel, dtac_body* bodies, in
   for (int i = 0; i < ngel; i++) {
     dtac_gel_step* g = gels + i;
     dtac_state_layout L = dtac_gel_state_layout(g->gm);
-    double minJ0 = dtac_gel_internal_force(g->gm, g->s, g->state + L.x, g->state + L.v);
+    double minJ0 = dtac_gel_tet_forces(g->gm, g->s, g->state + L.x, g->state + L.v);
     int n = g->nsub * (minJ0 < 0 ? 3 : (minJ0 < 0.5 ? 2 : 1));
     if (n > nsub) nsub = n;
     g->rep.min_J = minJ0;
