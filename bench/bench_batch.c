@@ -140,15 +140,16 @@ static double time_batch(dtac_batch* b, mjData** d, int n, double min_s, long* n
   return (double)n * k / t;
 }
 
-// one environment of the press.xml pad at `resolution`: load time and step rate
-static void single_env(const char* resolution, double min_s, int max_steps) {
+// one environment of the press.xml pad at `resolution`: load time and step rate; 0, or 1 if it
+// failed to load
+static int single_env(const char* resolution, double min_s, int max_steps) {
   double t0 = now_s();
   mjModel* m = load_press(resolution);
   mjData* d = m ? mj_makeData(m) : NULL;
   if (!d) {
     fprintf(stderr, "bench_batch: press.xml at resolution %s failed to load\n", resolution);
     if (m) mj_deleteModel(m);
-    return;
+    return 1;
   }
   double load_s = now_s() - t0;
   dtac_gel_info info;
@@ -169,6 +170,7 @@ static void single_env(const char* resolution, double min_s, int max_steps) {
           resolution, info.nnode, info.ntet, info.nsub, load_s, n / t);
   mj_deleteData(d);
   mj_deleteModel(m);
+  return 0;
 }
 
 int main(int argc, char** argv) {
@@ -177,9 +179,9 @@ int main(int argc, char** argv) {
   int single = argc > 3 && !strcmp(argv[3], "single");
   mj_loadPluginLibrary(DTAC_LIB);
   if (single) {
-    single_env("0.001", min_s, 1000000);
-    if (fine_steps > 0) single_env("0.00025", 1e9, fine_steps);
-    return 0;
+    int bad = single_env("0.001", min_s, 1000000);
+    if (fine_steps > 0) bad |= single_env("0.00025", 1e9, fine_steps);
+    return bad;
   }
 
   char* xml = with_device(read_file(DTAC_MODELS "/press_small.xml"));
@@ -270,7 +272,7 @@ int main(int argc, char** argv) {
   mj_deleteModel(m);
 
   // one environment of the default pad and of a 4x finer one
-  single_env("0.001", min_s, 1000000);
-  if (fine_steps > 0) single_env("0.00025", 1e9, fine_steps);
-  return 0;
+  int bad = single_env("0.001", min_s, 1000000);
+  if (fine_steps > 0) bad |= single_env("0.00025", 1e9, fine_steps);
+  return bad;
 }
