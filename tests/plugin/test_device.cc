@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -124,8 +126,13 @@ std::vector<std::string> Devices() {
 // order, and those rounding differences have 100 steps of contact to grow (observed up to 1e-12);
 // a GPU also fuses multiply-adds and has its own sin, cos and tanh, so its differences start
 // larger (not yet measured: no GPU so far)
+// (Run with DTAC_EMU_TEAM set, as under ThreadSanitizer, the emulated device is held to kTol.)
 constexpr double kTol = 1e-8;
-double Tol(const std::string& dev) { return dev == "emu" ? 0 : 1e-6; }
+double Tol(const std::string& dev) {
+  const char* team = getenv("DTAC_EMU_TEAM");
+  bool one_thread = !team || !strcmp(team, "1x1");
+  return dev == "emu" ? (one_thread ? 0 : kTol) : 1e-6;
+}
 
 }  // namespace
 
@@ -315,7 +322,7 @@ TEST(Device, NodeInsideTooManyCollidersIsSaidOnce) {
     EXPECT_EQ(g_warning.find("more than 4 colliders"), g_warning.rfind("more than 4 colliders"));
     r[k].state.assign(s.d->plugin_state, s.d->plugin_state + s.m->npluginstate);
   }
-  EXPECT_EQ(r[0].state, r[1].state);
+  EXPECT_LE(RelDiff(r[0].state, r[1].state), Tol("emu"));
 }
 
 TEST(Device, EveryGeomTypeMatchesCpu) {
@@ -354,6 +361,8 @@ TEST(Device, TeamsOfThreadsMatchCpu) {
   // the kernel body's striding, barriers and two-level reductions as a GPU runs them, a team of
   // one block or of several joined by the team barrier; to rounding with the CPU, and
   // bit-identical between runs (the reductions' order does not depend on the threads' timing)
+  const char* outer = getenv("DTAC_EMU_TEAM");  // the run's own setting, given back at the end
+  std::string saved = outer ? outer : "";
   Outcome press = Drive("press_small.xml", "cpu", 100);
   for (const char* team : {"1x8", "3x4"}) {
     setenv("DTAC_EMU_TEAM", team, 1);
@@ -376,6 +385,7 @@ TEST(Device, TeamsOfThreadsMatchCpu) {
   unsetenv("DTAC_EMU_TEAM");
   EXPECT_EQ(s.m, nullptr);
   EXPECT_NE(s.err.find("DTAC_EMU_TEAM = '2x6'"), std::string::npos) << s.err;
+  if (outer) setenv("DTAC_EMU_TEAM", saved.c_str(), 1);
 }
 
 TEST(Device, FailureIsAWarningAndTheCpuStepsOn) {
