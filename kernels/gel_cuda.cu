@@ -154,7 +154,8 @@ DTAC_EXPORT int dtac_cuda_get(int ordinal, void* stream, void* dst, const void* 
 }
 
 DTAC_EXPORT int dtac_cuda_advance(int ordinal, void* stream, dtac_dev_env* const* envs, int n,
-                                  int bpe, double* part, unsigned* bar, char* err, size_t errlen) {
+                                  int bpe, double* part, unsigned* bar, int* coop_refused,
+                                  char* err, size_t errlen) {
   DeviceScope scope(ordinal);
   cudaStream_t s = (cudaStream_t)stream;
   if (check(scope.err, "cudaSetDevice", err, errlen)) return 1;
@@ -170,10 +171,12 @@ DTAC_EXPORT int dtac_cuda_advance(int ordinal, void* stream, dtac_dev_env* const
       return 1;
     cudaError_t e = cudaLaunchCooperativeKernel((const void*)dtac_gels_advance_kernel,
                                                 dim3(n * bpe), dim3(DTAC_DEV_THREADS), args, 0, s);
-    if (e == cudaErrorCooperativeLaunchTooLarge) {
-      // the GPU holds fewer blocks than it did when opened (shared with other work, MPS): one
-      // block per environment needs no co-residency
+    if (e != cudaSuccess) {
+      // refused (the GPU holds fewer blocks than when opened, shared with other work or MPS, or
+      // no cooperative launches here): one block per environment needs no co-residency; the
+      // caller stops asking for teams
       cudaGetLastError();
+      *coop_refused = 1;
       dtac_gels_advance_kernel<<<n, DTAC_DEV_THREADS, 0, s>>>(envs, n, 1, part, bar);
       e = cudaGetLastError();
     }

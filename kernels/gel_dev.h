@@ -76,7 +76,11 @@ DTAC_HD void dtac_dev_sync(const dtac_dev_team* T) {
 #endif
 }
 
-// one gel of an environment, in device memory (every pointer a device address)
+// one gel of an environment, in device memory (every pointer a device address). The state and
+// scratch arrays below, and the environment's bodies, frames, wrenches and the teams' partial
+// sums, are written by some blocks and read by others across team barriers: read them with
+// plain loads only, never through the read-only path (__ldg, const __restrict__), which the
+// barrier's fences do not make coherent.
 typedef struct dtac_dev_gel_ {
   // mesh and material (uploaded at creation; surf_param again when a parameter changes)
   int nnode, ntet, nsurf, nfixed;

@@ -424,18 +424,28 @@ int dtac_dev_launch(dtac_dev* dv, dtac_dev_env* const* envs, int n, int work) {
   }
   int bpe = dv->part && dv->bar ? dtac_dev_team_blocks(dv, n, work) : 1;
   if (dev_put(dv, dv->ptrs, envs, sizeof(dtac_dev_env*) * n)) return 1;
-  return dtac_cuda_advance(dv->ordinal, dv->stream, (dtac_dev_env* const*)dv->ptrs, n, bpe,
-                           dv->part, dv->bar, dv->err, sizeof(dv->err));
+  int refused = 0;
+  int rc = dtac_cuda_advance(dv->ordinal, dv->stream, (dtac_dev_env* const*)dv->ptrs, n, bpe,
+                             dv->part, dv->bar, &refused, dv->err, sizeof(dv->err));
+  if (refused) dv->maxblocks = 0;  // one block per environment from now on
+  return rc;
 }
 
 int dtac_dev_reserve(dtac_dev* dv, int n) {
   if (dv->kind != DTAC_DEV_CUDA) return 0;
   // the teams' reductions and barriers: a team of several blocks is only formed while the GPU
   // holds every block, so maxblocks of each is room for any launch
-  if (dv->maxblocks > 1 && !dv->part) {
+  if (dv->maxblocks > 1 && (!dv->part || !dv->bar)) {
+    dev_free(dv, dv->part);
+    dev_free(dv, dv->bar);
     dv->part = (double*)dev_alloc(dv, sizeof(double) * 8 * dv->maxblocks);
-    dv->bar = (unsigned*)dev_alloc(dv, sizeof(unsigned) * 2 * dv->maxblocks);
-    if (!dv->part || !dv->bar) return 1;
+    dv->bar = dv->part ? (unsigned*)dev_alloc(dv, sizeof(unsigned) * 2 * dv->maxblocks) : NULL;
+    if (!dv->part || !dv->bar) {
+      dev_free(dv, dv->part);
+      dv->part = NULL;
+      dv->bar = NULL;
+      return 1;
+    }
   }
   if (n <= dv->cap) return 0;
   dev_free(dv, dv->ptrs);

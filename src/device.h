@@ -117,8 +117,9 @@ int dtac_cuda_put(int ordinal, void* stream, void* dst, const void* src, size_t 
 int dtac_cuda_get(int ordinal, void* stream, void* dst, const void* src, size_t n, char* err,
                   size_t errlen);
 // n environments, a team of bpe blocks each (bpe > 1: a cooperative launch; part and bar as
-// dtac_dev's)
+// dtac_dev's); a refused cooperative launch runs one block per environment and sets
+// *coop_refused
 int dtac_cuda_advance(int ordinal, void* stream, dtac_dev_env* const* envs, int n, int bpe,
-                      double* part, unsigned* bar, char* err, size_t errlen);
+                      double* part, unsigned* bar, int* coop_refused, char* err, size_t errlen);
 
 #endif  // DTAC_SRC_DEVICE_H_

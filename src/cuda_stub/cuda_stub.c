@@ -48,7 +48,8 @@ int dtac_cuda_get(int ordinal, void* stream, void* dst, const void* src, size_t 
 }
 
 int dtac_cuda_advance(int ordinal, void* stream, dtac_dev_env* const* envs, int n, int bpe,
-                      double* part, unsigned* bar, char* err, size_t errlen) {
+                      double* part, unsigned* bar, int* coop_refused, char* err, size_t errlen) {
   (void)ordinal, (void)stream, (void)envs, (void)n, (void)bpe, (void)part, (void)bar;
+  (void)coop_refused;
   return no_cuda(err, errlen);
 }
