@@ -159,11 +159,15 @@ DTAC_HD void dtac_dev_reduce(double* v, int n, int op, const dtac_dev_team* T) {
     for (int k = 0; k < n; k++) T->part[8 * T->blk + k] = red[k];
   }
   dtac_dev_sync(T);
-  for (int k = 0; k < n; k++) {
+  // value k: the blocks' partials in block order, by thread k of each block (the same sum in
+  // every block), handed to the block's threads through shared memory
+  for (int k = tid; k < n; k += T->bthr) {
     double a = T->part[k];
     for (int b = 1; b < T->nblk; b++) a = op ? fmin(a, T->part[8 * b + k]) : a + T->part[8 * b + k];
-    v[k] = a;
+    red[k] = a;
   }
+  dtac_dev_bsync(T);
+  for (int k = 0; k < n; k++) v[k] = red[k];
   dtac_dev_sync(T);  // part and red free for the next reduction
 }
 
