@@ -54,6 +54,8 @@ static int dev_settings(dtac_dev* dv, int kind) {
   return 0;
 }
 
+static int emu_open(dtac_dev* dv);
+
 int dtac_dev_check_settings(int kind, char* err, size_t errlen) {
   dtac_dev dv;
   memset(&dv, 0, sizeof(dv));
@@ -69,7 +71,7 @@ int dtac_dev_open(dtac_dev* dv, int kind, int ordinal) {
   if (dev_settings(dv, kind)) return 1;
   if (kind == DTAC_DEV_CUDA)
     return dtac_cuda_open(ordinal, &dv->stream, &dv->maxblocks, dv->err, sizeof(dv->err));
-  return 0;
+  return emu_open(dv);
 }
 
 static void* dev_alloc(dtac_dev* dv, size_t n) {
@@ -110,6 +112,8 @@ static int dev_get(dtac_dev* dv, void* dst, const void* src, size_t n) {
 }
 
 void dtac_dev_close(dtac_dev* dv) {
+  free(dv->emu_mem);
+  dv->emu_mem = NULL;
   dev_free(dv, dv->ptrs);
   dev_free(dv, dv->part);
   dev_free(dv, dv->bar);
@@ -310,7 +314,7 @@ dtac_dev_env* dtac_dev_prepare(dtac_dev* dv, dtac_env_block* eb, dtac_gel_step* 
 }
 
 // ---- the emulated device: a team of host threads per environment, meeting at a pthread barrier
-// (created for each launch: the emulated device is for tests, not speed)
+// (the threads are created for each launch: the emulated device is for tests, not speed)
 
 typedef struct emu_thread_ {
   dtac_dev_env* E;
@@ -334,6 +338,30 @@ static void* emu_run(void* arg) {
   return NULL;
 }
 
+// where the emulated team of dv keeps its shared memory and partial sums (red), thread records
+// (th) and thread ids (id) in dv->emu_mem
+static void emu_layout(const dtac_dev* dv, double** red, emu_thread** th, pthread_t** id) {
+  int nb = dv->emu_blocks, n = nb * dv->emu_threads;
+  char* p = (char*)dv->emu_mem;
+  *red = (double*)p;
+  *th = (emu_thread*)(p + sizeof(double) * (8 * (size_t)n + 8 * nb));
+  *id = (pthread_t*)((char*)*th + sizeof(emu_thread) * n);
+}
+
+// the emulated device's memory for a team of more than one thread; nonzero with dv->err
+static int emu_open(dtac_dev* dv) {
+  int nb = dv->emu_blocks, n = nb * dv->emu_threads;
+  if (n == 1) return 0;
+  size_t bytes = sizeof(double) * (8 * (size_t)n + 8 * nb) + (sizeof(emu_thread) +
+                 sizeof(pthread_t)) * n;
+  dv->emu_mem = calloc(1, bytes);
+  if (!dv->emu_mem) {
+    snprintf(dv->err, sizeof(dv->err), "out of host memory (emulated team of %d threads)", n);
+    return 1;
+  }
+  return 0;
+}
+
 // environment E by the emulated device's team; nonzero with dv->err if it could not be run
 static int emu_team(dtac_dev* dv, dtac_dev_env* E) {
   int nb = dv->emu_blocks, bt = dv->emu_threads, n = nb * bt;
@@ -343,16 +371,10 @@ static int emu_team(dtac_dev* dv, dtac_dev_env* E) {
     dtac_dev_advance(E, &T);
     return 0;
   }
-  double* red = (double*)calloc((size_t)8 * n + 8 * nb, sizeof(double));
-  emu_thread* th = (emu_thread*)calloc(n, sizeof(emu_thread));
-  pthread_t* id = (pthread_t*)calloc(n, sizeof(pthread_t));
-  if (!red || !th || !id) {
-    free(red);
-    free(th);
-    free(id);
-    snprintf(dv->err, sizeof(dv->err), "out of host memory (emulated team of %d threads)", n);
-    return 1;
-  }
+  double* red;
+  emu_thread* th;
+  pthread_t* id;
+  emu_layout(dv, &red, &th, &id);
   pthread_barrier_t bar;
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
   pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -385,9 +407,6 @@ static int emu_team(dtac_dev* dv, dtac_dev_env* E) {
   if (go > 0) dtac_dev_advance(E, &th[0].T);
   for (int i = 1; i < started; i++) pthread_join(id[i], NULL);
   pthread_barrier_destroy(&bar);
-  free(red);
-  free(th);
-  free(id);
   if (go < 0) {
     snprintf(dv->err, sizeof(dv->err), "could not start the emulated team's thread %d of %d",
              started, n);

@@ -36,6 +36,8 @@ typedef struct dtac_dev_ {
   unsigned* bar;     // ... and barriers (2 x maxblocks), made by dtac_dev_reserve
   int emu_blocks;    // emulated device: the team's blocks and threads per block, from
   int emu_threads;   // $DTAC_EMU_TEAM = BxT when opened (1x1: the launching thread alone)
+  void* emu_mem;     // the team's shared memory, partial sums and thread records (made when
+                     // opened: a launch creates the team's threads, allocates nothing else)
   char err[DTAC_ERRLEN];  // the last error
 } dtac_dev;
 
