@@ -114,7 +114,7 @@ static void launch_all(dtac_batch* b) {
   }
   if (n == 0) return;
   if (b->dev_open && dtac_dev_launch(&b->dev, b->envs, n, work) == 0) return;
-  mju_warning("dtac_batch_step: %s", b->dev.err);
+  dtac_warning("dtac_batch_step: %s", b->dev.err);
   for (int i = 0; i < b->n; i++) {
     dtac_elastomer* e = device_lead(b->m, b->d[i]);
     if (e && e->dev_env && e->dev.kind == DTAC_DEV_CUDA) {
@@ -180,11 +180,11 @@ static void run_phase(dtac_batch* b, dtac_batch_phase phase) {
 
 dtac_batch* dtac_batch_make(const mjModel* m, int nthread) {
   if (!m) {
-    mju_warning("dtac_batch_make: the model is NULL");
+    dtac_warning("dtac_batch_make: the model is NULL");
     return NULL;
   }
   if (nthread < 0) {
-    mju_warning("dtac_batch_make: nthread = %d must be 0 (one per CPU) or more", nthread);
+    dtac_warning("dtac_batch_make: nthread = %d must be 0 (one per CPU) or more", nthread);
     return NULL;
   }
   if (nthread == 0) {
@@ -195,7 +195,7 @@ dtac_batch* dtac_batch_make(const mjModel* m, int nthread) {
   // the sizes every mjData of m has
   mjData* d0 = mj_makeData(m);
   if (!d0) {
-    mju_warning("dtac_batch_make: mj_makeData failed");
+    dtac_warning("dtac_batch_make: mj_makeData failed");
     return NULL;
   }
   mjtSize nbuffer = d0->nbuffer, narena = d0->narena;
@@ -206,7 +206,7 @@ dtac_batch* dtac_batch_make(const mjModel* m, int nthread) {
   if (!b || !worker) {
     free(b);
     free(worker);
-    mju_warning("dtac_batch_make: out of memory (%d threads)", nthread);
+    dtac_warning("dtac_batch_make: out of memory (%d threads)", nthread);
     return NULL;
   }
   b->m = m;
@@ -225,7 +225,7 @@ dtac_batch* dtac_batch_make(const mjModel* m, int nthread) {
   // the caller is thread 0; the others start now and wait for phases until dtac_batch_free
   for (int t = 1; t < nthread; t++) {
     if (pthread_create(&worker[t].tid, NULL, worker_main, worker + t) != 0) {
-      mju_warning("dtac_batch_make: could not start worker thread %d of %d", t, nthread);
+      dtac_warning("dtac_batch_make: could not start worker thread %d of %d", t, nthread);
       dtac_batch_free(b);
       return NULL;
     }
@@ -262,27 +262,28 @@ int dtac_batch_nthread(const dtac_batch* b) {
 
 int dtac_batch_step(dtac_batch* b, mjData* const* d, int n, int nstep) {
   if (!b) {
-    mju_warning("dtac_batch_step: the batch is NULL");
+    dtac_warning("dtac_batch_step: the batch is NULL");
     return -1;
   }
   if (n < 0 || nstep < 0) {
-    mju_warning("dtac_batch_step: n = %d and nstep = %d must be 0 or more", n, nstep);
+    dtac_warning("dtac_batch_step: n = %d and nstep = %d must be 0 or more", n, nstep);
     return -1;
   }
   if (n > 0 && !d) {
-    mju_warning("dtac_batch_step: the mjData array is NULL (n = %d)", n);
+    dtac_warning("dtac_batch_step: the mjData array is NULL (n = %d)", n);
     return -1;
   }
   for (int i = 0; i < n; i++) {
     if (!d[i]) {
-      mju_warning("dtac_batch_step: mjData %d of %d is NULL", i, n);
+      dtac_warning("dtac_batch_step: mjData %d of %d is NULL", i, n);
       return -1;
     }
     if (d[i]->nbuffer != b->nbuffer || d[i]->narena != b->narena) {
-      mju_warning("dtac_batch_step: mjData %d was not made for the batch's model (buffer %lld "
-                  "and arena %lld bytes, expected %lld and %lld)",
-                  i, (long long)d[i]->nbuffer, (long long)d[i]->narena, (long long)b->nbuffer,
-                  (long long)b->narena);
+      dtac_warning(
+          "dtac_batch_step: mjData %d was not made for the batch's model (buffer %lld "
+          "and arena %lld bytes, expected %lld and %lld)",
+          i, (long long)d[i]->nbuffer, (long long)d[i]->narena, (long long)b->nbuffer,
+          (long long)b->narena);
       return -1;
     }
   }
@@ -294,7 +295,7 @@ int dtac_batch_step(dtac_batch* b, mjData* const* d, int n, int nstep) {
     dtac_dev_env** envs = (dtac_dev_env**)realloc(b->envs, sizeof(dtac_dev_env*) * n);
     if (envs) b->envs = envs;
     if (!nwarn || !envs) {
-      mju_warning("dtac_batch_step: out of memory (%d environments)", n);
+      dtac_warning("dtac_batch_step: out of memory (%d environments)", n);
       return -1;
     }
     b->cap = n;

@@ -4,6 +4,8 @@
 #include "elastomer.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdatomic.h>
@@ -334,6 +336,18 @@ static void device_free(dtac_elastomer* e) {
 
 // one line per process when `auto` steps on the CPU: a static flag, written once, read by
 // nothing else
+void dtac_warning(const char* fmt, ...) {
+  static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;  // MuJoCo's logger is process-wide
+  char msg[1000];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  pthread_mutex_lock(&lock);
+  mju_warning("%s", msg);
+  pthread_mutex_unlock(&lock);
+}
+
 static void log_cpu_once(const char* why) {
   static atomic_flag logged = ATOMIC_FLAG_INIT;
   if (!atomic_flag_test_and_set(&logged)) {
@@ -508,7 +522,7 @@ static int recover_nonfinite(const mjModel* m, mjData* d, dtac_elastomer* e, con
   for (int i = 0; i < 6 * e->model.nnode; i++) {
     if (!isfinite(state[i])) {
       e->nwarning++;
-      mju_warning(
+      dtac_warning(
           "%s instance '%s': the gel state became non-finite (%s, time %g); the gel was "
           "reset to its rest shape (warning %d)",
           DTAC_ELASTOMER_NAME, e->name, where, d->time, e->nwarning);
@@ -945,10 +959,10 @@ static void gravity_of(const mjModel* m, double g[3]) {
 // a failed device call: reported, and the gels are stepped on the CPU from then on (the state in
 // plugin_state is what MuJoCo holds, so nothing is lost)
 static void device_failed(const mjModel* m, mjData* d, dtac_elastomer* lead, int ngel) {
-  mju_warning("%s instance '%s': %s device error: %s; its gels are stepped on the CPU from now on "
-              "(time %g)",
-              DTAC_ELASTOMER_NAME, lead->name, device_name(lead->dev.kind), lead->dev.err,
-              d->time);
+  dtac_warning(
+      "%s instance '%s': %s device error: %s; its gels are stepped on the CPU from now on "
+      "(time %g)",
+      DTAC_ELASTOMER_NAME, lead->name, device_name(lead->dev.kind), lead->dev.err, d->time);
   lead->dev_env = NULL;
   for (int i = ngel - 1; i >= 0; i--) device_free(lead->gels[i]);  // the lead's own last
 }
@@ -988,7 +1002,7 @@ void dtac_elastomer_advance_end(const mjModel* m, mjData* d, dtac_elastomer* e, 
     // a node inside more colliders than it can push on: said once per instance
     if (st->rep.nover > 0 && !g->nover_said) {
       g->nover_said = 1;
-      mju_warning(
+      dtac_warning(
           "%s instance '%s': a gel node was inside more than %d colliders at once (time %g); it "
           "pushes on the deepest and %d others only (said once)",
           DTAC_ELASTOMER_NAME, g->name, DTAC_NODE_MAXCOL, d->time, DTAC_NODE_MAXCOL - 1);
@@ -996,7 +1010,7 @@ void dtac_elastomer_advance_end(const mjModel* m, mjData* d, dtac_elastomer* e, 
     // a blown-up gel is reported and restarted from rest at the site's new pose
     if (st->rep.nonfinite) {
       g->nwarning++;
-      mju_warning(
+      dtac_warning(
           "%s instance '%s': the gel state became non-finite in the step (time %g); the "
           "gel was reset to its rest shape (warning %d)",
           DTAC_ELASTOMER_NAME, g->name, d->time, g->nwarning);

@@ -174,4 +174,9 @@ int dtac_elastomer_collider_frames(const mjModel* m, mjData* d, dtac_elastomer* 
 void dtac_elastomer_contact_jvp(const mjModel* m, mjData* d, dtac_elastomer* e, const double* dcol,
                                 double* df);
 
+// mju_warning with the message formatted first, one call at a time in the process: MuJoCo's
+// default log handler is not safe to enter from several threads at once, and a batch's threads
+// warn together (a device failure reaches every environment in the same phase)
+void dtac_warning(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif  // DTAC_PLUGIN_ELASTOMER_H_

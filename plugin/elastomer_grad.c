@@ -345,15 +345,15 @@ static int el_param_set(const mjModel* m, mjData* d, int instance, int k, mjtNum
   char err[DTAC_ERRLEN];
   double old = dtac_gel_param_get(&e->model, k);
   if (dtac_gel_param_set(&e->model, k, value, err, sizeof(err))) {
-    mju_warning("%s instance '%s': %s", DTAC_ELASTOMER_NAME, e->name, err);
+    dtac_warning("%s instance '%s': %s", DTAC_ELASTOMER_NAME, e->name, err);
     return -1;
   }
   // the substep follows the new stable limit (a stiffer gel takes more substeps)
   int nsub = dtac_gel_substeps(&e->model, m->opt.timestep);
   if (nsub > DTAC_MAX_SUBSTEPS) {
-    mju_warning("%s instance '%s': parameter '%s' = %g needs %d substeps per step, more than %d",
-                DTAC_ELASTOMER_NAME, e->name, dtac_gel_param_names[k], value, nsub,
-                DTAC_MAX_SUBSTEPS);
+    dtac_warning("%s instance '%s': parameter '%s' = %g needs %d substeps per step, more than %d",
+                 DTAC_ELASTOMER_NAME, e->name, dtac_gel_param_names[k], value, nsub,
+                 DTAC_MAX_SUBSTEPS);
     dtac_gel_param_set(&e->model, k, old, err, sizeof(err));
     return -1;
   }

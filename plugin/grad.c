@@ -142,11 +142,11 @@ int dtac_grad_state_size(const mjModel* m) {
 
 dtac_tape* dtac_tape_make(const mjModel* m, mjData* d, int nstep, int every) {
   if (nstep < 1) {
-    mju_warning("dtac_tape_make: nstep = %d must be at least 1", nstep);
+    dtac_warning("dtac_tape_make: nstep = %d must be at least 1", nstep);
     return NULL;
   }
   if (m->opt.integrator != mjINT_EULER && m->opt.integrator != mjINT_IMPLICITFAST) {
-    mju_warning("dtac_tape_make: the integrator must be Euler or implicitfast");
+    dtac_warning("dtac_tape_make: the integrator must be Euler or implicitfast");
     return NULL;
   }
   dtac_tape* tp = (dtac_tape*)calloc(1, sizeof(dtac_tape));
@@ -177,7 +177,7 @@ dtac_tape* dtac_tape_make(const mjModel* m, mjData* d, int nstep, int every) {
   tp->w = mj_makeData(m);
   if (!tp->ckpt || !tp->seg || !tp->user || !tp->outp || !tp->param_adr || !tp->sensor_rigid ||
       !tp->buf || !tp->w) {
-    mju_warning("dtac_tape_make: out of memory (%d steps, checkpoint every %d)", nstep, tp->every);
+    dtac_warning("dtac_tape_make: out of memory (%d steps, checkpoint every %d)", nstep, tp->every);
     dtac_tape_free(tp);
     return NULL;
   }
@@ -245,7 +245,7 @@ void dtac_tape_reset(dtac_tape* tp) {
 
 int dtac_tape_step(dtac_tape* tp) {
   if (tp->n >= tp->T) {
-    mju_warning("dtac_tape_step: the tape is full (%d steps)", tp->T);
+    dtac_warning("dtac_tape_step: the tape is full (%d steps)", tp->T);
     return -1;
   }
   if (tp->n % tp->every == 0) {
@@ -370,7 +370,7 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
   for (int i = 0; i < m->nplugin; i++) {
     const dtac_derivative* der = dtac_derivative_of(m, i);
     if (der && der->record && der->record(m, w, i, 1)) {
-      mju_warning("dtac_tape_backward: plugin instance %d cannot record (out of memory)", i);
+      dtac_warning("dtac_tape_backward: plugin instance %d cannot record (out of memory)", i);
       return -1;
     }
   }
@@ -495,7 +495,7 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
       for (int k = 0; k < m->sensor_dim[sn]; k++) nz |= ys[k] != 0;
       if (!nz) continue;
       if (!der || !der->sensor_vjp || der->sensor_vjp(m, w, inst, ys, &ctx)) {
-        mju_warning("dtac_tape_backward: sensor %d has no derivative", sn);
+        dtac_warning("dtac_tape_backward: sensor %d has no derivative", sn);
         freeze_sensors(m, w, 0);
         return -1;
       }
@@ -543,7 +543,7 @@ int dtac_tape_backward(dtac_tape* tp, const mjtNum* sensor_bar, const mjtNum* st
   int nu = m->nu, nsd = m->nsensordata;
   if (tp->n == 0) return -1;
   if (tp->broken >= 0) {
-    mju_warning(
+    dtac_warning(
         "dtac_tape_backward: the state blew up and was reset in recorded step %d (a "
         "non-finite gel or an unstable MuJoCo state); the rollout has no gradient",
         tp->broken);
@@ -577,7 +577,8 @@ int dtac_tape_backward(dtac_tape* tp, const mjtNum* sensor_bar, const mjtNum* st
       int t = start + i;
       for (int k = 0; k < tp->nx; k++) {
         if (!isfinite(tp->xbar[k])) {
-          mju_warning("dtac_tape_backward: non-finite cotangent entering step %d (entry %d)", t, k);
+          dtac_warning("dtac_tape_backward: non-finite cotangent entering step %d (entry %d)", t,
+                       k);
           return -1;
         }
       }

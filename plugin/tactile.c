@@ -988,8 +988,8 @@ static int ta_param_set(const mjModel* m, mjData* d, int instance, int k, mjtNum
   dtac_tactile* t = dtac_tactile_get(m, d, instance);
   if (!t || k < 0 || k >= DTAC_TACTILE_NPARAM) return -1;
   if (!isfinite(value)) {
-    mju_warning("%s sensor '%s': parameter '%s' = %g is not finite", DTAC_TACTILE_NAME, t->name,
-                tactile_param_names[k], value);
+    dtac_warning("%s sensor '%s': parameter '%s' = %g is not finite", DTAC_TACTILE_NAME, t->name,
+                 tactile_param_names[k], value);
     return -1;
   }
   if (k < 3) {
