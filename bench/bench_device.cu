@@ -13,12 +13,7 @@ extern "C" {
 #include "gel.h"
 }
 
-// kernels/fem_cuda.cu (compiled into this program)
-extern "C" int dtac_fem_forces_cuda(int ntet, int nnode, const int* tet, const double* Dm_inv,
-                                    const double* vol, const dtac_material* mat,
-                                    const int* node_tetadr, const int* node_tet, const double* x,
-                                    const double* v, double* tet_force, double* tet_J,
-                                    double* force, cudaStream_t stream);
+#include "fem_loops.h"  // dtac_fem_forces_cuda: kernels/fem_cuda.cu (compiled into this program)
 
 // flops and bytes of one tet's force evaluation and its share of the gather (docs/benchmarks.md,
 // the same counts as bench_gel.c): with the data each thread must move from memory

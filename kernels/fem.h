@@ -1,5 +1,6 @@
 // fem.h: linear tetrahedron with the stable Neo-Hookean material and Kelvin-Voigt
-// (stiffness-proportional Rayleigh) damping. Per-element functions, host and device.
+// (stiffness-proportional Rayleigh) damping. Per-element functions, host and device, each
+// adjoint (vector-Jacobian product; cotangents accumulated) right after its forward.
 #ifndef DTAC_KERNELS_FEM_H_
 #define DTAC_KERNELS_FEM_H_
 
@@ -15,6 +16,11 @@ typedef struct dtac_material_ {
   double beta;      // stiffness-proportional damping time, s
 } dtac_material;
 
+// cotangents of the material constants (accumulated): d/d(mu, lambda, mu_s, lambda_s, alpha, beta)
+typedef struct dtac_material_adj_ {
+  double mu, lambda, mu_s, lambda_s, alpha, beta;
+} dtac_material_adj;
+
 // Lame parameters from Young's modulus and Poisson ratio, and the stable Neo-Hookean
 // reparametrisation whose small-strain limit is linear elasticity with exactly (mu, lambda):
 // Smith, de Goes, Kim, "Stable Neo-Hookean Flesh Simulation", ACM TOG 37(2), 2018, sec. 3.4.
@@ -25,6 +31,29 @@ DTAC_HD void dtac_material_set(dtac_material* mat, double young, double poisson,
   mat->lambda_s = mat->lambda + 5.0 / 6.0 * mat->mu;
   mat->alpha = 1 + 0.75 * mat->mu_s / mat->lambda_s;
   mat->beta = beta;
+}
+
+// chain rule through dtac_material_set: cotangents of (young, poisson, beta) from those of the
+// material constants
+DTAC_HD void dtac_material_set_adj(double young, double poisson, const dtac_material_adj* ma,
+                                   double* young_bar, double* poisson_bar, double* beta_bar) {
+  double nu = poisson;
+  double mu = young / (2 * (1 + nu));
+  double lam = young * nu / ((1 + nu) * (1 - 2 * nu));
+  double mu_s = 4.0 / 3.0 * mu, lam_s = lam + 5.0 / 6.0 * mu;
+  // alpha = 1 + 3/4 mu_s / lambda_s
+  double mu_s_bar = ma->mu_s + ma->alpha * 0.75 / lam_s;
+  double lam_s_bar = ma->lambda_s - ma->alpha * 0.75 * mu_s / (lam_s * lam_s);
+  double mu_bar = ma->mu + 4.0 / 3.0 * mu_s_bar + 5.0 / 6.0 * lam_s_bar;
+  double lam_bar = ma->lambda + lam_s_bar;
+  double dmu_dE = 1 / (2 * (1 + nu)), dmu_dnu = -young / (2 * (1 + nu) * (1 + nu));
+  double den = (1 + nu) * (1 - 2 * nu);
+  double dlam_dE = nu / den;
+  // d/dnu of (1 + nu)(1 - 2 nu) = -1 - 4 nu
+  double dlam_dnu = young * (den - nu * (-1 - 4 * nu)) / (den * den);
+  *young_bar += mu_bar * dmu_dE + lam_bar * dlam_dE;
+  *poisson_bar += mu_bar * dmu_dnu + lam_bar * dlam_dnu;
+  *beta_bar += ma->beta;
 }
 
 // rest shape of a tet: Dm^{-1} (row-major) from its four rest vertices; returns signed volume
@@ -52,6 +81,19 @@ DTAC_HD void dtac_tet_defgrad(const double* x0, const double* x1, const double* 
   dtac_mul33(F, Ds, Dm_inv);
 }
 
+// VJP of F = Ds Dm^{-1}: cotangents of the four vertices (accumulated, 3 each)
+DTAC_HD void dtac_tet_defgrad_adj(const double Dm_inv[9], const double F_bar[9], double* x0_bar,
+                                  double* x1_bar, double* x2_bar, double* x3_bar) {
+  double Db[9];
+  dtac_mul33T(Db, F_bar, Dm_inv);
+  for (int r = 0; r < 3; r++) {
+    x1_bar[r] += Db[3 * r + 0];
+    x2_bar[r] += Db[3 * r + 1];
+    x3_bar[r] += Db[3 * r + 2];
+    x0_bar[r] -= Db[3 * r + 0] + Db[3 * r + 1] + Db[3 * r + 2];
+  }
+}
+
 // strain energy density of stable Neo-Hookean, J/m^3, shifted to zero at rest:
 // mu'/2 (I_C - 3) + lambda'/2 (J - alpha)^2 - mu'/2 log(I_C + 1) - [same at F = I]
 DTAC_HD double dtac_snh_energy(const dtac_material* mat, const double F[9]) {
@@ -72,98 +114,6 @@ DTAC_HD void dtac_snh_stress(const dtac_material* mat, const double F[9], double
   double a = mat->mu_s * (1 - 1 / (Ic + 1));
   double b = mat->lambda_s * (J - mat->alpha);
   for (int k = 0; k < 9; k++) P[k] = a * F[k] + b * cof[k];
-}
-
-// Kelvin-Voigt damping stress P_d = F S_d, S_d = beta (lambda tr(Ed) I + 2 mu Ed),
-// Ed = sym(F^T dF/dt): rotation invariant, dissipative, and beta K0 v at rest
-DTAC_HD void dtac_kv_stress(const dtac_material* mat, const double F[9], const double Fdot[9],
-                            double P[9]) {
-  double FtFd[9], S[9];
-  dtac_mulT33(FtFd, F, Fdot);
-  double tr = FtFd[0] + FtFd[4] + FtFd[8];
-  for (int i = 0; i < 3; i++) {
-    for (int j = 0; j < 3; j++) {
-      double e = 0.5 * (FtFd[3 * i + j] + FtFd[3 * j + i]);
-      S[3 * i + j] = mat->beta * (2 * mat->mu * e + (i == j ? mat->lambda * tr : 0));
-    }
-  }
-  dtac_mul33(P, F, S);
-}
-
-// nodal forces of one tet from a stress P: f_{1..3} = -V0 P Dm^{-T} columns, f_0 = -sum
-DTAC_HD void dtac_tet_scatter_stress(const double P[9], const double Dm_inv[9], double vol,
-                                     double f[12]) {
-  double H[9];
-  dtac_mul33T(H, P, Dm_inv);
-  for (int r = 0; r < 3; r++) {
-    f[3 + r] = -vol * H[3 * r + 0];
-    f[6 + r] = -vol * H[3 * r + 1];
-    f[9 + r] = -vol * H[3 * r + 2];
-    f[r] = -(f[3 + r] + f[6 + r] + f[9 + r]);
-  }
-}
-
-// elastic + damping forces on the 4 nodes of a tet (f: 4 x 3); returns J = det F
-DTAC_HD double dtac_tet_force(const dtac_material* mat, const double* x0, const double* x1,
-                              const double* x2, const double* x3, const double* v0,
-                              const double* v1, const double* v2, const double* v3,
-                              const double Dm_inv[9], double vol, double f[12]) {
-  double F[9], Fd[9], P[9], Pd[9];
-  dtac_tet_defgrad(x0, x1, x2, x3, Dm_inv, F);
-  dtac_snh_stress(mat, F, P);
-  if (mat->beta > 0) {
-    dtac_tet_defgrad(v0, v1, v2, v3, Dm_inv, Fd);
-    dtac_kv_stress(mat, F, Fd, Pd);
-    for (int k = 0; k < 9; k++) P[k] += Pd[k];
-  }
-  dtac_tet_scatter_stress(P, Dm_inv, vol, f);
-  return dtac_det33(F);
-}
-
-// force on node a: the sum of its incident tets' node forces in a fixed order (a gather, so
-// results do not depend on thread count and need no atomics)
-DTAC_HD void dtac_node_gather(int a, const int* node_tetadr, const int* node_tet,
-                              const double* tet_force, double* force) {
-  double f0 = 0, f1 = 0, f2 = 0;
-  for (int i = node_tetadr[a]; i < node_tetadr[a + 1]; i++) {
-    const double* tf = tet_force + 3 * node_tet[i];
-    f0 += tf[0];
-    f1 += tf[1];
-    f2 += tf[2];
-  }
-  force[3 * a] = f0;
-  force[3 * a + 1] = f1;
-  force[3 * a + 2] = f2;
-}
-
-// ---- adjoints (vector-Jacobian products), each after its forward ------------------------------
-
-// cotangents of the material constants (accumulated): d/d(mu, lambda, mu_s, lambda_s, alpha, beta)
-typedef struct dtac_material_adj_ {
-  double mu, lambda, mu_s, lambda_s, alpha, beta;
-} dtac_material_adj;
-
-// chain rule through dtac_material_set: cotangents of (young, poisson, beta) from those of the
-// material constants
-DTAC_HD void dtac_material_set_adj(double young, double poisson, const dtac_material_adj* ma,
-                                   double* young_bar, double* poisson_bar, double* beta_bar) {
-  double nu = poisson;
-  double mu = young / (2 * (1 + nu));
-  double lam = young * nu / ((1 + nu) * (1 - 2 * nu));
-  double mu_s = 4.0 / 3.0 * mu, lam_s = lam + 5.0 / 6.0 * mu;
-  // alpha = 1 + 3/4 mu_s / lambda_s
-  double mu_s_bar = ma->mu_s + ma->alpha * 0.75 / lam_s;
-  double lam_s_bar = ma->lambda_s - ma->alpha * 0.75 * mu_s / (lam_s * lam_s);
-  double mu_bar = ma->mu + 4.0 / 3.0 * mu_s_bar + 5.0 / 6.0 * lam_s_bar;
-  double lam_bar = ma->lambda + lam_s_bar;
-  double dmu_dE = 1 / (2 * (1 + nu)), dmu_dnu = -young / (2 * (1 + nu) * (1 + nu));
-  double den = (1 + nu) * (1 - 2 * nu);
-  double dlam_dE = nu / den;
-  // d/dnu of (1 + nu)(1 - 2 nu) = -1 - 4 nu
-  double dlam_dnu = young * (den - nu * (-1 - 4 * nu)) / (den * den);
-  *young_bar += mu_bar * dmu_dE + lam_bar * dlam_dE;
-  *poisson_bar += mu_bar * dmu_dnu + lam_bar * dlam_dnu;
-  *beta_bar += ma->beta;
 }
 
 // directional derivative of the stable Neo-Hookean stress, dP = dP/dF [dF]; dP/dF is the energy's
@@ -218,6 +168,22 @@ DTAC_HD void dtac_snh_stress_adj(const dtac_material* mat, const double F[9], co
   }
 }
 
+// Kelvin-Voigt damping stress P_d = F S_d, S_d = beta (lambda tr(Ed) I + 2 mu Ed),
+// Ed = sym(F^T dF/dt): rotation invariant, dissipative, and beta K0 v at rest
+DTAC_HD void dtac_kv_stress(const dtac_material* mat, const double F[9], const double Fdot[9],
+                            double P[9]) {
+  double FtFd[9], S[9];
+  dtac_mulT33(FtFd, F, Fdot);
+  double tr = FtFd[0] + FtFd[4] + FtFd[8];
+  for (int i = 0; i < 3; i++) {
+    for (int j = 0; j < 3; j++) {
+      double e = 0.5 * (FtFd[3 * i + j] + FtFd[3 * j + i]);
+      S[3 * i + j] = mat->beta * (2 * mat->mu * e + (i == j ? mat->lambda * tr : 0));
+    }
+  }
+  dtac_mul33(P, F, S);
+}
+
 // VJP of dtac_kv_stress: cotangents of F and Fdot (accumulated) and of mu, lambda, beta
 DTAC_HD void dtac_kv_stress_adj(const dtac_material* mat, const double F[9], const double Fdot[9],
                                 const double P_bar[9], double F_bar[9], double Fdot_bar[9],
@@ -263,6 +229,19 @@ DTAC_HD void dtac_kv_stress_adj(const dtac_material* mat, const double F[9], con
   for (int k = 0; k < 9; k++) Fdot_bar[k] += t[k];
 }
 
+// nodal forces of one tet from a stress P: f_{1..3} = -V0 P Dm^{-T} columns, f_0 = -sum
+DTAC_HD void dtac_tet_scatter_stress(const double P[9], const double Dm_inv[9], double vol,
+                                     double f[12]) {
+  double H[9];
+  dtac_mul33T(H, P, Dm_inv);
+  for (int r = 0; r < 3; r++) {
+    f[3 + r] = -vol * H[3 * r + 0];
+    f[6 + r] = -vol * H[3 * r + 1];
+    f[9 + r] = -vol * H[3 * r + 2];
+    f[r] = -(f[3 + r] + f[6 + r] + f[9 + r]);
+  }
+}
+
 // VJP of the scatter f = -V0 P Dm^{-T} (columns 1..3), f_0 = -sum: P_bar from f_bar (12)
 DTAC_HD void dtac_tet_scatter_stress_adj(const double f_bar[12], const double Dm_inv[9], double vol,
                                          double P_bar[9]) {
@@ -273,17 +252,21 @@ DTAC_HD void dtac_tet_scatter_stress_adj(const double f_bar[12], const double Dm
   dtac_mul33(P_bar, Hb, Dm_inv);
 }
 
-// VJP of F = Ds Dm^{-1}: cotangents of the four vertices (accumulated, 3 each)
-DTAC_HD void dtac_tet_defgrad_adj(const double Dm_inv[9], const double F_bar[9], double* x0_bar,
-                                  double* x1_bar, double* x2_bar, double* x3_bar) {
-  double Db[9];
-  dtac_mul33T(Db, F_bar, Dm_inv);
-  for (int r = 0; r < 3; r++) {
-    x1_bar[r] += Db[3 * r + 0];
-    x2_bar[r] += Db[3 * r + 1];
-    x3_bar[r] += Db[3 * r + 2];
-    x0_bar[r] -= Db[3 * r + 0] + Db[3 * r + 1] + Db[3 * r + 2];
+// elastic + damping forces on the 4 nodes of a tet (f: 4 x 3); returns J = det F
+DTAC_HD double dtac_tet_force(const dtac_material* mat, const double* x0, const double* x1,
+                              const double* x2, const double* x3, const double* v0,
+                              const double* v1, const double* v2, const double* v3,
+                              const double Dm_inv[9], double vol, double f[12]) {
+  double F[9], Fd[9], P[9], Pd[9];
+  dtac_tet_defgrad(x0, x1, x2, x3, Dm_inv, F);
+  dtac_snh_stress(mat, F, P);
+  if (mat->beta > 0) {
+    dtac_tet_defgrad(v0, v1, v2, v3, Dm_inv, Fd);
+    dtac_kv_stress(mat, F, Fd, Pd);
+    for (int k = 0; k < 9; k++) P[k] += Pd[k];
   }
+  dtac_tet_scatter_stress(P, Dm_inv, vol, f);
+  return dtac_det33(F);
 }
 
 // VJP of dtac_tet_force: given f_bar (4 x 3), accumulates the cotangents of the positions
@@ -304,6 +287,22 @@ DTAC_HD void dtac_tet_force_adj(const dtac_material* mat, const double* x0, cons
   }
   dtac_tet_defgrad_adj(Dm_inv, F_bar, x_bar, x_bar + 3, x_bar + 6, x_bar + 9);
   dtac_tet_defgrad_adj(Dm_inv, Fd_bar, v_bar, v_bar + 3, v_bar + 6, v_bar + 9);
+}
+
+// force on node a: the sum of its incident tets' node forces in a fixed order (a gather, so
+// results do not depend on thread count and need no atomics)
+DTAC_HD void dtac_node_gather(int a, const int* node_tetadr, const int* node_tet,
+                              const double* tet_force, double* force) {
+  double f0 = 0, f1 = 0, f2 = 0;
+  for (int i = node_tetadr[a]; i < node_tetadr[a + 1]; i++) {
+    const double* tf = tet_force + 3 * node_tet[i];
+    f0 += tf[0];
+    f1 += tf[1];
+    f2 += tf[2];
+  }
+  force[3 * a] = f0;
+  force[3 * a + 1] = f1;
+  force[3 * a + 2] = f2;
 }
 
 #endif  // DTAC_KERNELS_FEM_H_

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include "fem.h"
+#include "fem_loops.h"
 
 #define DTAC_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -30,7 +31,8 @@ DTAC_EXPORT int dtac_fem_forces_cuda(int ntet, int nnode, const int* tet, const 
                                      const double* vol, const dtac_material* mat,
                                      const int* node_tetadr, const int* node_tet, const double* x,
                                      const double* v, double* tet_force, double* tet_J,
-                                     double* force, cudaStream_t stream) {
+                                     double* force, void* stream_) {
+  cudaStream_t stream = (cudaStream_t)stream_;
   const int bs = 128;
   dtac_fem_tet_forces_kernel<<<(ntet + bs - 1) / bs, bs, 0, stream>>>(ntet, tet, Dm_inv, vol, *mat,
                                                                      x, v, tet_force, tet_J);

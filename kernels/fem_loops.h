@@ -18,6 +18,13 @@ void dtac_fem_tet_forces_cpu(int ntet, const int* tet, const double* Dm_inv, con
 void dtac_fem_gather_cpu(int nnode, const int* node_tetadr, const int* node_tet,
                          const double* tet_force, double* force);
 
+// the same two passes on device arrays, launched on `stream` (a cudaStream_t; fem_cuda.cu, CUDA
+// builds only); returns a cudaError_t
+int dtac_fem_forces_cuda(int ntet, int nnode, const int* tet, const double* Dm_inv,
+                         const double* vol, const dtac_material* mat, const int* node_tetadr,
+                         const int* node_tet, const double* x, const double* v, double* tet_force,
+                         double* tet_J, double* force, void* stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 #include <stdio.h>
 
+#include "gel_cuda.h"
 #include "gel_dev.h"
 
 #define DTAC_EXPORT extern "C"

@@ -305,7 +305,7 @@ DTAC_HD void dtac_dev_advance(dtac_dev_env* E, const dtac_dev_team* T) {
     dtac_dev_gel* g = E->gels + i;
     double mj = dtac_dev_tets(g, T);
     dtac_dev_reduce(&mj, 1, 1, T);
-    int n = g->nsub * (mj < 0 ? 3 : (mj < 0.5 ? 2 : 1));
+    int n = dtac_substep_count(g->nsub, mj);
     if (n > nsub) nsub = n;
     if (tid == 0) {
       g->min_J = mj;

@@ -5,6 +5,8 @@
 #ifndef DTAC_KERNELS_SUBSTEP_H_
 #define DTAC_KERNELS_SUBSTEP_H_
 
+#include <stddef.h>
+
 #include "contact.h"
 
 // a rigid frame's pose and velocity (the site the gel's back face is attached to)
@@ -14,6 +16,22 @@ typedef struct dtac_frame_ {
   double vel[3];     // linear velocity of pos
   double angvel[3];  // angular velocity
 } dtac_frame;
+
+// the substeps one gel takes in a step, from those it needs at rest (nsub) and the smallest
+// det F of its elements at the step start: compressed and inverted elements are stiffer than
+// the rest state the stable substep was computed at (stable Neo-Hookean's lambda' (J - alpha)
+// term grows), so such steps take 2x (J < 0.5) or 3x (J < 0) more. The joint step of several
+// gels takes the largest of their counts. The one rule of both backends (step.c, gel_dev.h).
+DTAC_HD int dtac_substep_count(int nsub, double min_J) {
+  return nsub * (min_J < 0 ? 3 : (min_J < 0.5 ? 2 : 1));
+}
+
+// doubles of a joint step's tape (dtac_gels_advance_tape): the substep count, then per substep
+// every gel's state (state_total doubles together) and every coupled body's frame (18 each), for
+// at most 3x the substeps the gels need at rest (nsub, the largest; dtac_substep_count)
+DTAC_HD size_t dtac_tape_size(int nsub, size_t state_total, int nbody) {
+  return 1 + 3 * (size_t)nsub * (state_total + 18 * (size_t)nbody);
+}
 
 // a rigid body moved inside the substeps by the gel's forces (substep coupling): the part of its
 // response to the gel that the rigid solver did not see (it applied wrench_app for the whole step)

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "gel.h"
+#include "gel_cuda.h"
 #include "gel_dev.h"
 
 typedef enum dtac_dev_kind_ {
@@ -104,24 +105,5 @@ int dtac_dev_team_blocks(const dtac_dev* dv, int n, int work);
 int dtac_dev_reserve(dtac_dev* dv, int n);
 int dtac_dev_finish(dtac_dev* dv, dtac_env_block* eb, dtac_gel_step* gels,
                     dtac_gel_mirror* const* mirrors, int ngel, dtac_body* bodies, int nbody);
-
-// ---- the CUDA runtime calls (kernels/gel_cuda.cu; src/cuda_stub/cuda_stub.c without CUDA);
-// each returns 0 or writes the CUDA error into err
-int dtac_cuda_count(void);
-int dtac_cuda_open(int ordinal, void** stream, int* maxblocks, char* err, size_t errlen);
-void dtac_cuda_close(int ordinal, void* stream);
-// (each makes `ordinal` the calling thread's current device first: a batch's worker threads
-// call them too)
-void* dtac_cuda_alloc(int ordinal, void* stream, size_t n, char* err, size_t errlen);
-void dtac_cuda_free(int ordinal, void* p);
-int dtac_cuda_put(int ordinal, void* stream, void* dst, const void* src, size_t n, char* err,
-                  size_t errlen);
-int dtac_cuda_get(int ordinal, void* stream, void* dst, const void* src, size_t n, char* err,
-                  size_t errlen);
-// n environments, a team of bpe blocks each (bpe > 1: a cooperative launch; part and bar as
-// dtac_dev's); a refused cooperative launch runs one block per environment and sets
-// *coop_refused
-int dtac_cuda_advance(int ordinal, void* stream, dtac_dev_env* const* envs, int n, int bpe,
-                      double* part, unsigned* bar, int* coop_refused, char* err, size_t errlen);
 
 #endif  // DTAC_SRC_DEVICE_H_

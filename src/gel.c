@@ -600,3 +600,16 @@ int dtac_gel_param_set(dtac_gel_model* gm, int k, double value, char* err, size_
   stable_step(gm);
   return 0;
 }
+
+void dtac_gel_param_copy(dtac_gel_model* dst, const dtac_gel_model* src) {
+  // the two were built from one def: the mesh is the same, the parameter block may differ
+  dst->def = src->def;
+  dst->mat = src->mat;
+  dst->alpha = src->alpha;
+  dst->contact_stiffness = src->contact_stiffness;
+  dst->friction_stiffness = src->friction_stiffness;
+  dst->omega_max = src->omega_max;
+  dst->omega_contact = src->omega_contact;
+  dst->dt_stable = src->dt_stable;
+  memcpy(dst->surf_param, src->surf_param, sizeof(dtac_contact_node_param) * src->nsurf);
+}

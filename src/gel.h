@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "contact_adj.h"
+#include "contact.h"
 #include "fem.h"
 #include "substep.h"
 
@@ -150,6 +150,9 @@ double dtac_gel_param_get(const dtac_gel_model* gm, int k);
 // constants, the stable substep dt_stable); derived defaults (damping, contact stiffness) stay
 // as they were. Returns nonzero with a message if the value is out of range.
 int dtac_gel_param_set(dtac_gel_model* gm, int k, double value, char* err, size_t errlen);
+// the run-time parameters of src (and all that derives from them) into dst, a model built from the
+// same def (mj_copyData of an mjData whose parameters were set)
+void dtac_gel_param_copy(dtac_gel_model* dst, const dtac_gel_model* src);
 
 int dtac_gel_scratch_make(dtac_gel_scratch* s, const dtac_gel_model* gm, int maxcol);
 void dtac_gel_scratch_free(dtac_gel_scratch* s);

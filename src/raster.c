@@ -1,8 +1,9 @@
-// raster.c: rasterisation of a gel's top face into a camera's pixel grid (see raster.h).
-#include "raster.h"
-
+// raster.c: rasterisation of a gel's top face into a camera's pixel grid, and the building
+// blocks' adjoints and tangents (see raster.h, raster_image.h).
 #include <math.h>
 #include <string.h>
+
+#include "raster.h"
 
 void dtac_top_tri(int nvx, int t, int v[3]) {
   int q = t >> 1, i = q % (nvx - 1), j = q / (nvx - 1);
@@ -131,4 +132,207 @@ int dtac_top_locate(int nvx, int nvy, const double* p, double x, double y, doubl
     if (dtac_barycentric(a, b, c, q, w)) return t;
   }
   return -1;
+}
+
+// ---- adjoints of the building blocks
+// ------------------------------------------------------------
+
+void dtac_edge2_adj(const double a[2], const double b[2], const double p[2], double e_bar,
+                    double a_bar[2], double b_bar[2], double p_bar[2]) {
+  // edge2 = (b0 - a0)(p1 - a1) - (b1 - a1)(p0 - a0)
+  if (a_bar) {
+    a_bar[0] += e_bar * (b[1] - p[1]);
+    a_bar[1] += e_bar * (p[0] - b[0]);
+  }
+  if (b_bar) {
+    b_bar[0] += e_bar * (p[1] - a[1]);
+    b_bar[1] += e_bar * (a[0] - p[0]);
+  }
+  if (p_bar) {
+    p_bar[0] += e_bar * (a[1] - b[1]);
+    p_bar[1] += e_bar * (b[0] - a[0]);
+  }
+}
+
+void dtac_barycentric_adj(const double a[2], const double b[2], const double c[2],
+                          const double p[2], const double w_bar[3], double a_bar[2],
+                          double b_bar[2], double c_bar[2]) {
+  // w0 = e(b, c, p) / A, w1 = e(c, a, p) / A, w2 = 1 - w0 - w1, A = e(a, b, c)
+  double area = dtac_edge2(a, b, c);
+  if (area == 0) return;
+  double inv = 1.0 / area;
+  double w0 = dtac_edge2(b, c, p) * inv, w1 = dtac_edge2(c, a, p) * inv;
+  double g0 = w_bar[0] - w_bar[2], g1 = w_bar[1] - w_bar[2];
+  dtac_edge2_adj(b, c, p, g0 * inv, b_bar, c_bar, NULL);
+  dtac_edge2_adj(c, a, p, g1 * inv, c_bar, a_bar, NULL);
+  dtac_edge2_adj(a, b, c, -(g0 * w0 + g1 * w1) * inv, a_bar, b_bar, c_bar);
+}
+
+void dtac_raster_resolve_adj(const dtac_camera* cam, int nvx, const dtac_vis* vis,
+                             const double* out_bar, int C, double* attr_bar) {
+  const int npix = cam->width * cam->height;
+  for (int k = 0; k < npix; k++) {
+    int t = vis->tri[k];
+    if (t < 0) continue;  // `outside` is a constant
+    int v[3];
+    dtac_top_tri(nvx, t, v);
+    double w0 = vis->bary[2 * k], w1 = vis->bary[2 * k + 1], w[3] = {w0, w1, 1.0 - w0 - w1};
+    const double* ob = out_bar + (size_t)k * C;
+    for (int q = 0; q < 3; q++) {
+      double* ab = attr_bar + (size_t)v[q] * C;
+      for (int c = 0; c < C; c++) ab[c] += w[q] * ob[c];
+    }
+  }
+}
+
+// one covered pixel k's share of dtac_raster_interp_adj: ob (C) is the cotangent of its value
+void dtac_pixel_interp_adj(const dtac_camera* cam, int nvx, const double* p,
+                           const dtac_vis* vis, int k, const double* attr, int C, const double* ob, double* p_bar,
+                             double* attr_bar) {
+  int v[3];
+  dtac_top_tri(nvx, vis->tri[k], v);
+  if (attr_bar) {
+    double w0 = vis->bary[2 * k], w1 = vis->bary[2 * k + 1], w[3] = {w0, w1, 1.0 - w0 - w1};
+    for (int q = 0; q < 3; q++) {
+      double* ab = attr_bar + (size_t)v[q] * C;
+      for (int c = 0; c < C; c++) ab[c] += w[q] * ob[c];
+    }
+  }
+  if (p_bar) {
+    double uv[3][2], uvb[3][2] = {{0, 0}, {0, 0}, {0, 0}}, wb[3];
+    for (int q = 0; q < 3; q++) {
+      dtac_camera_project(cam, p + 3 * v[q], uv[q]);
+      const double* a = attr + (size_t)v[q] * C;
+      wb[q] = 0;
+      for (int c = 0; c < C; c++) wb[q] += ob[c] * a[c];
+    }
+    const double pc[2] = {k % cam->width + 0.5, k / cam->width + 0.5};
+    dtac_barycentric_adj(uv[0], uv[1], uv[2], pc, wb, uvb[0], uvb[1], uvb[2]);
+    for (int q = 0; q < 3; q++) {  // u = (x - x0) / pitch, v = (y - y0) / pitch
+      p_bar[3 * v[q]] += uvb[q][0] / cam->pitch;
+      p_bar[3 * v[q] + 1] += uvb[q][1] / cam->pitch;
+    }
+  }
+}
+
+void dtac_raster_interp_adj(const dtac_camera* cam, int nvx, const double* p, const dtac_vis* vis,
+                            const double* attr, int C, const double* out_bar, double* p_bar,
+                            double* attr_bar) {
+  const int npix = cam->width * cam->height;
+  for (int k = 0; k < npix; k++) {
+    if (vis->tri[k] < 0) continue;
+    dtac_pixel_interp_adj(cam, nvx, p, vis, k, attr, C, out_bar + (size_t)k * C, p_bar, attr_bar);
+  }
+}
+
+void dtac_top_normals_adj(int nvx, int nvy, const double* p, const double* nrm_bar, double* p_bar,
+                          double* work) {
+  const int nv = nvx * nvy, ntri = dtac_top_ntri(nvx, nvy);
+  double* m = work;  // unnormalised vertex normals (nv x 3), as dtac_top_normals sums them
+  double* mb = work + 3 * nv;  // their cotangents
+  memset(work, 0, sizeof(double) * 6 * nv);
+  for (int t = 0; t < ntri; t++) {
+    int v[3];
+    dtac_top_tri(nvx, t, v);
+    double e1[3], e2[3], n[3];
+    dtac_sub3(e1, p + 3 * v[1], p + 3 * v[0]);
+    dtac_sub3(e2, p + 3 * v[2], p + 3 * v[0]);
+    dtac_cross3(n, e1, e2);
+    for (int q = 0; q < 3; q++) {
+      for (int k = 0; k < 3; k++) m[3 * v[q] + k] += n[k];
+    }
+  }
+  // a zero sum gets the constant (0, 0, 1): no gradient (dtac_normalize3_adj adds nothing)
+  for (int a = 0; a < nv; a++) dtac_normalize3_adj(m + 3 * a, nrm_bar + 3 * a, mb + 3 * a);
+  for (int t = 0; t < ntri; t++) {
+    int v[3];
+    dtac_top_tri(nvx, t, v);
+    double e1[3], e2[3], nb[3], e1b[3], e2b[3];
+    dtac_sub3(e1, p + 3 * v[1], p + 3 * v[0]);
+    dtac_sub3(e2, p + 3 * v[2], p + 3 * v[0]);
+    for (int k = 0; k < 3; k++) nb[k] = mb[3 * v[0] + k] + mb[3 * v[1] + k] + mb[3 * v[2] + k];
+    // n = e1 x e2: nb . (e1 x e2) = e1 . (e2 x nb) = e2 . (nb x e1)
+    dtac_cross3(e1b, e2, nb);
+    dtac_cross3(e2b, nb, e1);
+    for (int k = 0; k < 3; k++) {
+      p_bar[3 * v[1] + k] += e1b[k];
+      p_bar[3 * v[2] + k] += e2b[k];
+      p_bar[3 * v[0] + k] -= e1b[k] + e2b[k];
+    }
+  }
+}
+
+void dtac_top_areas_adj(int nvx, int nvy, const double* p, const double* area_bar, double* p_bar) {
+  const int ntri = dtac_top_ntri(nvx, nvy);
+  for (int t = 0; t < ntri; t++) {
+    int v[3];
+    dtac_top_tri(nvx, t, v);
+    double a[2] = {p[3 * v[0]], p[3 * v[0] + 1]}, b[2] = {p[3 * v[1]], p[3 * v[1] + 1]};
+    double c[2] = {p[3 * v[2]], p[3 * v[2] + 1]};
+    double e = dtac_edge2(a, b, c);
+    double sgn = e > 0 ? 1.0 : (e < 0 ? -1.0 : 0.0);  // |e| at e = 0: subgradient 0
+    double eb = sgn / 6.0 * (area_bar[v[0]] + area_bar[v[1]] + area_bar[v[2]]);
+    double ab[2] = {0, 0}, bb[2] = {0, 0}, cb[2] = {0, 0};
+    dtac_edge2_adj(a, b, c, eb, ab, bb, cb);
+    p_bar[3 * v[0]] += ab[0];
+    p_bar[3 * v[0] + 1] += ab[1];
+    p_bar[3 * v[1]] += bb[0];
+    p_bar[3 * v[1] + 1] += bb[1];
+    p_bar[3 * v[2]] += cb[0];
+    p_bar[3 * v[2] + 1] += cb[1];
+  }
+}
+
+// ---- tangents of the building blocks
+// ------------------------------------------------------------
+
+// tangent of dtac_edge2(a, b, p)
+double dtac_edge2_jvp(const double a[2], const double b[2], const double p[2], const double da[2],
+                        const double db[2], const double dp[2]) {
+  return (db[0] - da[0]) * (p[1] - a[1]) + (b[0] - a[0]) * (dp[1] - da[1]) -
+         (db[1] - da[1]) * (p[0] - a[0]) - (b[1] - a[1]) * (dp[0] - da[0]);
+}
+
+// tangent of the barycentric weights (dtac_barycentric) of the fixed point pc
+void dtac_barycentric_jvp(const double a[2], const double b[2], const double c[2],
+                          const double pc[2], const double da[2], const double db[2],
+                          const double dc[2], double dw[3]) {
+  const double z[2] = {0, 0};
+  double E = dtac_edge2(a, b, c), dE = dtac_edge2_jvp(a, b, c, da, db, dc);
+  double E0 = dtac_edge2(b, c, pc), dE0 = dtac_edge2_jvp(b, c, pc, db, dc, z);
+  double E1 = dtac_edge2(c, a, pc), dE1 = dtac_edge2_jvp(c, a, pc, dc, da, z);
+  dw[0] = (dE0 * E - E0 * dE) / (E * E);
+  dw[1] = (dE1 * E - E1 * dE) / (E * E);
+  dw[2] = -dw[0] - dw[1];
+}
+
+void dtac_raster_interp_jvp(const dtac_camera* cam, int nvx, const double* p, const double* dp,
+                            const dtac_vis* vis, const double* attr, const double* dattr, int C,
+                            double* dout) {
+  const int W = cam->width, npix = W * cam->height;
+  for (int k = 0; k < npix; k++) {
+    double* o = dout + (size_t)k * C;
+    int t = vis->tri[k];
+    for (int c = 0; c < C; c++) o[c] = 0;
+    if (t < 0) continue;
+    int v[3];
+    dtac_top_tri(nvx, t, v);
+    double w[3] = {vis->bary[2 * k], vis->bary[2 * k + 1], 0}, uv[3][2], duv[3][2], dw[3] = {0};
+    w[2] = 1.0 - w[0] - w[1];
+    if (dp) {
+      for (int q = 0; q < 3; q++) {
+        dtac_camera_project(cam, p + 3 * v[q], uv[q]);
+        duv[q][0] = dp[3 * v[q]] / cam->pitch;
+        duv[q][1] = dp[3 * v[q] + 1] / cam->pitch;
+      }
+      const double pc[2] = {k % W + 0.5, k / W + 0.5};
+      dtac_barycentric_jvp(uv[0], uv[1], uv[2], pc, duv[0], duv[1], duv[2], dw);
+    }
+    for (int q = 0; q < 3; q++) {
+      for (int c = 0; c < C; c++) {
+        o[c] += dw[q] * attr[(size_t)v[q] * C + c];
+        if (dattr) o[c] += w[q] * dattr[(size_t)v[q] * C + c];
+      }
+    }
+  }
 }

@@ -42,6 +42,56 @@ void dtac_top_areas(int nvx, int nvy, const double* p, double* area);
 // the triangle whose xy-projection contains (x, y) and the barycentric weights there; -1 if none
 int dtac_top_locate(int nvx, int nvy, const double* p, double x, double y, double w[3]);
 
+// ---- adjoints and tangents of the building blocks (raster.c), for the images' own
+
+// VJP of dtac_edge2(a, b, p) (any argument's cotangent may be null): e_bar d(edge2)/d(.)
+void dtac_edge2_adj(const double a[2], const double b[2], const double p[2], double e_bar,
+                    double a_bar[2], double b_bar[2], double p_bar[2]);
+
+// VJP of the barycentric weights w (3) of the fixed point p in the triangle (a, b, c) with
+// respect to the vertices (as dtac_barycentric computes them; non-degenerate triangle)
+void dtac_barycentric_adj(const double a[2], const double b[2], const double c[2],
+                          const double p[2], const double w_bar[3], double a_bar[2],
+                          double b_bar[2], double c_bar[2]);
+
+// transpose of dtac_raster_resolve with the weights fixed: attr_bar (nv x C) +=
+// sum over covered pixels of the pixel's weights times out_bar (H x W x C)
+void dtac_raster_resolve_adj(const dtac_camera* cam, int nvx, const dtac_vis* vis,
+                             const double* out_bar, int C, double* attr_bar);
+
+// VJP of out = resolve(attr) including the weights' dependence on the projected vertices: for
+// the image of the per-vertex attribute attr (nv x C) over the top face p (nv x 3), visibility
+// vis fixed, accumulates p_bar (x and y only: orthographic projection) and attr_bar; either may
+// be null
+void dtac_raster_interp_adj(const dtac_camera* cam, int nvx, const double* p, const dtac_vis* vis,
+                            const double* attr, int C, const double* out_bar, double* p_bar,
+                            double* attr_bar);
+
+// VJP of dtac_top_normals: nrm_bar (nv x 3, cotangent of the unit normals) -> p_bar (work: 6 nv)
+void dtac_top_normals_adj(int nvx, int nvy, const double* p, const double* nrm_bar, double* p_bar,
+                          double* work);
+
+// VJP of dtac_top_areas: area_bar (nv) -> p_bar (x and y)
+void dtac_top_areas_adj(int nvx, int nvy, const double* p, const double* area_bar, double* p_bar);
+
+// one covered pixel k's share of dtac_raster_interp_adj: ob (C) is the cotangent of its value
+void dtac_pixel_interp_adj(const dtac_camera* cam, int nvx, const double* p,
+                           const dtac_vis* vis, int k, const double* attr, int C, const double* ob,
+                           double* p_bar, double* attr_bar);
+
+// tangent of dtac_edge2(a, b, p) for tangents da, db, dp of the points
+double dtac_edge2_jvp(const double a[2], const double b[2], const double p[2], const double da[2],
+                      const double db[2], const double dp[2]);
+// tangent of the barycentric weights (dtac_barycentric) of the fixed point pc in (a, b, c)
+void dtac_barycentric_jvp(const double a[2], const double b[2], const double c[2],
+                          const double pc[2], const double da[2], const double db[2],
+                          const double dc[2], double dw[3]);
+// barycentric interpolation of attr (nv x C) with its tangent dattr (may be NULL), the weights
+// moving with dp (may be NULL): the image tangent dout (H x W x C, written)
+void dtac_raster_interp_jvp(const dtac_camera* cam, int nvx, const double* p, const double* dp,
+                            const dtac_vis* vis, const double* attr, const double* dattr, int C,
+                            double* dout);
+
 // ---- lighting calibration (optics_fit.c)
 // ---------------------------------------------------------
 

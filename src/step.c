@@ -292,7 +292,7 @@ size_t dtac_gels_tape_size(const dtac_gel_step* gels, int ngel, int nbody) {
   int nsub = 1;
   for (int i = 0; i < ngel; i++) nsub = gels[i].nsub > nsub ? gels[i].nsub : nsub;
   if (nbody > DTAC_MAX_BODY) nbody = DTAC_MAX_BODY;
-  return 1 + 3 * (size_t)nsub * tape_substep(gels, ngel, nbody);
+  return dtac_tape_size(nsub, tape_substep(gels, ngel, 0), nbody);
 }
 
 void dtac_gels_advance(dtac_gel_step* gels, int ngel, dtac_body* bodies, int nbody,
@@ -304,15 +304,14 @@ void dtac_gels_advance_tape(dtac_gel_step* gels, int ngel, dtac_body* bodies, in
                             const double gravity[3], double h, double* tape) {
   if (nbody > DTAC_MAX_BODY) nbody = DTAC_MAX_BODY;
 
-  // substeps: the finest any gel needs; compressed and inverted elements are stiffer than the
-  // rest state the stable substep was computed at (stable Neo-Hookean's lambda' (J - alpha)
-  // term grows), so such steps take 2x (J < 0.5) or 3x (J < 0) more
+  // substeps: the finest any gel needs, more when elements are compressed or inverted
+  // (dtac_substep_count)
   int nsub = 1;
   for (int i = 0; i < ngel; i++) {
     dtac_gel_step* g = gels + i;
     dtac_state_layout L = dtac_gel_state_layout(g->gm);
     double minJ0 = dtac_gel_tet_forces(g->gm, g->s, g->state + L.x, g->state + L.v);
-    int n = g->nsub * (minJ0 < 0 ? 3 : (minJ0 < 0.5 ? 2 : 1));
+    int n = dtac_substep_count(g->nsub, minJ0);
     if (n > nsub) nsub = n;
     g->rep.min_J = minJ0;
     g->rep.nover = 0;

@@ -4,7 +4,7 @@
 // header's functions on its arguments, so nvcc must generate them; nothing launches these
 // kernels: a function that cannot run on a GPU (a host-only call, a non-device global) fails the
 // build here.
-#include "contact_adj.h"
+#include "contact.h"
 #include "fem.h"
 #include "gel_dev.h"
 #include "optics.h"

@@ -7,7 +7,7 @@
 #include <random>
 
 #include "test_util.h"
-#include "contact_adj.h"
+#include "contact.h"
 
 namespace {
 

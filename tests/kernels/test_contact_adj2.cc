@@ -1,4 +1,4 @@
-// Adjoints of contact_adj.h (collider frame maps, collider distance, contact force with the
+// Adjoints of contact.h (collider frame maps, collider distance, contact force with the
 // collider's pose and motion as inputs) and of the rotation-vector map in dtac_hd.h, against
 // finite differences in double precision. Every scalar input is perturbed, including each entry
 // of the collider matrix (treated as a generic 3x3), and the full VJP <bar, dout/din> is compared
@@ -28,7 +28,7 @@
 #include "test_util.h"
 
 extern "C" {
-#include "contact_adj.h"
+#include "contact.h"
 #include "gel.h"
 }
 

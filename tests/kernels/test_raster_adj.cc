@@ -1,9 +1,9 @@
-// Adjoints of the tactile image formation (src/raster_adj.c) against central finite differences
+// Adjoints of the tactile image formation (src/raster_depth.c, raster_traction.c, raster_rgb.c) against central finite differences
 // of the forward in double precision: a 5 x 4 node top face with a random smooth deformation in
 // a 24 x 20 pixel image, random image cotangents. The adjoints hold visibility fixed; the image
 // cotangent is zeroed at pixels whose centre lies within MARGIN pixels of any projected triangle
 // edge (there the covering triangle may change and the image is not differentiable), so that
-// every finite difference below sees a fixed covering triangle. The forwards of raster_adj.c are
+// every finite difference below sees a fixed covering triangle. The forwards of src/raster_*.c are
 // checked bit for bit against a transcription of plugin/tactile.c's evaluate().
 #include <gtest/gtest.h>
 
@@ -16,7 +16,7 @@
 #include <random>
 #include <vector>
 
-#include "raster_adj.h"
+#include "raster_image.h"
 
 namespace {
 
@@ -233,7 +233,7 @@ void PluginForward(int output, const Scene& s, const double* R, const double* fw
   }
 }
 
-// the library forwards (raster_adj.c) with fresh visibility
+// the library forwards (src/raster_*.c) with fresh visibility
 Vec Depth(const Scene& s, const Vec& p) {
   Vis vb;
   dtac_vis vis = vb.v();

@@ -134,3 +134,36 @@ TEST(Threads, ManyDataSteppedConcurrentlyMatchSequential) {
     mj_deleteData(par[k]);
   }
 }
+
+// a parameter set at run time lives with the mjData: mj_copyData carries it, and the copy steps
+// exactly as the original (a copy with the loaded young would press differently)
+TEST(State, CopyDataCarriesRunTimeParameters) {
+  Scene s = Scene::FromString(SmallScene());
+  ASSERT_TRUE(s.m) << s.err;
+  int iy = dtac_param_find(s.m, "gel/young");
+  int ik = dtac_param_find(s.m, "gel/contact_stiffness");
+  ASSERT_GE(iy, 0);
+  ASSERT_GE(ik, 0);
+  mjtNum young0 = dtac_param_get(s.m, s.d, iy);
+  Press(s.m, s.d, 20);
+  ASSERT_EQ(dtac_param_set(s.m, s.d, iy, 0.5 * young0), 0);
+  ASSERT_EQ(dtac_param_set(s.m, s.d, ik, 0.7 * dtac_param_get(s.m, s.d, ik)), 0);
+  mjData* c = mj_makeData(s.m);
+  mj_copyData(c, s.m, s.d);
+  EXPECT_EQ(dtac_param_get(s.m, c, iy), 0.5 * young0);
+  EXPECT_EQ(dtac_param_get(s.m, c, ik), dtac_param_get(s.m, s.d, ik));
+  dtac_gel_info a, b;
+  dtac_gel_get_info(s.m, s.d, dtac_gel_find(s.m, "gel"), &a);
+  dtac_gel_get_info(s.m, c, dtac_gel_find(s.m, "gel"), &b);
+  EXPECT_EQ(a.nsub, b.nsub);  // the substep follows the copied parameters
+  EXPECT_EQ(a.dt_stable, b.dt_stable);
+  Press(s.m, s.d, 20);
+  Press(s.m, c, 20);
+  std::vector<mjtNum> pa = PluginState(s.m, s.d), pc = PluginState(s.m, c);
+  EXPECT_EQ(0, std::memcmp(pa.data(), pc.data(), sizeof(mjtNum) * pa.size()));
+  // a fresh mjData has the loaded value
+  mjData* f = mj_makeData(s.m);
+  EXPECT_EQ(dtac_param_get(s.m, f, iy), young0);
+  mj_deleteData(f);
+  mj_deleteData(c);
+}

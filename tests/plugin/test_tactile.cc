@@ -478,3 +478,23 @@ TEST(TactileErrors, BadCameraAndMarkersAreLoadErrors) {
   ExpectLoadError(R"(<plugin name="noout" plugin="difftac.tactile"><config key="elastomer" value="gel"/></plugin>)",
                   {"noout", "output"});
 }
+
+// an optics parameter set at run time lives with the mjData: mj_copyData carries it
+TEST(Tactile, CopyDataCarriesOpticsParameters) {
+  Scene s = Scene::FromString(TactileScene(0.002));
+  ASSERT_TRUE(s.m) << s.err;
+  int ib = dtac_param_find(s.m, "rgb/background_r");
+  ASSERT_GE(ib, 0);
+  ASSERT_EQ(dtac_param_set(s.m, s.d, ib, 0.25), 0);
+  mj_forward(s.m, s.d);
+  mjData* c = mj_makeData(s.m);
+  mj_copyData(c, s.m, s.d);
+  EXPECT_EQ(dtac_param_get(s.m, c, ib), 0.25);
+  mj_forward(s.m, c);
+  int sn = mj_name2id(s.m, mjOBJ_SENSOR, "rgb");
+  const mjtNum* a = s.d->sensordata + s.m->sensor_adr[sn];
+  const mjtNum* b = c->sensordata + s.m->sensor_adr[sn];
+  EXPECT_NEAR(a[0], 0.25, 1e-12);  // the undeformed gel shows the background
+  EXPECT_EQ(0, std::memcmp(a, b, sizeof(mjtNum) * s.m->sensor_dim[sn]));
+  mj_deleteData(c);
+}

@@ -26,7 +26,7 @@
 
 #include "common.h"
 
-// plugin/tactile.h (internal header, exported for the gradient tape and these tests)
+// src/tactile.h (internal header, exported for the gradient tape and these tests)
 extern "C" int dtac_tactile_vjp(const mjModel* m, mjData* d, int instance, const mjtNum* y_bar,
                                 double* x_bar, double* f_bar, double* param_bar, double* site_bar);
 

@@ -1,10 +1,10 @@
-// grad.c: the derivative registry, the parameters, and the rollout tape with checkpointing.
+// tape.c: the rollout tape with checkpointing, its reverse pass and the transition Jacobians.
 // The tape records T MuJoCo steps of the user's mjData (a checkpoint of the full integration
 // state every `every` steps), and runs the reverse pass on a private mjData: each segment is
 // recomputed from its checkpoint, then each step is differentiated last to first as grad.h
-// describes. Memory: (ceil(T / every) + every) * mj_stateSize(m, mjSTATE_INTEGRATION) doubles for
+// describes (derivative.h). Memory: (ceil(T / every) + every) * mj_stateSize(m, mjSTATE_INTEGRATION) doubles for
 // the states, plus one joint step's substep tape (docs/gradients.md).
-#include "grad.h"
+#include "derivative.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -12,104 +12,7 @@
 #include <string.h>
 
 #include "difftac/difftac.h"
-#include "elastomer.h"
-#include "tactile.h"
-
-// ---- registry
-// -------------------------------------------------------------------------------------------
-
-// written only while the library loads (mjPLUGIN_LIB_INIT), read-only afterwards
-static dtac_derivative registry[DTAC_MAX_DERIVATIVE];
-static int nregistry = 0;
-
-int dtac_register_derivative(const dtac_derivative* der) {
-  if (nregistry >= DTAC_MAX_DERIVATIVE) return -1;
-  registry[nregistry++] = *der;
-  return 0;
-}
-
-const dtac_derivative* dtac_derivative_of(const mjModel* m, int instance) {
-  if (instance < 0 || instance >= m->nplugin) return NULL;
-  const mjpPlugin* p = mjp_getPluginAtSlot(m->plugin[instance]);
-  if (!p) return NULL;
-  for (int i = 0; i < nregistry; i++) {
-    if (strcmp(registry[i].plugin, p->name) == 0) return registry + i;
-  }
-  return NULL;
-}
-
-// ---- parameters
-// -----------------------------------------------------------------------------------------
-
-// first parameter of instance i (adr, nplugin; -1: none); returns the count
-static int param_layout(const mjModel* m, int* adr) {
-  int n = 0;
-  for (int i = 0; i < m->nplugin; i++) {
-    const dtac_derivative* der = dtac_derivative_of(m, i);
-    int k = der && der->nparam ? der->nparam(m, i) : 0;
-    if (adr) adr[i] = k > 0 ? n : -1;
-    n += k;
-  }
-  return n;
-}
-
-// the instance and local index of parameter i
-static int param_locate(const mjModel* m, int i, int* instance) {
-  if (i < 0) return -1;
-  for (int p = 0; p < m->nplugin; p++) {
-    const dtac_derivative* der = dtac_derivative_of(m, p);
-    int k = der && der->nparam ? der->nparam(m, p) : 0;
-    if (i < k) {
-      *instance = p;
-      return i;
-    }
-    i -= k;
-  }
-  return -1;
-}
-
-int dtac_param_count(const mjModel* m) {
-  return param_layout(m, NULL);
-}
-
-int dtac_param_name(const mjModel* m, int i, char* name, int len) {
-  int inst, k = param_locate(m, i, &inst);
-  if (k < 0) return -1;
-  const char* nm = m->names + m->name_pluginadr[inst];
-  // a sensor plugin declared inside <sensor> has no instance name: use the sensor's
-  for (int s = 0; !nm[0] && s < m->nsensor; s++) {
-    if (m->sensor_type[s] == mjSENS_PLUGIN && m->sensor_plugin[s] == inst) {
-      nm = m->names + m->name_sensoradr[s];
-    }
-  }
-  if (nm[0]) {
-    snprintf(name, len, "%s/%s", nm, dtac_derivative_of(m, inst)->param_names[k]);
-  } else {
-    snprintf(name, len, "#%d/%s", inst, dtac_derivative_of(m, inst)->param_names[k]);
-  }
-  return 0;
-}
-
-int dtac_param_find(const mjModel* m, const char* name) {
-  char buf[256];
-  int n = dtac_param_count(m);
-  for (int i = 0; i < n; i++) {
-    if (dtac_param_name(m, i, buf, sizeof(buf)) == 0 && strcmp(buf, name) == 0) return i;
-  }
-  return -1;
-}
-
-mjtNum dtac_param_get(const mjModel* m, const mjData* d, int i) {
-  int inst, k = param_locate(m, i, &inst);
-  if (k < 0) return NAN;
-  return dtac_derivative_of(m, inst)->param_get(m, d, inst, k);
-}
-
-int dtac_param_set(const mjModel* m, mjData* d, int i, mjtNum value) {
-  int inst, k = param_locate(m, i, &inst);
-  if (k < 0) return -1;
-  return dtac_derivative_of(m, inst)->param_set(m, d, inst, k, value);
-}
+#include "warning.h"
 
 // ---- tape
 // -----------------------------------------------------------------------------------------------
@@ -162,7 +65,7 @@ dtac_tape* dtac_tape_make(const mjModel* m, mjData* d, int nstep, int every) {
   tp->nx = dtac_grad_state_size(m);
   tp->eps = 1e-6;
   tp->broken = -1;
-  tp->nparam = param_layout(m, NULL);
+  tp->nparam = dtac_param_layout(m, NULL);
   int nckpt = (nstep + tp->every - 1) / tp->every;
   int nv = m->nv, nq = m->nq, nsd = m->nsensordata;
   size_t nbuf = (size_t)tp->nx + 12 * (size_t)(nv + nq + 1) + 2 * (size_t)(m->na + nsd + 1) +
@@ -181,7 +84,7 @@ dtac_tape* dtac_tape_make(const mjModel* m, mjData* d, int nstep, int every) {
     dtac_tape_free(tp);
     return NULL;
   }
-  param_layout(m, tp->param_adr);
+  dtac_param_layout(m, tp->param_adr);
   for (int s = 0; s < m->nsensor; s++) {
     for (int k = 0; k < m->sensor_dim[s]; k++) {
       tp->sensor_rigid[m->sensor_adr[s] + k] = m->sensor_type[s] != mjSENS_PLUGIN;
@@ -281,24 +184,6 @@ static void passive_qfrc(const mjModel* m, const mjData* d, mjtNum* qfrc) {
   for (int i = 0; i < m->nplugin; i++) {
     const dtac_derivative* der = dtac_derivative_of(m, i);
     if (der && der->qfrc) der->qfrc(m, d, i, qfrc);
-  }
-}
-
-// perturbs input j of the rigid step at d (qpos tangent, qvel, act, ctrl, qfrc) by e
-static void rigid_perturb(const mjModel* m, mjData* d, mjtNum* dq, int j, mjtNum e) {
-  int nv = m->nv, na = m->na, nu = m->nu;
-  if (j < nv) {
-    mju_zero(dq, nv);
-    dq[j] = e;
-    mj_integratePos(m, d->qpos, dq, 1);
-  } else if (j < 2 * nv) {
-    d->qvel[j - nv] += e;
-  } else if (j < 2 * nv + na) {
-    d->act[j - 2 * nv] += e;
-  } else if (j < 2 * nv + na + nu) {
-    d->ctrl[j - 2 * nv - na] += e;
-  } else {
-    d->qfrc_applied[j - 2 * nv - na - nu] += e;
   }
 }
 
@@ -430,7 +315,7 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
     for (int sgn = 0; sgn < 2; sgn++) {
       mj_setState(m, w, s, tp->sig);
       mju_addTo(w->qfrc_applied, tp->fg, nv);
-      rigid_perturb(m, w, dq, j, sgn ? -eps : eps);
+      dtac_rigid_perturb(m, w, dq, j, sgn ? -eps : eps);
       mj_step(m, w);
       mjtNum* o = outp + (size_t)sgn * nout;
       mj_differentiatePos(m, o, 1, tp->q1b, w->qpos);
@@ -512,7 +397,7 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
       for (int sgn = 0; sgn < 2; sgn++) {
         mju_copy(w->qpos, tp->q0, nq);
         mju_copy(w->qvel, tp->v0, nv);
-        rigid_perturb(m, w, dq, j, sgn ? -eps : eps);
+        dtac_rigid_perturb(m, w, dq, j, sgn ? -eps : eps);
         val[sgn] = rigid_dot(tp, w, &ctx);
       }
       mjtNum g = (val[0] - val[1]) / (2 * eps);
@@ -596,102 +481,6 @@ int dtac_tape_backward(dtac_tape* tp, const mjtNum* sensor_bar, const mjtNum* st
 // ---- transition Jacobians
 // ------------------------------------------------------------------------------
 
-// the tactile sensors' rows of C and D, analytically: the images' tangents (dtac_tactile_jvp)
-// for the tangents of the site pose and of the gel's contact forces (dtac_elastomer_contact_jvp)
-// that each rigid direction causes with the gel held; those come from the kinematics (the
-// sites' and colliders' frames, differenced centrally). A tactile sensor reads no ctrl or act.
-static int tactile_rows(dtac_tape* tp, const mjtNum* s, mjtNum* C, mjtNum* D) {
-  const mjModel* m = tp->m;
-  mjData* w = tp->w;
-  int nv = m->nv, na = m->na, nu = m->nu, ndx = 2 * nv + na;
-  int any = 0;
-  for (int sn = 0; sn < m->nsensor; sn++) {
-    any |=
-        m->sensor_type[sn] == mjSENS_PLUGIN && dtac_tactile_get(m, w, m->sensor_plugin[sn]) != NULL;
-  }
-  if (!any) return 0;
-  mj_setState(m, w, s, tp->sig);
-  mj_forward(m, w);  // compute's collider lists at this state
-  int maxcol = 0;
-  for (int i = 0; i < m->nplugin; i++) {
-    dtac_elastomer* e = dtac_elastomer_get(m, w, i);
-    if (e) maxcol += e->ncol;
-  }
-  size_t nsite12 = 12 * (size_t)m->nsite;
-  mjtNum* dsite = (mjtNum*)calloc(2 * nv * nsite12 + 1, sizeof(mjtNum));
-  double* dcol = (double*)calloc(2 * (size_t)nv * 18 * (maxcol + 1), sizeof(double));
-  double* fr = (double*)malloc(sizeof(double) * 2 * 18 * (maxcol + 1));
-  mjtNum* sp = (mjtNum*)malloc(sizeof(mjtNum) * 2 * (nsite12 + 1));
-  double* df = NULL;
-  mjtNum* dy = NULL;
-  int ok = dsite && dcol && fr && sp;
-  // tangents of the sites' poses and the colliders' frames along each qpos and qvel direction
-  for (int j = 0; ok && j < 2 * nv; j++) {
-    for (int sgn = 0; sgn < 2; sgn++) {
-      mj_setState(m, w, s, tp->sig);
-      rigid_perturb(m, w, tp->dq, j, sgn ? -tp->eps : tp->eps);
-      mj_kinematics(m, w);
-      mj_comPos(m, w);
-      mj_comVel(m, w);
-      for (int i = 0; i < m->nsite; i++) {
-        mju_copy(sp + sgn * nsite12 + 12 * i, w->site_xpos + 3 * i, 3);
-        mju_copy(sp + sgn * nsite12 + 12 * i + 3, w->site_xmat + 9 * i, 9);
-      }
-      double* f = fr + sgn * 18 * (maxcol + 1);
-      for (int i = 0; i < m->nplugin; i++) {
-        dtac_elastomer* e = dtac_elastomer_get(m, w, i);
-        if (e) f += 18 * dtac_elastomer_collider_frames(m, w, e, f);
-      }
-    }
-    for (size_t k = 0; k < nsite12; k++) {
-      dsite[j * nsite12 + k] = (sp[k] - sp[nsite12 + k]) / (2 * tp->eps);
-    }
-    for (int k = 0; k < 18 * maxcol; k++) {
-      dcol[(size_t)j * 18 * (maxcol + 1) + k] = (fr[k] - fr[18 * (maxcol + 1) + k]) / (2 * tp->eps);
-    }
-  }
-  // back at the state itself: the images' tangents
-  mj_setState(m, w, s, tp->sig);
-  mj_forward(m, w);
-  for (int sn = 0; ok && sn < m->nsensor; sn++) {
-    if (m->sensor_type[sn] != mjSENS_PLUGIN) continue;
-    int inst = m->sensor_plugin[sn];
-    dtac_tactile* t = dtac_tactile_get(m, w, inst);
-    dtac_elastomer* e = t ? dtac_elastomer_get(m, w, t->gel) : NULL;
-    if (!t || !e) continue;
-    int nout = m->sensor_dim[sn], adr = m->sensor_adr[sn];
-    // this gel's colliders in the frames' layout
-    int off = 0;
-    for (int i = 0; i < m->nplugin && i != t->gel; i++) {
-      dtac_elastomer* g = dtac_elastomer_get(m, w, i);
-      if (g) off += g->ncol;
-    }
-    free(df);
-    free(dy);
-    df = (double*)malloc(sizeof(double) * 3 * e->model.nnode);
-    dy = (mjtNum*)malloc(sizeof(mjtNum) * nout);
-    if (!df || !dy) {
-      ok = 0;
-      break;
-    }
-    for (int j = 0; j < ndx; j++) {
-      if (j < 2 * nv) {
-        dtac_elastomer_contact_jvp(m, w, e, dcol + (size_t)j * 18 * (maxcol + 1) + 18 * off, df);
-        dtac_tactile_jvp(m, w, inst, dsite + j * nsite12 + 12 * e->site, df, dy);
-      } else {
-        mju_zero(dy, nout);
-      }
-      for (int k = 0; C && k < nout; k++) C[(size_t)(adr + k) * ndx + j] = dy[k];
-    }
-    for (int k = 0; D && k < nout; k++) mju_zero(D + (size_t)(adr + k) * nu, nu);
-  }
-  // the gels' step scratch was used: a forward pass leaves d consistent again
-  mj_setState(m, w, s, tp->sig);
-  mj_forward(m, w);
-  free(dsite), free(dcol), free(fr), free(sp), free(df), free(dy);
-  return ok ? 0 : -1;
-}
-
 int dtac_tape_transition(dtac_tape* tp, mjtNum* A, mjtNum* B, mjtNum* C, mjtNum* D) {
   const mjModel* m = tp->m;
   mjData* w = tp->w;
@@ -724,15 +513,15 @@ int dtac_tape_transition(dtac_tape* tp, mjtNum* A, mjtNum* B, mjtNum* C, mjtNum*
   if (C || D) {
     mjtNum* yp = (mjtNum*)malloc(sizeof(mjtNum) * 2 * (nsd + 1));
     if (!yp) return -1;
-    // sensor plugins with analytic rows are left out here (tactile_rows below)
+    // sensor plugins with analytic rows are left out here (their sensor_rows below)
     for (int i = 0; i < m->nplugin; i++) {
       const dtac_derivative* der = dtac_derivative_of(m, i);
-      if (der && der->sensor_vjp && der->freeze) der->freeze(m, w, i, 1);
+      if (der && der->sensor_rows && der->freeze) der->freeze(m, w, i, 1);
     }
     for (int j = 0; j < ndx + nu; j++) {
       for (int sgn = 0; sgn < 2; sgn++) {
         mj_setState(m, w, s, tp->sig);
-        rigid_perturb(m, w, tp->dq, j, sgn ? -tp->eps : tp->eps);
+        dtac_rigid_perturb(m, w, tp->dq, j, sgn ? -tp->eps : tp->eps);
         mj_forward(m, w);
         mju_copy(yp + (size_t)sgn * nsd, w->sensordata, nsd);
       }
@@ -748,9 +537,30 @@ int dtac_tape_transition(dtac_tape* tp, mjtNum* A, mjtNum* B, mjtNum* C, mjtNum*
     free(yp);
     for (int i = 0; i < m->nplugin; i++) {
       const dtac_derivative* der = dtac_derivative_of(m, i);
-      if (der && der->sensor_vjp && der->freeze) der->freeze(m, w, i, 0);
+      if (der && der->sensor_rows && der->freeze) der->freeze(m, w, i, 0);
     }
-    if (tactile_rows(tp, s, C, D)) return -1;
+    // the analytic rows: the instances read no ctrl (their rows of D are zero)
+    int rc = 0, any = 0;
+    for (int i = 0; i < m->nplugin && C; i++) {
+      const dtac_derivative* der = dtac_derivative_of(m, i);
+      if (!der || !der->sensor_rows) continue;
+      any = 1;
+      rc |= der->sensor_rows(m, w, i, s, tp->sig, tp->eps, C);
+    }
+    for (int sn = 0; sn < m->nsensor && D; sn++) {
+      if (m->sensor_type[sn] != mjSENS_PLUGIN) continue;
+      const dtac_derivative* der = dtac_derivative_of(m, m->sensor_plugin[sn]);
+      if (!der || !der->sensor_rows) continue;
+      for (int k = 0; k < m->sensor_dim[sn]; k++) {
+        mju_zero(D + (size_t)(m->sensor_adr[sn] + k) * nu, nu);
+      }
+    }
+    // the instances' rows used the plugins' scratch: a forward pass leaves d consistent again
+    if (any) {
+      mj_setState(m, w, s, tp->sig);
+      mj_forward(m, w);
+    }
+    if (rc) return -1;
   }
   return 0;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "difftac/difftac.h"
+#include "derivative.h"
 #include "elastomer.h"
 
 // the phases of one step
@@ -70,10 +71,10 @@ static void phase_step(dtac_batch* b, dtac_batch_worker* w, int begin, int end) 
     mjData* d = b->d[i];
     dtac_elastomer* e = device_lead(b->m, d);
     int nwarn = dtac_blowup_count(b->m, d);
-    if (e) e->defer = 1;
+    if (e) e->world->defer = 1;
     mj_step(b->m, d);
-    if (e) e->defer = 0;
-    if (e && e->dev_env) {
+    if (e) e->world->defer = 0;
+    if (e && e->world->dev_env) {
       b->nwarn[i] = nwarn;  // finished in phase 2
     } else {
       b->nwarn[i] = -1;
@@ -90,11 +91,11 @@ static void phase_device(dtac_batch* b, dtac_batch_worker* w, int begin, int end
     if (b->nwarn[i] < 0) continue;  // finished in phase 1
     mjData* d = b->d[i];
     dtac_elastomer* e = dtac_elastomer_lead(b->m, d);
-    if (e && e->dev_env) {
-      if (e->dev.kind == DTAC_DEV_EMU && dtac_dev_launch(&e->dev, &e->dev_env, 1, e->block.work)) {
-        dtac_elastomer_device_abort(b->m, d, e);
+    if (e && e->world->dev_env) {
+      if (e->dev.kind == DTAC_DEV_EMU && dtac_dev_launch(&e->dev, &e->world->dev_env, 1, e->world->block.work)) {
+        dtac_world_device_abort(b->m, d, e->world);
       } else {
-        dtac_elastomer_device_finish(b->m, d, e);
+        dtac_world_device_finish(b->m, d, e->world);
       }
     }
     if (dtac_blowup_count(b->m, d) != b->nwarn[i]) w->nbad++;
@@ -107,9 +108,9 @@ static void launch_all(dtac_batch* b) {
   int n = 0, work = 0;
   for (int i = 0; i < b->n; i++) {
     dtac_elastomer* e = device_lead(b->m, b->d[i]);
-    if (e && e->dev_env && e->dev.kind == DTAC_DEV_CUDA) {
-      b->envs[n++] = e->dev_env;
-      if (e->block.work > work) work = e->block.work;
+    if (e && e->world->dev_env && e->dev.kind == DTAC_DEV_CUDA) {
+      b->envs[n++] = e->world->dev_env;
+      if (e->world->block.work > work) work = e->world->block.work;
     }
   }
   if (n == 0) return;
@@ -117,10 +118,10 @@ static void launch_all(dtac_batch* b) {
   dtac_warning("dtac_batch_step: %s", b->dev.err);
   for (int i = 0; i < b->n; i++) {
     dtac_elastomer* e = device_lead(b->m, b->d[i]);
-    if (e && e->dev_env && e->dev.kind == DTAC_DEV_CUDA) {
+    if (e && e->world->dev_env && e->dev.kind == DTAC_DEV_CUDA) {
       snprintf(e->dev.err, sizeof(e->dev.err), "the batched launch failed: %.400s", b->dev.err);
-      dtac_elastomer_device_abort(b->m, b->d[i], e);
-      e->dev_env = NULL;
+      dtac_world_device_abort(b->m, b->d[i], e->world);
+      e->world->dev_env = NULL;
     }
   }
 }

@@ -1,14 +1,14 @@
-// elastomer_grad.c: the elastomer's derivative callbacks (grad.h). The gel's state is
+// elastomer_deriv.c: the elastomer's derivative callbacks (derivative.h). The gel's state is
 // differentiated analytically (src/step_adj.c for the step, dtac_elastomer_passive_adj for the
-// forces it puts on the bodies); the small rigid maps around the joint step (the frames,
+// forces it puts on the bodies, passive_adj.c); the small rigid maps around the joint step (the frames,
 // velocities and inverse masses it starts from, and the corrections it makes to qpos and qvel)
 // by central finite differences over qpos (tangent), qvel and the coupling impulses.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "derivative.h"
 #include "elastomer.h"
-#include "grad.h"
 
 // ---- rigid maps around the joint step
 // ---------------------------------------------------------------------
@@ -23,21 +23,22 @@ static void rigid_position(const mjModel* m, mjData* d) {
 
 // the corrections: (q1, v1) from the start qpos q0 (where M and J are taken), the rigid step's
 // result (qs, vs) and the slots' impulses dPQ (nslot x 12: dP, dQ)
-static void k_eval(const mjModel* m, mjData* d, dtac_elastomer* lead, const mjtNum* q0,
+static void k_eval(const mjModel* m, mjData* d, dtac_world* w, const mjtNum* q0,
                    const mjtNum* qs, const mjtNum* vs, const mjtNum* dPQ) {
   int nv = m->nv;
+  dtac_coupling* cp = &w->cp;
   mju_copy(d->qpos, q0, m->nq);
   rigid_position(m, d);
-  for (int k = 0; k < lead->nslot; k++) {
-    int b = lead->slot_body[k];
-    mjtNum* J = lead->slot_jac + 6 * nv * k;
+  for (int k = 0; k < cp->nslot; k++) {
+    int b = cp->slot_body[k];
+    mjtNum* J = cp->jac + 6 * nv * k;
     mj_jac(m, d, J, J + 3 * nv, d->xpos + 3 * b, b);
-    memcpy(lead->slot[k].dP, dPQ + 12 * k, sizeof(double) * 6);
-    memcpy(lead->slot[k].dQ, dPQ + 12 * k + 6, sizeof(double) * 6);
+    memcpy(cp->slot[k].dP, dPQ + 12 * k, sizeof(double) * 6);
+    memcpy(cp->slot[k].dQ, dPQ + 12 * k + 6, sizeof(double) * 6);
   }
   mju_copy(d->qpos, qs, m->nq);
   mju_copy(d->qvel, vs, nv);
-  dtac_elastomer_corrections(m, d, lead);
+  dtac_coupling_correct(cp, m, d);
 }
 
 static mjtNum dot18(const double* a, const double* b) {
@@ -48,19 +49,19 @@ static mjtNum dot18(const double* a, const double* b) {
 
 // the joint step's rigid inputs at d's qpos (the start qpos) and qvel (the rigid step's result):
 // kinematics, mass matrix, and the setup of the recorded step's lists
-static void xi_eval(const mjModel* m, mjData* d, dtac_elastomer* lead) {
+static void xi_eval(const mjModel* m, mjData* d, dtac_world* w) {
   rigid_position(m, d);
-  lead->fixed = 1;
-  dtac_elastomer_setup(m, d, lead);
-  lead->fixed = 0;
+  w->fixed = 1;
+  dtac_world_setup(m, d, w);
+  w->fixed = 0;
 }
 
 // those inputs (after xi_eval) dotted with one row's cotangents from the reverse pass
-static mjtNum xi_dot(const dtac_elastomer* lead, int ngel, const dtac_gel_step_bar* gb,
+static mjtNum xi_dot(const dtac_world* w, int ngel, const dtac_gel_step_bar* gb,
                      const dtac_body_bar* bb) {
   mjtNum s = 0;
   for (int i = 0; i < ngel; i++) {
-    const dtac_gel_step* st = lead->steps + i;
+    const dtac_gel_step* st = w->steps + i;
     s += dot18((const double*)st->site, (const double*)&gb[i].site);
     for (int c = 0; c < st->ncol; c++) {
       const dtac_collider* col = st->col + c;
@@ -71,9 +72,9 @@ static mjtNum xi_dot(const dtac_elastomer* lead, int ngel, const dtac_gel_step_b
       for (int k = 0; k < 9; k++) s += col->mat[k] * cb->mat[k];
     }
   }
-  for (int k = 0; k < lead->nslot; k++) {
-    s += dot18((const double*)&lead->slot[k].frame, (const double*)&bb[k].frame);
-    for (int j = 0; j < 36; j++) s += lead->slot[k].Winv[j] * bb[k].Winv[j];
+  for (int k = 0; k < w->cp.nslot; k++) {
+    s += dot18((const double*)&w->cp.slot[k].frame, (const double*)&bb[k].frame);
+    for (int j = 0; j < 36; j++) s += w->cp.slot[k].Winv[j] * bb[k].Winv[j];
   }
   return s;
 }
@@ -93,52 +94,54 @@ static void el_qfrc(const mjModel* m, const mjData* d, int instance, mjtNum* qfr
 
 static mjtNum el_rigid_dot(const mjModel* m, mjData* d, int instance, const dtac_grad_ctx* ctx) {
   dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
-  dtac_elastomer* lead = dtac_elastomer_lead(m, d);
-  if (!e || !lead) return 0;
-  const mjtNum* wa =
-      lead && lead->wapp_rows ? lead->wapp_rows + (size_t)ctx->row * 6 * m->nbody : NULL;
-  return dtac_elastomer_rigid_dot(m, d, e, ctx->qfrc_bar, e->coupling && wa ? wa : NULL);
+  if (!e) return 0;
+  dtac_world* w = e->world;
+  const mjtNum* wa = w->wapp_rows ? w->wapp_rows + (size_t)ctx->row * 6 * m->nbody : NULL;
+  return dtac_elastomer_rigid_dot(m, d, e, ctx->qfrc_bar, e->def.coupling && wa ? wa : NULL);
 }
 
 // doubles of the reverse pass's scratch: q0, qs, vs, q1 base, a perturbed qpos, v1 base, dq, and
 // the slots' impulses dP, dQ
-static size_t scratch_size(const mjModel* m, const dtac_elastomer* lead) {
-  return 4 * (size_t)m->nq + 3 * (size_t)m->nv + 12 * (size_t)lead->maxslot;
+static size_t scratch_size(const mjModel* m, const dtac_world* w) {
+  return 4 * (size_t)m->nq + 3 * (size_t)m->nv + 12 * (size_t)w->cp.maxslot;
 }
 
 static int el_record(const mjModel* m, mjData* d, int instance, int on) {
   dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
-  if (!e || dtac_elastomer_lead(m, d) != e) return 0;
-  e->record = on;
+  if (!e || !e->is_lead) return 0;
+  dtac_world* w = e->world;
+  w->record = on;
   if (!on) return 0;
   // the tape of the largest joint step: every gel at 3x its substeps, all slots coupled
-  size_t per_sub = 18 * (size_t)e->maxslot;
+  size_t state_total = 0;
   int nsub = 1;
   for (int i = 0; i < m->nplugin; i++) {
     dtac_elastomer* g = dtac_elastomer_get(m, d, i);
     if (!g) continue;
-    per_sub += g->L.size;
+    state_total += g->L.size;
     if (g->nsub > nsub) nsub = g->nsub;
   }
-  size_t need = 1 + 3 * (size_t)nsub * per_sub;
-  if (e->tape_size < need) {
-    free(e->tape);
-    e->tape = (double*)malloc(sizeof(double) * need);
-    e->tape_size = e->tape ? need : 0;
+  size_t need = dtac_tape_size(nsub, state_total, w->cp.maxslot);
+  if (w->tape_size < need) {
+    free(w->tape);
+    w->tape = (double*)malloc(sizeof(double) * need);
+    w->tape_size = w->tape ? need : 0;
   }
-  if (!e->gscratch) e->gscratch = (mjtNum*)malloc(sizeof(mjtNum) * scratch_size(m, e));
-  return e->tape && e->gscratch ? 0 : -1;
+  if (!w->gscratch) w->gscratch = (mjtNum*)malloc(sizeof(mjtNum) * scratch_size(m, w));
+  return w->tape && w->gscratch ? 0 : -1;
 }
 
 // the reverse of the recorded joint step for ctx->nrow cotangents at once: the rigid maps'
 // columns are differenced once and dotted with every row
 static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_ctx* ctx) {
-  dtac_elastomer* lead = dtac_elastomer_get(m, d, instance);
-  if (!lead || dtac_elastomer_lead(m, d) != lead) return 0;
-  int nq = m->nq, nv = m->nv, ns = lead->nslot, nrow = ctx->nrow > 0 ? ctx->nrow : 1;
+  dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
+  if (!e || !e->is_lead) return 0;
+  dtac_world* w = e->world;
+  dtac_coupling* cp = &w->cp;
+  int nq = m->nq, nv = m->nv, ns = cp->nslot, nrow = ctx->nrow > 0 ? ctx->nrow : 1;
   int nps = m->npluginstate, nb = m->nbody;
   mjtNum eps = ctx->eps;
-  mjtNum* q0 = lead->gscratch;
+  mjtNum* q0 = w->gscratch;
   mjtNum* qs = q0 + nq;
   mjtNum* vs = qs + nq;
   mjtNum* q1b = vs + nv;
@@ -149,9 +152,9 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
 
   int ngel = 0;
   for (int i = 0; i < m->nplugin; i++) ngel += dtac_elastomer_get(m, d, i) != NULL;
-  if (ngel > lead->maxgel) ngel = lead->maxgel;
+  if (ngel > w->maxgel) ngel = w->maxgel;
   int ncoltot = 0;
-  for (int i = 0; i < ngel; i++) ncoltot += lead->gels[i]->ncol;
+  for (int i = 0; i < ngel; i++) ncoltot += w->gels[i]->ncol;
 
   // per-row scratch of this call (the reverse pass, not the step: it may allocate)
   mjtNum* dPQb = (mjtNum*)calloc((size_t)nrow * 12 * (ns > 0 ? ns : 1), sizeof(mjtNum));
@@ -160,23 +163,23 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
   dtac_collider_bar* cbar =
       (dtac_collider_bar*)calloc((size_t)nrow * (ncoltot > 0 ? ncoltot : 1), sizeof(*cbar));
   double* work =
-      (double*)malloc(sizeof(double) * (dtac_gels_adj_work_size(lead->steps, ngel, ns, nrow) + 1));
-  if (lead->wapp_rows_cap < nrow) {
-    free(lead->wapp_rows);
-    lead->wapp_rows = (mjtNum*)malloc(sizeof(mjtNum) * 6 * nb * nrow);
-    lead->wapp_rows_cap = lead->wapp_rows ? nrow : 0;
+      (double*)malloc(sizeof(double) * (dtac_gels_adj_work_size(w->steps, ngel, ns, nrow) + 1));
+  if (w->wapp_rows_cap < nrow) {
+    free(w->wapp_rows);
+    w->wapp_rows = (mjtNum*)malloc(sizeof(mjtNum) * 6 * nb * nrow);
+    w->wapp_rows_cap = w->wapp_rows ? nrow : 0;
   }
-  if (!dPQb || !gb || !bb || !cbar || !work || !lead->wapp_rows) {
+  if (!dPQb || !gb || !bb || !cbar || !work || !w->wapp_rows) {
     free(dPQb), free(gb), free(bb), free(cbar), free(work);
     return -1;
   }
 
   // the recorded step's rigid inputs and coupling impulses
-  mju_copy(qs, lead->rec_qpos, nq);
-  mju_copy(vs, lead->rec_qvel, nv);
+  mju_copy(qs, w->rec_qpos, nq);
+  mju_copy(vs, w->rec_qvel, nv);
   for (int k = 0; k < ns; k++) {
-    memcpy(dPQ + 12 * k, lead->slot[k].dP, sizeof(double) * 6);
-    memcpy(dPQ + 12 * k + 6, lead->slot[k].dQ, sizeof(double) * 6);
+    memcpy(dPQ + 12 * k, cp->slot[k].dP, sizeof(double) * 6);
+    memcpy(dPQ + 12 * k + 6, cp->slot[k].dQ, sizeof(double) * 6);
   }
   mj_setState(m, d, ctx->state0, ctx->sig);
   mju_copy(q0, d->qpos, nq);
@@ -187,7 +190,7 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
     mju_zero(ctx->vstar_bar + r * nv, nv);
   }
   if (ns > 0) {
-    k_eval(m, d, lead, q0, qs, vs, dPQ);
+    k_eval(m, d, w, q0, qs, vs, dPQ);
     mju_copy(q1b, d->qpos, nq);
     mju_copy(v1b, d->qvel, nv);
     int ncol = 3 * nv + 12 * ns;
@@ -217,7 +220,7 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
         } else {
           dPQ[j - 3 * nv] += e;
         }
-        k_eval(m, d, lead, a0, as, vs, dPQ);
+        k_eval(m, d, w, a0, as, vs, dPQ);
         if (j >= 2 * nv && j < 3 * nv) vs[j - 2 * nv] -= e;
         if (j >= 3 * nv) dPQ[j - 3 * nv] -= e;
         mjtNum* o = outp + 2 * nv * sgn;
@@ -254,7 +257,7 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
   for (int r = 0; r < nrow; r++) {
     dtac_collider_bar* cb = cbar + (size_t)r * ncoltot;
     for (int i = 0; i < ngel; i++) {
-      dtac_elastomer* g = lead->gels[i];
+      dtac_elastomer* g = w->gels[i];
       gb[r * ngel + i].state = ctx->state_bar + (size_t)r * nps + m->plugin_stateadr[g->instance];
       gb[r * ngel + i].col = cb;
       cb += g->ncol;
@@ -266,20 +269,20 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
   }
   double gravity[3] = {m->opt.gravity[0], m->opt.gravity[1], m->opt.gravity[2]};
   if (m->opt.disableflags & mjDSBL_GRAVITY) gravity[0] = gravity[1] = gravity[2] = 0;
-  dtac_gels_advance_adj_rows(lead->steps, ngel, lead->slot, ns, gravity, m->opt.timestep,
-                             lead->tape, nrow, gb, bb, work);
+  dtac_gels_advance_adj_rows(w->steps, ngel, cp->slot, ns, gravity, m->opt.timestep,
+                             w->tape, nrow, gb, bb, work);
   for (int r = 0; r < nrow; r++) {
     for (int i = 0; i < ngel; i++) {
-      int adr = ctx->param_adr ? ctx->param_adr[lead->gels[i]->instance] : -1;
+      int adr = ctx->param_adr ? ctx->param_adr[w->gels[i]->instance] : -1;
       if (adr < 0 || !ctx->param_bar) continue;
       const double* pb = (const double*)&gb[r * ngel + i].param;
       for (int k = 0; k < DTAC_NPARAM; k++)
         ctx->param_bar[(size_t)r * ctx->nparam + adr + k] += pb[k];
     }
-    mjtNum* wa = lead->wapp_rows + (size_t)r * 6 * nb;
+    mjtNum* wa = w->wapp_rows + (size_t)r * 6 * nb;
     mju_zero(wa, 6 * nb);
     for (int k = 0; k < ns; k++)
-      mju_copy(wa + 6 * lead->slot_body[k], bb[r * ns + k].wrench_app, 6);
+      mju_copy(wa + 6 * cp->slot_body[k], bb[r * ns + k].wrench_app, 6);
   }
 
   // the joint step's rigid inputs: central differences over q0 (tangent) and vs
@@ -296,9 +299,9 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
       } else {
         d->qvel[j - nv] += e;
       }
-      xi_eval(m, d, lead);
+      xi_eval(m, d, w);
       for (int r = 0; r < nrow; r++) {
-        val[2 * r + sgn] = xi_dot(lead, ngel, gb + r * ngel, bb + r * ns);
+        val[2 * r + sgn] = xi_dot(w, ngel, gb + r * ngel, bb + r * ns);
       }
     }
     for (int r = 0; r < nrow; r++) {
@@ -317,13 +320,13 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
 
 static int el_passive_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_ctx* ctx) {
   dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
-  dtac_elastomer* lead = dtac_elastomer_lead(m, d);
   if (!e) return -1;
+  dtac_world* w = e->world;
   dtac_gel_param_bar pb;
   memset(&pb, 0, sizeof(pb));
   const mjtNum* wa =
-      lead && lead->wapp_rows ? lead->wapp_rows + (size_t)ctx->row * 6 * m->nbody : NULL;
-  dtac_elastomer_passive_adj(m, d, e, ctx->qfrc_bar, e->coupling && wa ? wa : NULL, e->cf_bar,
+      w->wapp_rows ? w->wapp_rows + (size_t)ctx->row * 6 * m->nbody : NULL;
+  dtac_elastomer_passive_adj(m, d, e, ctx->qfrc_bar, e->def.coupling && wa ? wa : NULL, e->cf_bar,
                              ctx->state_bar + m->plugin_stateadr[instance], &pb);
   memset(e->cf_bar, 0, sizeof(double) * 3 * e->model.nnode);
   int adr = ctx->param_adr ? ctx->param_adr[instance] : -1;
@@ -341,30 +344,18 @@ static mjtNum el_param_get(const mjModel* m, const mjData* d, int instance, int 
 
 static int el_param_set(const mjModel* m, mjData* d, int instance, int k, mjtNum value) {
   dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
-  if (!e) return -1;
-  char err[DTAC_ERRLEN];
-  double old = dtac_gel_param_get(&e->model, k);
-  if (dtac_gel_param_set(&e->model, k, value, err, sizeof(err))) {
-    dtac_warning("%s instance '%s': %s", DTAC_ELASTOMER_NAME, e->name, err);
-    return -1;
-  }
-  // the substep follows the new stable limit (a stiffer gel takes more substeps)
-  int nsub = dtac_gel_substeps(&e->model, m->opt.timestep);
-  if (nsub > DTAC_MAX_SUBSTEPS) {
-    dtac_warning("%s instance '%s': parameter '%s' = %g needs %d substeps per step, more than %d",
-                 DTAC_ELASTOMER_NAME, e->name, dtac_gel_param_names[k], value, nsub,
-                 DTAC_MAX_SUBSTEPS);
-    dtac_gel_param_set(&e->model, k, old, err, sizeof(err));
-    return -1;
-  }
-  e->nsub = nsub;
-  return 0;
+  return e ? dtac_elastomer_param_set(m, e, k, value) : -1;
+}
+
+static int el_nwarning(const mjModel* m, const mjData* d, int instance) {
+  const dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
+  return e ? e->nwarning : 0;
 }
 
 static size_t el_memory(const mjModel* m, const mjData* d, int instance) {
   const dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
-  if (!e || !e->gscratch) return 0;
-  return sizeof(double) * e->tape_size + sizeof(mjtNum) * scratch_size(m, e);
+  if (!e || !e->is_lead || !e->world->gscratch) return 0;
+  return sizeof(double) * e->world->tape_size + sizeof(mjtNum) * scratch_size(m, e->world);
 }
 
 static int el_nparam(const mjModel* m, int instance) {
@@ -388,5 +379,6 @@ void dtac_elastomer_register_derivative(void) {
   der.param_names = dtac_gel_param_names;
   der.param_get = el_param_get;
   der.param_set = el_param_set;
+  der.nwarning = el_nwarning;
   dtac_register_derivative(&der);
 }

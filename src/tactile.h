@@ -1,8 +1,11 @@
-// tactile.h: the difftac.tactile sensor plugin: images (rgb, depth, pressure, shear), marker
-// displacements and the net contact wrench of one difftac.elastomer gel, seen by an orthographic
+// tactile.h: a tactile sensor in one mjData: images (rgb, depth, pressure, shear), marker
+// displacements and the net contact wrench of one gel (src/elastomer.h), seen by an orthographic
 // camera behind the gel's back face. One sensor element per output; any number may read one gel.
-#ifndef DTAC_PLUGIN_TACTILE_H_
-#define DTAC_PLUGIN_TACTILE_H_
+// Image formation is the rasteriser's (raster.h, raster_*.c); this file sets the camera up,
+// gathers the sensor's inputs, and holds the sensor's forward (tactile.c), VJP and JVP
+// (tactile_adj.c) and derivative callbacks (tactile_deriv.c).
+#ifndef DTAC_SRC_TACTILE_H_
+#define DTAC_SRC_TACTILE_H_
 
 #include <mujoco/mujoco.h>
 
@@ -10,7 +13,7 @@
 #include "elastomer.h"
 #include "optics.h"
 #include "raster.h"
-#include "raster_adj.h"
+#include "raster_image.h"
 
 #define DTAC_TACTILE_NAME "difftac.tactile"
 
@@ -24,7 +27,8 @@ typedef enum dtac_tactile_output_ {
   DTAC_OUT_COUNT
 } dtac_tactile_output;
 
-// the sensor's config with defaults (parsed in tactile.c, the only place the keys are named)
+// the sensor's config; dtac_tactile_def_default gives the documented defaults (docs/tactile.md),
+// plugin/config.c fills it from the MJCF config keys
 typedef struct dtac_tactile_def_ {
   char elastomer[DTAC_NAMELEN];         // elastomer instance name
   int output;                           // dtac_tactile_output
@@ -70,6 +74,40 @@ typedef struct dtac_tactile_ {
   int frozen;     // 1: compute does nothing (the tape's rigid step alone)
 } dtac_tactile;
 
+void dtac_tactile_def_default(dtac_tactile_def* def);
+// sensordata size of a sensor with this def
+int dtac_tactile_output_size(const dtac_tactile_def* def);
+
+// builds the sensor of plugin instance `instance` (held by sensor `sensor`, -1 if none) reading
+// elastomer instance `gel` configured by edef; checks that the sensor's object, if a site, is
+// the gel's site. NULL with a message in err on failure.
+dtac_tactile* dtac_tactile_make(const mjModel* m, int instance, int sensor, const char* name,
+                                const dtac_tactile_def* def, int gel,
+                                const dtac_elastomer_def* edef, char* err, int errlen);
+void dtac_tactile_free(dtac_tactile* t);
+// mj_copyData: the run-time parameters of src (optics)
+void dtac_tactile_copy(dtac_tactile* dst, const dtac_tactile* src);
+// evaluates the sensor's output at d's state into sd (nout values; zeros if its gel has no
+// data), from its cache when the inputs did not change
+void dtac_tactile_evaluate(const mjModel* m, mjData* d, dtac_tactile* t, mjtNum* sd);
+// the sensor's gel with its inputs gathered into t->keynew, as the evaluation, the VJP and the JVP
+// read them (the gel placed, the markers embedded); NULL if the gel has no data
+dtac_elastomer* dtac_tactile_inputs(const mjModel* m, mjData* d, dtac_tactile* t);
+// the markers' rest positions embedded in the gel's rest top face (once)
+void dtac_tactile_setup_markers(dtac_tactile* t, const dtac_elastomer* e);
+// marker k interpolated from the top-face vertex values p (nv x 3; first ncomp components), each
+// term divided by div, into out (ncomp): the marker's barycentric weights in its triangle; 0 if
+// the marker is off the face
+void dtac_marker_interp(const dtac_tactile* t, int k, const double* p, int ncomp, double div,
+                        double* out);
+// its adjoint: p_bar (nv x 3) += weights * out_bar / div (first ncomp components)
+void dtac_marker_interp_adj(const dtac_tactile* t, int k, const double* out_bar, int ncomp,
+                            double div, double* p_bar);
+// the top face in the site (camera) frame, p = R^T (x - pos), into t->p from the inputs in key,
+// and its contact forces in the site frame, f_site = R^T f, into t->fsite
+void dtac_tactile_site_points(dtac_tactile* t, const double* key);
+void dtac_tactile_site_forces(dtac_tactile* t, const double* key);
+
 // the tactile sensor of a plugin instance in d, or NULL
 dtac_tactile* dtac_tactile_get(const mjModel* m, const mjData* d, int instance);
 
@@ -98,6 +136,12 @@ DTAC_API int dtac_tactile_vjp(const mjModel* m, mjData* d, int instance, const m
 DTAC_API int dtac_tactile_jvp(const mjModel* m, mjData* d, int instance, const double dsite[12],
                               const double* df, mjtNum* dy);
 
-void dtac_tactile_register(void);
+// the optics parameters of an rgb sensor: background r g b, then the lighting coefficients per
+// channel and basis
+#define DTAC_TACTILE_NPARAM (3 + 3 * DTAC_OPTICS_NBASIS)
 
-#endif  // DTAC_PLUGIN_TACTILE_H_
+// registers the sensor's derivative callbacks (tactile_deriv.c); nparam: how many parameters
+// instance `instance` has (DTAC_TACTILE_NPARAM for rgb sensors, else 0: from its config)
+void dtac_tactile_register_derivative(int (*nparam)(const mjModel* m, int instance));
+
+#endif  // DTAC_SRC_TACTILE_H_

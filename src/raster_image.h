@@ -1,5 +1,7 @@
-// raster_adj.h: the tactile images as functions of the gel's top-face nodes, and their adjoints
-// (vector-Jacobian products), MuJoCo-free. Forward: the same composition plugin/tactile.c
+// raster_image.h: the tactile images as functions of the gel's top-face nodes, their adjoints
+// (vector-Jacobian products) and tangents (Jacobian-vector products), MuJoCo-free; one file per
+// image kind (raster_depth.c, raster_traction.c, raster_rgb.c) holds its forward, VJP and JVP,
+// raster.c the building blocks with theirs. Forward: the same composition src/tactile.c
 // evaluates (visibility pass, per-vertex attributes, resolve pass; see raster.h and
 // docs/tactile.md), bit for bit. Adjoint: given the cotangent of an image, accumulates (+=) the
 // cotangents of the node positions p (site frame, nv x 3), of the node forces and of the optics
@@ -19,8 +21,8 @@
 //
 // All scatters run serially in a fixed order (pixels in index order, then triangles in index
 // order), so the results are deterministic. Output arrays are accumulated into, not cleared.
-#ifndef DTAC_SRC_RASTER_ADJ_H_
-#define DTAC_SRC_RASTER_ADJ_H_
+#ifndef DTAC_SRC_RASTER_IMAGE_H_
+#define DTAC_SRC_RASTER_IMAGE_H_
 
 #include "optics.h"  // static inline only: included outside the C-linkage block (it includes math.h)
 
@@ -33,63 +35,40 @@ extern "C" {
 // doubles of scratch memory the functions below need for nv top-face vertices
 #define DTAC_RASTER_WORK(nv) (24 * (size_t)(nv))
 
-// ---- building blocks
-// ------------------------------------------------------------------------------
-
-// VJP of dtac_edge2(a, b, p) (any argument's cotangent may be null): e_bar d(edge2)/d(.)
-void dtac_edge2_adj(const double a[2], const double b[2], const double p[2], double e_bar,
-                    double a_bar[2], double b_bar[2], double p_bar[2]);
-
-// VJP of the barycentric weights w (3) of the fixed point p in the triangle (a, b, c) with
-// respect to the vertices (as dtac_barycentric computes them; non-degenerate triangle)
-void dtac_barycentric_adj(const double a[2], const double b[2], const double c[2],
-                          const double p[2], const double w_bar[3], double a_bar[2],
-                          double b_bar[2], double c_bar[2]);
-
-// transpose of dtac_raster_resolve with the weights fixed: attr_bar (nv x C) +=
-// sum over covered pixels of the pixel's weights times out_bar (H x W x C)
-void dtac_raster_resolve_adj(const dtac_camera* cam, int nvx, const dtac_vis* vis,
-                             const double* out_bar, int C, double* attr_bar);
-
-// VJP of out = resolve(attr) including the weights' dependence on the projected vertices: for
-// the image of the per-vertex attribute attr (nv x C) over the top face p (nv x 3), visibility
-// vis fixed, accumulates p_bar (x and y only: orthographic projection) and attr_bar; either may
-// be null
-void dtac_raster_interp_adj(const dtac_camera* cam, int nvx, const double* p, const dtac_vis* vis,
-                            const double* attr, int C, const double* out_bar, double* p_bar,
-                            double* attr_bar);
-
-// VJP of dtac_top_normals: nrm_bar (nv x 3, cotangent of the unit normals) -> p_bar (work: 6 nv)
-void dtac_top_normals_adj(int nvx, int nvy, const double* p, const double* nrm_bar, double* p_bar,
-                          double* work);
-
-// VJP of dtac_top_areas: area_bar (nv) -> p_bar (x and y)
-void dtac_top_areas_adj(int nvx, int nvy, const double* p, const double* area_bar, double* p_bar);
-
-// ---- images (forward as in plugin/tactile.c, and adjoints) ------------------------------------
+// ---- images: forward, adjoint, tangent per kind ------------------------------------------------
 // p: top-face nodes in the site frame (nv x 3); X: rest positions (nv x 3, only z is used: the
 // indentation of node a is X[3a+2] - p[3a+2]); vis: the camera's visibility buffer (written by
-// the forward, read by the adjoint); work: DTAC_RASTER_WORK(nv) doubles.
+// the forward, read by the adjoint and the tangent); work: DTAC_RASTER_WORK(nv) doubles.
+// Tangents hold the forward pass's visibility (the same frozen-coverage derivative the adjoints
+// give): dp (nv x 3) tangent of the top face, df (nv x 3) of the site-frame forces (may be NULL);
+// the image tangent is written (not accumulated).
 
-// depth image (H x W), 0 outside the pad
+// depth image (H x W), 0 outside the pad (raster_depth.c)
 void dtac_raster_depth(const dtac_camera* cam, int nvx, int nvy, const double* p, const double* X,
                        dtac_vis* vis, double* work, double* img);
 void dtac_raster_depth_adj(const dtac_camera* cam, int nvx, int nvy, const double* p,
                            const double* X, const dtac_vis* vis, const double* img_bar,
                            double* p_bar, double* work);
+void dtac_raster_depth_jvp(const dtac_camera* cam, int nvx, int nvy, const double* p,
+                           const double* X, const dtac_vis* vis, const double* dp, double* dimg,
+                           double* work);
 
 // traction image from site-frame node forces f (nv x 3) and the lumped projected areas A(p):
 // C = 1 pressure -f_z / A, C = 2 shear (f_x, f_y) / A (H x W x C); a node of zero area reads 0
+// (raster_traction.c)
 void dtac_raster_traction(const dtac_camera* cam, int nvx, int nvy, const double* p,
                           const double* f, int C, dtac_vis* vis, double* work, double* img);
 // accumulates p_bar (through the weights and the areas) and f_bar (nv x 3); either may be null
 void dtac_raster_traction_adj(const dtac_camera* cam, int nvx, int nvy, const double* p,
                               const double* f, int C, const dtac_vis* vis, const double* img_bar,
                               double* p_bar, double* f_bar, double* work);
+void dtac_raster_traction_jvp(const dtac_camera* cam, int nvx, int nvy, const double* p,
+                              const double* f, int C, const dtac_vis* vis, const double* dp,
+                              const double* df, double* dimg, double* work);
 
 // rgb image (H x W x 3): area-weighted vertex normals and indentations interpolated per pixel,
 // the normal renormalised, then dtac_optics_shade with bg (3), coef (3 x NBASIS); pix: 4 H W
-// doubles of scratch (the interpolated normal and indentation per pixel)
+// doubles of scratch (the interpolated normal and indentation per pixel) (raster_rgb.c)
 void dtac_raster_rgb(const dtac_camera* cam, int nvx, int nvy, const double* p, const double* X,
                      const double bg[3], const double* coef, dtac_vis* vis, double* work,
                      double* pix, double* img);
@@ -99,23 +78,6 @@ void dtac_raster_rgb_adj(const dtac_camera* cam, int nvx, int nvy, const double*
                          const double bg[3], const double* coef, const dtac_vis* vis,
                          const double* img_bar, double* p_bar, double* bg_bar, double* coef_bar,
                          double* work);
-
-// ---- tangents (raster_jvp.c) -------------------------------------------------------------------
-// Jacobian-vector products of the images above with the forward pass's visibility held (the
-// same frozen-coverage derivative the adjoints give): dp (nv x 3) tangent of the top face, df
-// (nv x 3) of the site-frame forces (may be NULL); the image tangent is written (not
-// accumulated). work: DTAC_RASTER_WORK(nv) doubles.
-// barycentric interpolation of attr (nv x C) with its tangent dattr (may be NULL), the weights
-// moving with dp (may be NULL)
-void dtac_raster_interp_jvp(const dtac_camera* cam, int nvx, const double* p, const double* dp,
-                            const dtac_vis* vis, const double* attr, const double* dattr, int C,
-                            double* dout);
-void dtac_raster_depth_jvp(const dtac_camera* cam, int nvx, int nvy, const double* p,
-                           const double* X, const dtac_vis* vis, const double* dp, double* dimg,
-                           double* work);
-void dtac_raster_traction_jvp(const dtac_camera* cam, int nvx, int nvy, const double* p,
-                              const double* f, int C, const dtac_vis* vis, const double* dp,
-                              const double* df, double* dimg, double* work);
 void dtac_raster_rgb_jvp(const dtac_camera* cam, int nvx, int nvy, const double* p, const double* X,
                          const double bg[3], const double* coef, const dtac_vis* vis,
                          const double* dp, double* dimg, double* work);
@@ -124,4 +86,4 @@ void dtac_raster_rgb_jvp(const dtac_camera* cam, int nvx, int nvy, const double*
 }
 #endif
 
-#endif  // DTAC_SRC_RASTER_ADJ_H_
+#endif  // DTAC_SRC_RASTER_IMAGE_H_

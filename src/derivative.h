@@ -1,4 +1,4 @@
-// grad.h: the derivative registry. MuJoCo has no derivative hook for plugins, so each difftac
+// derivative.h: the derivative registry. MuJoCo has no derivative hook for plugins, so each difftac
 // plugin registers its derivative callbacks here when the library is loaded (register.c), and
 // the rollout tape (grad.c) composes whatever is registered: a later plugin (a deformable object,
 // another sensor) plugs in with its own entry, without touching the tape.
@@ -10,8 +10,8 @@
 //   y   = sensors(q, v, act, ctrl, f; plugin sensors of g)   (in the step's forward pass)
 // R and the rigid dependencies of the plugins' parts are differentiated by central finite
 // differences over the small rigid state; the plugins' own state g analytically (callbacks).
-#ifndef DTAC_PLUGIN_GRAD_H_
-#define DTAC_PLUGIN_GRAD_H_
+#ifndef DTAC_SRC_DERIVATIVE_H_
+#define DTAC_SRC_DERIVATIVE_H_
 
 #include <mujoco/mujoco.h>
 
@@ -69,6 +69,14 @@ typedef struct dtac_derivative_ {
   // passive plugins: the reverse of compute at d's state (after mj_forward), given
   // ctx->qfrc_bar, with the rigid state held fixed
   int (*passive_vjp)(const mjModel* m, mjData* d, int instance, dtac_grad_ctx* ctx);
+  // sensor plugins: the instance's rows of C (sensordata x ndx, ndx = 2 nv + na, row-major) at
+  // the state s (signature sig), analytically where the sensor allows; the tape's finite
+  // differences leave these rows to it (the instance is frozen there). eps: the difference step of
+  // the rigid directions it needs. d is the tape's private mjData. May be NULL.
+  int (*sensor_rows)(const mjModel* m, mjData* d, int instance, const mjtNum* s, int sig,
+                     mjtNum eps, mjtNum* C);
+  // stateful plugins: blow-ups the instance counted in d (it reset its state); may be NULL
+  int (*nwarning)(const mjModel* m, const mjData* d, int instance);
   // bytes the instance allocated for the reverse pass (its step tape, scratch); may be NULL
   size_t (*memory)(const mjModel* m, const mjData* d, int instance);
   // parameters of one instance: how many (the names are the first that many of param_names)
@@ -84,8 +92,19 @@ int dtac_register_derivative(const dtac_derivative* der);
 // the callbacks of plugin instance `instance` of m, or NULL
 const dtac_derivative* dtac_derivative_of(const mjModel* m, int instance);
 
-// the elastomer's and the tactile sensor's entries (elastomer_grad.c, tactile.c)
-void dtac_elastomer_register_derivative(void);
-void dtac_tactile_register_derivative(void);
+// the first parameter of each plugin instance into adr (nplugin; -1: none, adr may be NULL) in
+// the order of dtac_param_name; returns the parameter count
+int dtac_param_layout(const mjModel* m, int* adr);
 
-#endif  // DTAC_PLUGIN_GRAD_H_
+// blow-ups d has counted: MuJoCo's bad qpos/qvel/qacc warnings (MuJoCo resets the state) and
+// every registered plugin's (nwarning); a step whose count rose blew up
+int dtac_blowup_count(const mjModel* m, const mjData* d);
+
+// perturbs input j of the rigid step at d (qpos tangent, qvel, act, ctrl, qfrc_applied) by e;
+// dq: nv scratch
+void dtac_rigid_perturb(const mjModel* m, mjData* d, mjtNum* dq, int j, mjtNum e);
+
+// the elastomer's entry (elastomer_deriv.c; the tactile sensor's: tactile.h)
+void dtac_elastomer_register_derivative(void);
+
+#endif  // DTAC_SRC_DERIVATIVE_H_

@@ -1,0 +1,37 @@
+// coupling.h: the rigid bodies a joint step of soft bodies moves inside its substeps (substep
+// coupling, kernels/substep.h dtac_body): one slot per body with dofs that holds a soft body's
+// kinematic face or touches one, its frame, velocity and inverse effective mass from MuJoCo
+// (J M^-1 J^T), and after the step the corrections of qpos and qvel by the impulses the soft
+// bodies gave it beyond what MuJoCo's step already applied.
+#ifndef DTAC_SRC_COUPLING_H_
+#define DTAC_SRC_COUPLING_H_
+
+#include <mujoco/mujoco.h>
+
+#include "gel.h"
+
+typedef struct dtac_coupling_ {
+  int maxslot;      // slots available (min(nbody, DTAC_MAX_BODY))
+  int nslot;        // slots in use this step
+  int* slot_body;   // body id of each slot (maxslot)
+  int* body_slot;   // slot of each body this step, -1 none (nbody)
+  dtac_body* slot;  // frames, inverse masses, impulses (maxslot)
+  mjtNum* jac;      // each slot's Jacobian at its body origin (maxslot x 6 x nv)
+  mjtNum* tmp;      // scratch: M^-1 J^T (6 x nv), then the corrections (4 x nv)
+} dtac_coupling;
+
+// 0, or nonzero when out of memory
+int dtac_coupling_make(dtac_coupling* cp, const mjModel* m);
+void dtac_coupling_free(dtac_coupling* cp);
+// no slots in use (the start of a step's setup)
+void dtac_coupling_clear(dtac_coupling* cp, const mjModel* m);
+// the slot of body b, made from d (frame, velocity, inverse effective mass) on first use; -1 for
+// bodies without dofs (welded to the world or a mocap body) or when slots run out
+int dtac_coupling_slot(dtac_coupling* cp, const mjModel* m, mjData* d, int b);
+// slot k's frame, velocity and inverse effective mass again from d
+void dtac_coupling_refresh(dtac_coupling* cp, const mjModel* m, mjData* d, int k);
+// the bodies' share after a joint step: qvel += M^-1 sum J^T dP, qpos moved by M^-1 sum J^T dQ
+// (M and J of d's current kinematics and mass matrix, the slots' Jacobians)
+void dtac_coupling_correct(dtac_coupling* cp, const mjModel* m, mjData* d);
+
+#endif  // DTAC_SRC_COUPLING_H_

@@ -1,0 +1,296 @@
+// elastomer.c: a gel pad's instance in one mjData (elastomer.h): made from its def, joined to
+// the world of its mjData and to its device, looked up, placed, reset, copied, reparameterised.
+#include "elastomer.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void dtac_elastomer_def_default(dtac_elastomer_def* def) {
+  memset(def, 0, sizeof(*def));
+  dtac_gel_def_default(&def->gel);
+  def->contype = 1;
+  def->conaffinity = 1;
+  def->coupling = 1;
+  def->device = -1;  // auto
+  def->ordinal = 0;
+}
+
+dtac_elastomer* dtac_elastomer_get(const mjModel* m, const mjData* d, int instance) {
+  if (!m || !d || instance < 0 || instance >= m->nplugin) return NULL;
+  const mjpPlugin* p = mjp_getPluginAtSlot(m->plugin[instance]);
+  if (!p || strcmp(p->name, DTAC_ELASTOMER_NAME) != 0) return NULL;
+  return (dtac_elastomer*)d->plugin_data[instance];
+}
+
+dtac_elastomer* dtac_elastomer_lead(const mjModel* m, const mjData* d) {
+  for (int i = 0; i < m->nplugin; i++) {
+    dtac_elastomer* g = dtac_elastomer_get(m, d, i);
+    if (g) return g;
+  }
+  return NULL;
+}
+
+void dtac_site_pose(const mjData* d, int site, dtac_frame* f) {
+  memcpy(f->pos, d->site_xpos + 3 * site, sizeof(f->pos));
+  memcpy(f->mat, d->site_xmat + 9 * site, sizeof(f->mat));
+  memset(f->vel, 0, sizeof(f->vel));
+  memset(f->angvel, 0, sizeof(f->angvel));
+}
+
+void dtac_gravity(const mjModel* m, double g[3]) {
+  for (int k = 0; k < 3; k++) g[k] = (m->opt.disableflags & mjDSBL_GRAVITY) ? 0 : m->opt.gravity[k];
+}
+
+int dtac_elastomer_ensure_placed(const mjModel* m, mjData* d, dtac_elastomer* e) {
+  mjtNum* state = d->plugin_state + m->plugin_stateadr[e->instance];
+  if (state[e->L.placed] != 0) return 1;
+  // before the first kinematics pass (a scene drawn before mj_forward) the site has no pose yet
+  if (fabs(dtac_det33(d->site_xmat + 9 * e->site) - 1) > 1e-6) return 0;
+  dtac_frame f;
+  dtac_site_pose(d, e->site, &f);
+  dtac_gel_state_rest(&e->model, &f, state);
+  return 1;
+}
+
+// ---- making and freeing
+// ----------------------------------------------------------------------------
+
+static void device_free(dtac_elastomer* e);
+
+void dtac_elastomer_free(dtac_elastomer* e) {
+  if (!e) return;
+  device_free(e);
+  if (e->is_lead) dtac_world_free(e->world);
+  dtac_gel_model_free(&e->model);
+  dtac_gel_scratch_free(&e->scratch);
+  dtac_geom_table_free(&e->geoms);
+  free(e->col);
+  free(e->col_ft);
+  free(e->col_slot);
+  free(e->jac);
+  free(e->qtmp);
+  free(e->contact_force);
+  free(e->body_wrench);
+  free(e->qfrc);
+  free(e->cf_bar);
+  free(e->col_bar);
+  free(e);
+}
+
+dtac_elastomer* dtac_elastomer_make(const mjModel* m, int instance, const char* name,
+                                    const dtac_elastomer_def* def, char* err, int errlen) {
+  dtac_elastomer* e = (dtac_elastomer*)calloc(1, sizeof(dtac_elastomer));
+  if (!e) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  e->instance = instance;
+  snprintf(e->name, sizeof(e->name), "%s", name);
+  e->def = *def;
+  e->site = mj_name2id(m, mjOBJ_SITE, e->def.site);
+  if (e->site < 0) {
+    snprintf(err, errlen, "key 'site' has value '%s': no site of that name in the model",
+             e->def.site);
+    dtac_elastomer_free(e);
+    return NULL;
+  }
+  e->body = m->site_bodyid[e->site];
+  if (dtac_gel_model_make(&e->model, &e->def.gel, 0, m->opt.timestep, err, errlen)) {
+    dtac_elastomer_free(e);
+    return NULL;
+  }
+  e->L = dtac_gel_state_layout(&e->model);
+  e->nsub = dtac_gel_substeps(&e->model, m->opt.timestep);
+
+  int ng = m->ngeom > 0 ? m->ngeom : 1;
+  int nv1 = m->nv > 0 ? m->nv : 1;
+  e->col = (dtac_collider*)malloc(sizeof(dtac_collider) * ng);
+  e->col_ft = (double*)malloc(sizeof(double) * 6 * ng);
+  e->col_slot = (int*)malloc(sizeof(int) * ng);
+  e->jac = (mjtNum*)malloc(sizeof(mjtNum) * 6 * nv1);
+  e->qtmp = (mjtNum*)malloc(sizeof(mjtNum) * nv1);
+  e->contact_force = (double*)calloc(3 * e->model.nnode, sizeof(double));
+  e->body_wrench = (mjtNum*)calloc(6 * m->nbody, sizeof(mjtNum));
+  e->qfrc = (mjtNum*)calloc(nv1, sizeof(mjtNum));
+  e->cf_bar = (double*)calloc(3 * e->model.nnode, sizeof(double));
+  e->col_bar = (dtac_collider_bar*)calloc(ng, sizeof(dtac_collider_bar));
+  double pad_area = e->def.gel.size[0] * e->def.gel.size[1];
+  if (!e->col || !e->col_ft || !e->col_slot || !e->jac || !e->qtmp || !e->contact_force ||
+      !e->body_wrench || !e->qfrc || !e->cf_bar || !e->col_bar ||
+      dtac_geom_table_make(&e->geoms, m, e->body, e->def.contype, e->def.conaffinity, pad_area,
+                           e->model.contact_stiffness) ||
+      dtac_gel_scratch_make(&e->scratch, &e->model, ng)) {
+    snprintf(err, errlen, "out of memory");
+    dtac_elastomer_free(e);
+    return NULL;
+  }
+  return e;
+}
+
+// ---- device
+// ----------------------------------------------------------------------------------------
+
+static const char* device_name(int kind) {
+  return kind == DTAC_DEV_CUDA ? "cuda" : (kind == DTAC_DEV_EMU ? "emu" : "cpu");
+}
+
+// the device copy of gel e (and for the lead the joint step's block) on the device e->dev names;
+// nonzero with e->dev.err on failure
+static int device_make(dtac_elastomer* e, int kind, int ordinal, int lead) {
+  dtac_world* w = e->world;
+  if (dtac_dev_open(&e->dev, kind, ordinal) ||
+      dtac_gel_mirror_make(&e->dev, &e->mirror, &e->model, e->geoms.planes,
+                           e->geoms.nplane_total) ||
+      (lead && (dtac_env_block_make(&e->dev, &w->block, w->maxgel, w->cp.maxslot, e->geoms.ngeom) ||
+                dtac_dev_reserve(&e->dev, 1))))
+    return 1;
+  if (lead) {
+    w->mirrors = (dtac_gel_mirror**)calloc(w->maxgel, sizeof(dtac_gel_mirror*));
+    if (!w->mirrors) {
+      snprintf(e->dev.err, sizeof(e->dev.err), "out of memory");
+      return 1;
+    }
+  }
+  return 0;
+}
+
+// frees what device_make made: e is stepped on the CPU
+static void device_free(dtac_elastomer* e) {
+  if (e->dev.kind == DTAC_DEV_CPU) return;
+  dtac_gel_mirror_free(&e->dev, &e->mirror);
+  dtac_world* w = e->world;
+  if (e->is_lead) {
+    if (w->block.host) dtac_env_block_free(&e->dev, &w->block);
+    free(w->mirrors);
+    w->mirrors = NULL;
+  }
+  dtac_dev_close(&e->dev);
+  e->dev.kind = DTAC_DEV_CPU;
+}
+
+void dtac_elastomer_device_off(dtac_elastomer* e) {
+  device_free(e);
+}
+
+// one line per process when `auto` steps on the CPU: a static flag, written once, read by
+// nothing else
+static void log_cpu_once(const char* why) {
+  static atomic_flag logged = ATOMIC_FLAG_INIT;
+  if (!atomic_flag_test_and_set(&logged)) {
+    fprintf(stderr, "difftac: %s: gels are stepped on the CPU (device 'auto')\n", why);
+  }
+}
+
+// the device the gel is stepped on: its context and device copy, and for the lead the joint
+// step's block. The gels of one model share the lead's device: `auto` follows the lead, an
+// explicit other device is an error. `auto` takes GPU 0 when it is there and can run the
+// kernels, else the CPU. 0, or nonzero with a message in err.
+static int device_setup(dtac_elastomer* e, dtac_elastomer* lead, char* err, int errlen) {
+  int kind = e->def.device, ordinal = e->def.ordinal;
+  int autodev = kind < 0;
+  if (autodev && lead) {
+    kind = lead->dev.kind;
+    ordinal = lead->dev.ordinal;
+  } else if (autodev) {
+    kind = dtac_dev_cuda_count() > 0 ? DTAC_DEV_CUDA : DTAC_DEV_CPU;
+    ordinal = 0;
+    if (kind == DTAC_DEV_CPU) log_cpu_once("no CUDA device");
+  }
+  if (lead && (lead->dev.kind != kind || (kind == DTAC_DEV_CUDA && lead->dev.ordinal != ordinal))) {
+    snprintf(err, errlen,
+             "key 'device' is '%s:%d' here but '%s:%d' for instance '%s': the gels of one model "
+             "are stepped together, on one device",
+             device_name(kind), ordinal, device_name(lead->dev.kind), lead->dev.ordinal,
+             lead->name);
+    return 1;
+  }
+  if (kind == DTAC_DEV_CPU) return 0;
+  if (device_make(e, kind, ordinal, !lead) == 0) return 0;
+  if (autodev && !lead) {
+    char why[DTAC_ERRLEN + 32];
+    snprintf(why, sizeof(why), "CUDA device unusable (%.400s)", e->dev.err);
+    device_free(e);
+    log_cpu_once(why);
+    return 0;
+  }
+  snprintf(err, errlen, "key 'device' has value '%s:%d': %.300s", device_name(kind), ordinal,
+           e->dev.err);
+  return 1;
+}
+
+int dtac_elastomer_attach(const mjModel* m, mjData* d, dtac_elastomer* e, dtac_elastomer* lead,
+                          char* err, int errlen) {
+  if (lead) {
+    e->world = lead->world;
+  } else {
+    e->world = dtac_world_make(m, e);
+    e->is_lead = e->world != NULL;
+    if (!e->world) {
+      snprintf(err, errlen, "out of memory");
+      return 1;
+    }
+  }
+  return device_setup(e, lead, err, errlen);
+}
+
+// ---- state, copies, parameters
+// ---------------------------------------------------------------------
+
+void dtac_elastomer_reset(dtac_elastomer* e, mjtNum* state) {
+  // the rest shape is placed at the site by the first evaluation that has kinematics
+  memset(state, 0, sizeof(mjtNum) * e->L.size);
+  state[e->L.placed] = 0;
+  e->ncontact = 0;
+  memset(e->wrench, 0, sizeof(e->wrench));
+  memset(e->contact_force, 0, sizeof(double) * 3 * e->model.nnode);
+}
+
+void dtac_elastomer_copy(dtac_elastomer* dst, const dtac_elastomer* src, const mjModel* m) {
+  // plugin_state is copied by MuJoCo; the outputs of the last evaluation and the parameters here
+  memcpy(dst->wrench, src->wrench, sizeof(dst->wrench));
+  memcpy(dst->contact_force, src->contact_force, sizeof(double) * 3 * src->model.nnode);
+  dst->ncontact = src->ncontact;
+  dst->nwarning = src->nwarning;
+  dtac_gel_param_copy(&dst->model, &src->model);
+  dst->nsub = src->nsub;
+}
+
+int dtac_elastomer_param_set(const mjModel* m, dtac_elastomer* e, int k, double value) {
+  char err[DTAC_ERRLEN];
+  double old = dtac_gel_param_get(&e->model, k);
+  if (dtac_gel_param_set(&e->model, k, value, err, sizeof(err))) {
+    dtac_warning("%s instance '%s': %s", DTAC_ELASTOMER_NAME, e->name, err);
+    return -1;
+  }
+  // the substep follows the new stable limit (a stiffer gel takes more substeps)
+  int nsub = dtac_gel_substeps(&e->model, m->opt.timestep);
+  if (nsub > DTAC_MAX_SUBSTEPS) {
+    dtac_warning("%s instance '%s': parameter '%s' = %g needs %d substeps per step, more than %d",
+                 DTAC_ELASTOMER_NAME, e->name, dtac_gel_param_names[k], value, nsub,
+                 DTAC_MAX_SUBSTEPS);
+    dtac_gel_param_set(&e->model, k, old, err, sizeof(err));
+    return -1;
+  }
+  e->nsub = nsub;
+  return 0;
+}
+
+int dtac_elastomer_check_finite(const mjModel* m, mjData* d, dtac_elastomer* e, const char* where) {
+  mjtNum* state = d->plugin_state + m->plugin_stateadr[e->instance];
+  for (int i = 0; i < 6 * e->model.nnode; i++) {
+    if (!isfinite(state[i])) {
+      e->nwarning++;
+      dtac_warning(
+          "%s instance '%s': the gel state became non-finite (%s, time %g); the gel was "
+          "reset to its rest shape (warning %d)",
+          DTAC_ELASTOMER_NAME, e->name, where, d->time, e->nwarning);
+      state[e->L.placed] = 0;
+      dtac_elastomer_ensure_placed(m, d, e);
+      return 1;
+    }
+  }
+  return 0;
+}
