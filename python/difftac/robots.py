@@ -101,7 +101,8 @@ def _world(spec, name, box_half, box_mass, hand_z, hand_quat):
     w.add_light(pos=[0, 0, 1.0], dir=[0, 0, -1])
     w.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0.3, 0.3, 0.01],
                rgba=[0.85, 0.85, 0.85, 1], contype=1, conaffinity=1)
-    w.add_camera(name="front", pos=[0.35, -0.35, 0.2], xyaxes=[1, 1, 0, -0.25, 0.25, 0.9])
+    # looking along -x at the fingers (they close along y) and the box between them
+    w.add_camera(name="front", pos=[0.3, 0, 0.08], xyaxes=[0, 1, 0, -0.2, 0, 1])
     box = w.add_body(name="object", pos=[0, 0, box_half])
     box.add_freejoint(name="object")
     # collision bits: floor 1, gels 2 (DEFAULT_GEL), box 3 (both)

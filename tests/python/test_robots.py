@@ -131,3 +131,23 @@ def test_assets_come_from_the_wheels_without_importing_them():
             continue
         assert f"{os.sep}{wheel}{os.sep}" in out[name], out[name]
         assert "-packages" + os.sep in out[name], "assets must come from the installed wheel"
+
+
+def test_headless_render_with_egl():
+    """docs/robots.md: without a display, MUJOCO_GL=egl renders (Mesa's EGL, on the CPU here)"""
+    _need("panda")
+    code = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "import mujoco, difftac\n"
+        "from difftac import robots\n"
+        "sc = robots.panda_scene(gel=dict(resolution=0.004))\n"
+        "m = sc.spec.compile(); d = mujoco.MjData(m); robots.reset(sc, m, d)\n"
+        "r = mujoco.Renderer(m, 120, 160); r.update_scene(d, camera='front')\n"
+        "img = r.render(); print(img.shape, float(img.std()))\n") % str(ROOT / "python")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["MUJOCO_GL"] = "egl"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    shape, std = r.stdout.strip().splitlines()[-1].rsplit(" ", 1)
+    assert shape == "(120, 160, 3)" and float(std) > 5
