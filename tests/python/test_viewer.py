@@ -204,6 +204,8 @@ def test_python_viewer_shows_tactile_images_under_xvfb(tmp_path):
         "m, d = tv._press_tactile_coarse()\n"
         "n = viewer.run_passive(m, d, ctrl=[0, -0.0072], duration=6, realtime=False)\n"
         "shutil.copy(%r, %r)\n"
+        "import difftac, numpy as np\n"
+        "assert np.isfinite(d.plugin_state).all() and difftac.gel_info(m, d, 'gel').nwarning == 0\n"
         "print('frames', n, flush=True)\n"
         "os._exit(0)\n"   # Mesa under Xvfb can hang in the GL teardown (see above)
     ) % (str(ROOT / "python"), str(ROOT / "tests" / "python"), str(fb / "Xvfb_screen0"),
