@@ -110,6 +110,27 @@ def test_screenshot_shows_scene_and_tactile_panel(tmp_path):
     assert tile.std() > 3, tile.std()
 
 
+def test_panel_labels_stay_inside_their_tiles(tmp_path):
+    """grasp_tactile.xml's long sensor names in two narrow columns: every label is shortened or
+    broken onto two lines to fit its tile, so no text crosses the gap between the columns (it
+    did: 'left_markers (markers): arr' ran into the next tile, 'left_pressure ...' off the window)"""
+    out = tmp_path / "grasp.png"
+    run_viewer(tmp_path, str(ROOT / "models" / "grasp_tactile.xml"), "--ctrl", "0,0.02",
+               "--steps", "5", "--width", str(W), "--height", str(H), "--screenshot", str(out))
+    img = read_png(out).astype(int)
+    tile_w = (W - PANEL_X) // 2
+    tiles = img[:H - 24 * 3]                    # above the force lines (2 force sensors + 1)
+    gap = tiles[:, PANEL_X + tile_w - 3:PANEL_X + tile_w + 4]   # between the label boxes
+    right = tiles[:, W - 3:]                                      # the window's right edge
+    for strip in (gap, right):
+        bright = (strip.min(axis=2) > 150).sum()
+        assert bright == 0, bright
+    # and the labels are there: bright text in the first label row of both columns
+    row = img[2:22, PANEL_X:]
+    assert (row[:, :tile_w].min(axis=2) > 150).sum() > 20
+    assert (row[:, tile_w:].min(axis=2) > 150).sum() > 20
+
+
 def test_mujoco_passive_viewer_steps_a_gel_scene():
     """MuJoCo's own viewer (launch_passive) draws and steps a gel scene without a blow-up."""
     import shutil
