@@ -5,7 +5,7 @@
 #   DTAC_BUILD=build-asan CMAKE_ARGS="-DDTAC_SANITIZE=address" ./setup.sh
 set -euo pipefail
 cd "$(dirname "$0")"
-MUJOCO_VERSION=4.0.0                 # the one pinned MuJoCo; python/pyproject.toml pins the same
+MUJOCO_VERSION=4.0.0                 # the one pinned MuJoCo; inside python/pyproject.toml's range
 GYMNASIUM_ROBOTICS_VERSION=1.4.2     # Fetch's MJCF (difftac.robots), installed with --no-deps
 ROBOSUITE_VERSION=1.5.2              # the Panda gripper's MJCF (difftac.robots), with --no-deps
 BUILD=${DTAC_BUILD:-build}

@@ -151,3 +151,14 @@ def test_headless_render_with_egl():
     assert r.returncode == 0, r.stderr[-2000:]
     shape, std = r.stdout.strip().splitlines()[-1].rsplit(" ", 1)
     assert shape == "(120, 160, 3)" and float(std) > 5
+
+
+def test_example_command_line_runs(tmp_path):
+    """examples/panda_grasp.py as a user runs it (coarse gel): exit 0 and the PNGs"""
+    _need("panda")
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "panda_grasp.py"),
+                        "--resolution", "0.004", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-1000:] + r.stderr[-2000:]
+    assert "box lifted" in r.stdout
+    assert (tmp_path / "panda_tactile.png").is_file()
