@@ -35,6 +35,18 @@ def candidates():
         build = os.environ.get("DTAC_BUILD_DIR", "build")
         cands.append((_REPO_ROOT / build / LIBNAME, f"the repository's {build}/"))
     cands.append((_PKG_DIR / LIBNAME, "the copy shipped in the package"))
+    # imported from a checkout's python/ (examples and tests put it on sys.path) with no build
+    # there: the library a `pip install ./python` built into site-packages
+    try:
+        import importlib.metadata as md
+        dist = md.distribution("difftac")
+        for f in dist.files or []:
+            if f.name == LIBNAME:
+                path = pathlib.Path(dist.locate_file(f))
+                if path.resolve() != (_PKG_DIR / LIBNAME).resolve():
+                    cands.append((path, "the installed difftac package"))
+    except Exception:  # no installed distribution, or one without a file list
+        pass
     return cands
 
 
