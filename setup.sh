@@ -5,11 +5,13 @@
 #   DTAC_BUILD=build-asan CMAKE_ARGS="-DDTAC_SANITIZE=address" ./setup.sh
 set -euo pipefail
 cd "$(dirname "$0")"
-MUJOCO_VERSION=4.0.0                 # the one pinned MuJoCo; python/pyproject.toml pins the same
+MUJOCO_VERSION=4.0.0                 # the one pinned MuJoCo; inside python/pyproject.toml's range
+GYMNASIUM_ROBOTICS_VERSION=1.4.2     # Fetch's MJCF (difftac.robots), installed with --no-deps
+ROBOSUITE_VERSION=1.5.2              # the Panda gripper's MJCF (difftac.robots), with --no-deps
 BUILD=${DTAC_BUILD:-build}
 
 need_apt=()
-for p in cmake g++ make pkg-config libglfw3-dev libcglm-dev libgtest-dev python3-venv python3-dev xvfb xauth zlib1g-dev libgl1-mesa-dri; do
+for p in cmake g++ make pkg-config libglfw3-dev libcglm-dev libgtest-dev python3-venv python3-dev xvfb xauth zlib1g-dev libgl1-mesa-dri libegl1 libegl-mesa0; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -27,6 +29,13 @@ if ! .venv/bin/python -c "import mujoco,sys,numpy,pytest,matplotlib,gymnasium,mu
   echo "[setup] pip install mujoco==$MUJOCO_VERSION numpy gymnasium pytest"
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q "mujoco==$MUJOCO_VERSION" numpy gymnasium pytest matplotlib mujoco-menagerie
+fi
+# real robot MJCF with meshes, read by difftac.robots (docs/robots.md): the wheels only, without
+# their dependencies (gymnasium-robotics would pull another mujoco); found, not imported
+ROBOT_WHEELS="gymnasium-robotics==$GYMNASIUM_ROBOTICS_VERSION robosuite==$ROBOSUITE_VERSION"
+if ! .venv/bin/python -c "import importlib.util as u, importlib.metadata as md, sys; sys.exit(not (u.find_spec('gymnasium_robotics') and u.find_spec('robosuite') and md.version('gymnasium-robotics')=='$GYMNASIUM_ROBOTICS_VERSION' and md.version('robosuite')=='$ROBOSUITE_VERSION'))" 2>/dev/null; then
+  echo "[setup] pip install --no-deps $ROBOT_WHEELS"
+  .venv/bin/pip install -q --no-deps $ROBOT_WHEELS
 fi
 .venv/bin/pip show -q difftac >/dev/null 2>&1 || .venv/bin/pip install -q -e python  # the difftac package (docs/python.md)
 

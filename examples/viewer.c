@@ -202,7 +202,7 @@ static int sensor_image(int id, int* W, int* H, char* desc, int desclen) {
         draw_line(imgbuf, w, h, u, vv, u, vv, r, dot);
       }
       free(rest);
-      snprintf(desc, desclen, "arrows x%g, max %.2f px", gain, dmax);
+      snprintf(desc, desclen, "x%g, max %.2f px", gain, dmax);
       return 0;
     }
     default:
@@ -215,13 +215,53 @@ static int info_output(int id) {
   return dtac_tactile_get_info(m, d, id, &info) == 0 ? info.output : -1;
 }
 
+// width in pixels of `s` in the context's normal font
+static int text_width(const char* s) {
+  int w = 0;
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    w += con.charWidth[c < 127 ? c : '?'];
+  }
+  return w;
+}
+
+// shortens `s` in place, ending in "..", until it is at most `maxw` pixels wide
+static void fit_text(char* s, int maxw) {
+  if (text_width(s) <= maxw) return;
+  int dots = text_width("..");
+  size_t n = strlen(s);
+  while (n > 0) {
+    s[--n] = 0;
+    if (text_width(s) + dots <= maxw) break;
+  }
+  if (text_width(s) + dots <= maxw) strcat(s, "..");
+}
+
 // draws sensor `id` into the top-down rectangle (x, top, w, h) of a framebuffer `fbh` high,
-// keeping its aspect ratio, with a label
+// keeping its aspect ratio, with a label above it: "name (output): range" on one line when it
+// fits the tile, else the name on one line and the range on the next, each shortened to fit
 static void draw_sensor(int id, int x, int top, int w, int h, int fbh, int selected) {
   int iw, ih;
   char desc[128];
-  const int label = 22;
-  if (sensor_image(id, &iw, &ih, desc, sizeof(desc)) != 0 || w < 8 || h < label + 8) return;
+  const int line = con.charHeight + 6;
+  if (sensor_image(id, &iw, &ih, desc, sizeof(desc)) != 0 || w < 8 || h < 2 * line + 8) return;
+  char title[256], title2[256] = "";
+  const char* name = m->names + m->name_sensoradr[id];
+  const char* out = output_name(info_output(id));
+  if (!strcmp(name, out)) {
+    snprintf(title, sizeof(title), "%s: %s", name, desc);
+  } else {
+    snprintf(title, sizeof(title), "%s (%s): %s", name, out, desc);
+  }
+  int textw = w - 16;
+  if (text_width(title) > textw) {
+    snprintf(title, sizeof(title), "%s", name);
+    if (strcmp(name, out)) snprintf(title2, sizeof(title2), "%s: %s", out, desc);
+    else snprintf(title2, sizeof(title2), "%s", desc);
+    fit_text(title, textw);
+    fit_text(title2, textw);
+  }
+  const int label = title2[0] ? 2 * line : line;
   int aw = w - 8, ah = h - label - 8;
   double s = fmin((double)aw / iw, (double)ah / ih);
   int tw = (int)(iw * s), th = (int)(ih * s);
@@ -244,16 +284,12 @@ static void draw_sensor(int id, int x, int top, int w, int h, int fbh, int selec
     mjr_rectangle(frame, 0.9f, 0.8f, 0.2f, 1);
   }
   mjr_drawPixels(tilebuf, NULL, rect, &con);
-  char title[256];
-  const char* name = m->names + m->name_sensoradr[id];
-  const char* out = output_name(info_output(id));
-  if (!strcmp(name, out)) {
-    snprintf(title, sizeof(title), "%s: %s", name, desc);
-  } else {
-    snprintf(title, sizeof(title), "%s (%s): %s", name, out, desc);
-  }
-  mjrRect lr = {x + 4, fbh - top - label, w - 8, label};
+  mjrRect lr = {x + 4, fbh - top - line, w - 8, line};
   mjr_label(lr, mjFONT_NORMAL, title, 0.15f, 0.15f, 0.18f, 1, 0.95f, 0.95f, 0.95f, &con);
+  if (title2[0]) {
+    lr.bottom -= line;
+    mjr_label(lr, mjFONT_NORMAL, title2, 0.15f, 0.15f, 0.18f, 1, 0.95f, 0.95f, 0.95f, &con);
+  }
 }
 
 // the panel: background, then the selected sensor or all of them tiled, then the forces

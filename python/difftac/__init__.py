@@ -21,7 +21,7 @@ __all__ = [
     "gels", "gel_id", "gel_info", "gel_positions", "gel_rest_positions", "contact_wrench",
     "elastic_energy", "kinetic_energy", "tactile_sensors", "tactile_info", "sensor",
     "marker_rest", "OUTPUTS", "param_names", "param_index", "param_get", "param_set",
-    "grad_state_size", "Tape", "transition", "Batch", "make_datas",
+    "grad_state_size", "Tape", "transition", "Batch", "make_datas", "add_gel", "add_tactile",
 ]
 
 _dll, _path = _load()
@@ -29,6 +29,7 @@ _dll, _path = _load()
 from .grad import (  # noqa: E402
     Tape, grad_state_size, param_get, param_index, param_names, param_set, transition)
 from .batch import Batch, make_datas  # noqa: E402
+from .spec import add_gel, add_tactile  # noqa: E402
 
 __version__ = _dll.dtac_version().decode()
 

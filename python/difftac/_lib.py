@@ -35,6 +35,18 @@ def candidates():
         build = os.environ.get("DTAC_BUILD_DIR", "build")
         cands.append((_REPO_ROOT / build / LIBNAME, f"the repository's {build}/"))
     cands.append((_PKG_DIR / LIBNAME, "the copy shipped in the package"))
+    # imported from a checkout's python/ (examples and tests put it on sys.path) with no build
+    # there: the library a `pip install ./python` built into site-packages
+    try:
+        import importlib.metadata as md
+        dist = md.distribution("difftac")
+        for f in dist.files or []:
+            if f.name == LIBNAME:
+                path = pathlib.Path(dist.locate_file(f))
+                if path.resolve() != (_PKG_DIR / LIBNAME).resolve():
+                    cands.append((path, "the installed difftac package"))
+    except Exception:  # no installed distribution, or one without a file list
+        pass
     return cands
 
 
@@ -53,13 +65,22 @@ def find():
     raise LibraryError(f"difftac: {LIBNAME} not found; looked at\n{looked}\n{hint}")
 
 
+def rebuild_hint(path):
+    """what rebuilds the library at ``path`` against the running mujoco"""
+    if pathlib.Path(path).resolve().parent == _PKG_DIR and not (
+            _REPO_ROOT / "include" / "difftac" / "difftac.h").is_file():
+        return ("an installed copy: rebuild it against this mujoco with pip install "
+                "--force-reinstall --no-deps <difftac checkout>/python, docs/python.md")
+    return "rebuild it against this mujoco with ./setup.sh or cmake --build build"
+
+
 def check_versions(built, running, path="libdifftac.so"):
     """LibraryError unless the MuJoCo header version the library was built with is the running one."""
     if int(built) != int(running):
         raise LibraryError(
             f"difftac: {path} was built against MuJoCo {format_mujoco_version(built)} (header "
             f"{built}) but the running mujoco is {format_mujoco_version(running)} ({running}); "
-            f"rebuild difftac against this mujoco (./setup.sh) or install the matching mujoco")
+            f"{rebuild_hint(path)}, or install the matching mujoco")
 
 
 def _prototype(lib):
@@ -123,7 +144,11 @@ def load():
             # dlopen: the same handle mujoco.mj_loadPluginLibrary gets for this path below
             lib = ctypes.CDLL(str(path))
         except OSError as e:
-            raise LibraryError(f"difftac: cannot load {path}: {e}") from e
+            hint = ""
+            if "libmujoco" in str(e):
+                hint = (f"\nIt was built against another mujoco than the running "
+                        f"{mujoco.__version__} ({rebuild_hint(path)})")
+            raise LibraryError(f"difftac: cannot load {path}: {e}{hint}") from e
         _prototype(lib)
         check_versions(lib.dtac_mujoco_header_version(), mujoco.mj_version(), path)
         mujoco.mj_loadPluginLibrary(str(path))

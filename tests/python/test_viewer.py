@@ -110,6 +110,27 @@ def test_screenshot_shows_scene_and_tactile_panel(tmp_path):
     assert tile.std() > 3, tile.std()
 
 
+def test_panel_labels_stay_inside_their_tiles(tmp_path):
+    """grasp_tactile.xml's long sensor names in two narrow columns: every label is shortened or
+    broken onto two lines to fit its tile, so no text crosses the gap between the columns (it
+    did: 'left_markers (markers): arr' ran into the next tile, 'left_pressure ...' off the window)"""
+    out = tmp_path / "grasp.png"
+    run_viewer(tmp_path, str(ROOT / "models" / "grasp_tactile.xml"), "--ctrl", "0,0.02",
+               "--steps", "5", "--width", str(W), "--height", str(H), "--screenshot", str(out))
+    img = read_png(out).astype(int)
+    tile_w = (W - PANEL_X) // 2
+    tiles = img[:H - 24 * 3]                    # above the force lines (2 force sensors + 1)
+    gap = tiles[:, PANEL_X + tile_w - 3:PANEL_X + tile_w + 4]   # between the label boxes
+    right = tiles[:, W - 3:]                                      # the window's right edge
+    for strip in (gap, right):
+        bright = (strip.min(axis=2) > 150).sum()
+        assert bright == 0, bright
+    # and the labels are there: bright text in the first label row of both columns
+    row = img[2:22, PANEL_X:]
+    assert (row[:, :tile_w].min(axis=2) > 150).sum() > 20
+    assert (row[:, tile_w:].min(axis=2) > 150).sum() > 20
+
+
 def test_mujoco_passive_viewer_steps_a_gel_scene():
     """MuJoCo's own viewer (launch_passive) draws and steps a gel scene without a blow-up."""
     import shutil
@@ -138,3 +159,84 @@ def test_mujoco_passive_viewer_steps_a_gel_scene():
         pytest.skip("no OpenGL window under Xvfb: " + r.stderr[-300:])
     assert r.returncode == 0, r.stderr[-2000:]
     assert "viewer ok" in r.stdout
+
+
+def _press_tactile_coarse():
+    import sys
+    sys.path.insert(0, str(ROOT / "python"))
+    import difftac  # noqa: F401
+    import mujoco
+    xml = (ROOT / "models" / "press_tactile.xml").read_text()
+    xml = xml.replace('key="resolution" value="0.001"', 'key="resolution" value="0.002"')
+    m = mujoco.MjModel.from_xml_string(xml)
+    d = mujoco.MjData(m)
+    d.qpos[:2] = d.ctrl[:] = [0, -0.0072]          # the gel 0.7 mm onto the cylinder
+    for _ in range(30):
+        mujoco.mj_step(m, d)
+    return m, d
+
+
+def test_python_viewer_tactile_panels_and_layout():
+    """python -m difftac.viewer: what it draws over mujoco.viewer (no display needed here)"""
+    from difftac import viewer
+    m, d = _press_tactile_coarse()
+    panels, forces = viewer.tactile_panels(m, d)
+    assert [p[0] for p in panels] == ["rgb", "depth", "pressure", "shear", "markers"]
+    assert [f[0] for f in forces] == ["force"] and forces[0][1][2] < -0.1
+    for name, img, label in panels:
+        assert img.dtype == np.uint8 and img.shape == (240, 320, 3), (name, img.shape)
+    # the pressure map shows the cylinder: the colour map's top (yellow) and bottom (purple)
+    p = panels[2][1].reshape(-1, 3).astype(int)
+    assert (np.abs(p - [253, 231, 37]).sum(1) < 40).any() and (np.abs(p - [68, 1, 84]).sum(1) < 40).any()
+    assert "kPa" in panels[2][2] and panels[4][2].startswith("markers x")
+    for vw, vh in ((583, 533), (1280, 720), (300, 200)):
+        placed = viewer.layout(vw, vh, panels)
+        boxes = [(x, y, x + im.shape[1], y + im.shape[0]) for x, y, im in placed]
+        for b in boxes:
+            assert 0 <= b[0] and b[2] <= vw and 0 <= b[1] and b[3] <= 0.5 * vh + 1, (vw, vh, b)
+        for i in range(len(boxes)):
+            for j in range(i):
+                a, b = boxes[i], boxes[j]
+                assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+
+
+def _read_xwd(path):
+    """Xvfb's -fbdir screen file (XWD, 32-bit ZPixmap) -> H x W x 3 uint8"""
+    b = pathlib.Path(path).read_bytes()
+    f = struct.unpack(">25I", b[:100])
+    hs, w, h, order, bpl, ncol = f[0], f[4], f[5], f[7], f[12], f[19]
+    a = np.frombuffer(b, np.uint8, h * bpl, hs + 12 * ncol).reshape(h, bpl)[:, :4 * w]
+    a = a.reshape(h, w, 4)
+    return a[..., [2, 1, 0]] if order == 0 else a[..., [1, 2, 3]]
+
+
+def test_python_viewer_shows_tactile_images_under_xvfb(tmp_path):
+    """difftac.viewer.run_passive in a real mujoco.viewer window (Xvfb, Mesa): the screen shows
+    the colour maps' yellow, which neither MuJoCo's UI nor the scene has"""
+    import sys
+    if not shutil.which("xvfb-run"):
+        pytest.skip("xvfb-run is not installed")
+    fb = tmp_path / "fb"
+    fb.mkdir()
+    code = (
+        "import sys, os, shutil; sys.path.insert(0, %r); sys.path.insert(0, %r)\n"
+        "import test_viewer as tv\n"
+        "from difftac import viewer\n"
+        "m, d = tv._press_tactile_coarse()\n"
+        "n = viewer.run_passive(m, d, ctrl=[0, -0.0072], duration=6, realtime=False)\n"
+        "shutil.copy(%r, %r)\n"
+        "import difftac, numpy as np\n"
+        "assert np.isfinite(d.plugin_state).all() and difftac.gel_info(m, d, 'gel').nwarning == 0\n"
+        "print('frames', n, flush=True)\n"
+        "os._exit(0)\n"   # Mesa under Xvfb can hang in the GL teardown (see above)
+    ) % (str(ROOT / "python"), str(ROOT / "tests" / "python"), str(fb / "Xvfb_screen0"),
+         str(tmp_path / "screen.xwd"))
+    r = subprocess.run(["xvfb-run", "-a", "-s", f"-screen 0 1280x800x24 -fbdir {fb}",
+                        sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    if r.returncode != 0 and ("GLFW" in r.stderr or "display" in r.stderr.lower()):
+        pytest.skip("no OpenGL window under Xvfb: " + r.stderr[-300:])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert int(r.stdout.split("frames")[-1]) >= 2
+    img = _read_xwd(tmp_path / "screen.xwd").reshape(-1, 3).astype(int)
+    yellow = (np.abs(img - [253, 231, 37]).sum(1) < 40).sum()
+    assert yellow > 50, yellow
