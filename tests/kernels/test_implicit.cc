@@ -1,0 +1,420 @@
+// The implicit step (src/implicit.c, kernels/fem_hess.h, kernels/contact_energy.h): its
+// energies against the explicit forces, its equilibrium against the explicit integrator at rest
+// and against Hertz, its VJP against central differences of a rollout, and its determinism.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "test_util.h"
+
+extern "C" {
+#include "contact_energy.h"
+#include "fem_hess.h"
+#include "gel.h"
+#include "implicit.h"
+}
+
+namespace {
+
+// a random tet near its rest shape and a deformed state of it
+struct Tet {
+  double X[12], x[12], Dm_inv[9], vol;
+};
+
+Tet RandomTet(std::mt19937& rng, double strain) {
+  std::uniform_real_distribution<double> u(-1, 1);
+  Tet t;
+  const double base[12] = {0, 0, 0, 1e-3, 0, 0, 0, 1e-3, 0, 0, 0, 1e-3};
+  for (int k = 0; k < 12; k++) t.X[k] = base[k] + 2e-4 * u(rng);
+  t.vol = dtac_tet_rest(t.X, t.X + 3, t.X + 6, t.X + 9, t.Dm_inv);
+  double R[9];
+  RandomRotation(rng, R);
+  for (int q = 0; q < 4; q++) {
+    double y[3];
+    for (int k = 0; k < 3; k++) y[k] = t.X[3 * q + k] + strain * 1e-3 * u(rng);
+    dtac_mulmv3(t.x + 3 * q, R, y);
+  }
+  return t;
+}
+
+double TetEnergy(int kind, const dtac_material* m, const Tet& t, const double* x) {
+  double F[9];
+  dtac_tet_defgrad(x, x + 3, x + 6, x + 9, t.Dm_inv, F);
+  return t.vol * dtac_elastic_energy(kind, m, F);
+}
+
+void TetGrad(int kind, const dtac_material* m, const Tet& t, const double* x, double g[12]) {
+  double F[9], P[9];
+  dtac_tet_defgrad(x, x + 3, x + 6, x + 9, t.Dm_inv, F);
+  dtac_elastic_stress(kind, m, F, P);
+  dtac_tet_grad_from_stress(P, t.Dm_inv, t.vol, g);
+}
+
+}  // namespace
+
+// (a) the element energy's gradient is minus the explicit force; its Hessian the gradient's
+// derivative; for inverted elements too
+TEST(Implicit, ElementEnergyGradientIsTheForceAndHessianItsDerivative) {
+  std::mt19937 rng(3);
+  dtac_material m;
+  dtac_material_set(&m, 3e5, 0.45, 0);
+  for (int trial = 0; trial < 20; trial++) {
+    Tet t = RandomTet(rng, trial < 15 ? 0.3 : 1.5);  // the last ones are often inverted
+    // gradient = -dtac_tet_force (zero velocity: no damping), and = FD of the energy
+    double f[12], g[12], v[12] = {0};
+    dtac_tet_force(&m, t.x, t.x + 3, t.x + 6, t.x + 9, v, v + 3, v + 6, v + 9, t.Dm_inv, t.vol, f);
+    TetGrad(DTAC_MAT_NEOHOOKEAN, &m, t, t.x, g);
+    double fmax = 0;
+    for (int k = 0; k < 12; k++) fmax = std::fmax(fmax, std::fabs(f[k]));
+    for (int k = 0; k < 12; k++) EXPECT_NEAR(g[k], -f[k], 1e-12 * fmax);
+    for (int kind : {DTAC_MAT_NEOHOOKEAN, DTAC_MAT_LINEAR}) {
+      TetGrad(kind, &m, t, t.x, g);
+      double A[81], H[144];
+      double F[9];
+      dtac_tet_defgrad(t.x, t.x + 3, t.x + 6, t.x + 9, t.Dm_inv, F);
+      dtac_elastic_dPdF(kind, &m, F, A);
+      dtac_tet_hess12(t.Dm_inv, t.vol, A, H);
+      const double eps = 1e-9;
+      double gmax = 1e-300, hmax = 1e-300;
+      for (int k = 0; k < 12; k++) gmax = std::fmax(gmax, std::fabs(g[k]));
+      for (int k = 0; k < 144; k++) hmax = std::fmax(hmax, std::fabs(H[k]));
+      for (int j = 0; j < 12; j++) {
+        double xp[12], xm[12], gp[12], gmn[12];
+        std::memcpy(xp, t.x, sizeof(xp));
+        std::memcpy(xm, t.x, sizeof(xm));
+        xp[j] += eps;
+        xm[j] -= eps;
+        double fd = (TetEnergy(kind, &m, t, xp) - TetEnergy(kind, &m, t, xm)) / (2 * eps);
+        EXPECT_NEAR(g[j], fd, 1e-6 * gmax) << "kind " << kind << " comp " << j;
+        TetGrad(kind, &m, t, xp, gp);
+        TetGrad(kind, &m, t, xm, gmn);
+        for (int i = 0; i < 12; i++) {
+          EXPECT_NEAR(H[12 * i + j], (gp[i] - gmn[i]) / (2 * eps), 1e-6 * hmax)
+              << "kind " << kind << " H " << i << "," << j;
+        }
+        // symmetric
+        for (int i = 0; i < 12; i++) EXPECT_NEAR(H[12 * i + j], H[12 * j + i], 1e-12 * hmax);
+      }
+    }
+  }
+}
+
+// the damping potential's stress is the explicit Kelvin-Voigt stress with F lagged at F0 and
+// Fdot = (F - F0)/h, and its gradient and Hessian are consistent
+TEST(Implicit, DampingPotentialIsTheExplicitDampingLagged) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> u(-1, 1);
+  dtac_material m;
+  dtac_material_set(&m, 3e5, 0.45, 1e-4);
+  const double h = 2e-3;
+  for (int trial = 0; trial < 10; trial++) {
+    double F0[9], F[9], P[9], Pk[9], Fd[9], A[81] = {0};
+    for (int k = 0; k < 9; k++) {
+      F0[k] = (k % 4 == 0 ? 1 : 0) + 0.3 * u(rng);
+      F[k] = F0[k] + 0.05 * u(rng);
+      Fd[k] = (F[k] - F0[k]) / h;
+    }
+    dtac_kv_step_energy(&m, F0, F0, F, h, P);
+    dtac_kv_stress(&m, F0, Fd, Pk);
+    double pmax = 0;
+    for (int k = 0; k < 9; k++) pmax = std::fmax(pmax, std::fabs(Pk[k]));
+    for (int k = 0; k < 9; k++) EXPECT_NEAR(P[k], Pk[k], 1e-12 * pmax);
+    dtac_kv_step_dPdF_add(&m, F0, h, A);
+    const double eps = 1e-7;
+    for (int j = 0; j < 9; j++) {
+      double Fp[9], Fm[9], Pp[9], Pm[9];
+      std::memcpy(Fp, F, sizeof(Fp));
+      std::memcpy(Fm, F, sizeof(Fm));
+      Fp[j] += eps;
+      Fm[j] -= eps;
+      double fd = (dtac_kv_step_energy(&m, F0, F0, Fp, h, Pp) -
+                   dtac_kv_step_energy(&m, F0, F0, Fm, h, Pm)) / (2 * eps);
+      EXPECT_NEAR(P[j], fd, 1e-6 * pmax);
+      for (int i = 0; i < 9; i++) EXPECT_NEAR(A[9 * i + j], (Pp[i] - Pm[i]) / (2 * eps), 1e-6 * pmax / 0.05);
+    }
+  }
+}
+
+// projection: a positive definite block is untouched; an indefinite one becomes the nearest
+// positive semidefinite (its eigenvalues clamped), keeping the positive part
+TEST(Implicit, ProjectionClampsOnlyNegativeEigenvalues) {
+  std::mt19937 rng(11);
+  std::normal_distribution<double> n01(0, 1);
+  for (int trial = 0; trial < 10; trial++) {
+    double M[81], A[81], B[81], Q[81];
+    for (int k = 0; k < 81; k++) M[k] = n01(rng);
+    for (int i = 0; i < 9; i++) {
+      for (int j = 0; j < 9; j++) {
+        double s = 0;
+        for (int k = 0; k < 9; k++) s += M[9 * i + k] * M[9 * j + k];
+        A[9 * i + j] = s + (trial % 2 ? 0 : -3 * (i == j));
+      }
+    }
+    std::memcpy(B, A, sizeof(A));
+    int changed = dtac_sym_project(B, 9);
+    double D[81];
+    std::memcpy(D, A, sizeof(A));
+    dtac_sym_eig(D, Q, 9);
+    double lmin = 1e300;
+    for (int i = 0; i < 9; i++) lmin = std::fmin(lmin, D[10 * i]);
+    EXPECT_EQ(changed, lmin <= 0 ? 1 : 0);
+    // B = Q max(D, 0) Q^T, and B - A is negative semidefinite of rank (#negative eigenvalues)
+    for (int i = 0; i < 9; i++) {
+      for (int j = 0; j < 9; j++) {
+        double s = 0;
+        for (int k = 0; k < 9; k++) s += Q[9 * i + k] * std::fmax(D[10 * k], 0) * Q[9 * j + k];
+        EXPECT_NEAR(B[9 * i + j], s, 1e-10);
+      }
+    }
+    EXPECT_EQ(1, dtac_sym_is_pd(B, 9) || lmin <= 0);
+  }
+}
+
+// (b) the contact energy's gradient is minus the explicit contact force (normal penalty with
+// its ramp, no damping at zero relative velocity; friction from the same anchor with the normal
+// load and normal held), and its Hessian the gradient's derivative
+TEST(Implicit, ContactEnergyGradientIsTheContactForce) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> u(-1, 1);
+  int types[] = {DTAC_GEOM_SPHERE, DTAC_GEOM_BOX, DTAC_GEOM_CAPSULE, DTAC_GEOM_PLANE,
+                 DTAC_GEOM_CYLINDER, DTAC_GEOM_ELLIPSOID};
+  int ntest = 0;
+  for (int type : types) {
+    for (int trial = 0; trial < 40; trial++) {
+      dtac_collider c = {};
+      c.type = type;
+      c.size[0] = 0.004;
+      c.size[1] = 0.003;
+      c.size[2] = 0.005;
+      RandomRotation(rng, c.mat);
+      for (int k = 0; k < 3; k++) c.pos[k] = 1e-3 * u(rng);
+      // an ellipsoid's sdf gradient is not of unit length, which contact.h's friction takes as
+      // the normal: compare its normal force only
+      c.mu = type == DTAC_GEOM_ELLIPSOID ? 0 : 0.7;
+      dtac_contact_node_param p = {2e3, 0.5, 1.5e3, 1e-5};
+      // a point just inside the surface: below, inside, and beyond the ramp width
+      double x[3], n[3];
+      for (int k = 0; k < 3; k++) x[k] = c.pos[k] + 0.006 * u(rng);
+      double d = dtac_collider_dist(&c, x, n);
+      double target = -p.width * (0.2 + 3 * (trial % 3)) * 0.5;
+      for (int k = 0; k < 3; k++) x[k] += (target - d) * n[k];
+      d = dtac_collider_dist(&c, x, n);
+      if (!(d < 0)) continue;
+      ntest++;
+      double anchor[3];
+      for (int k = 0; k < 3; k++) anchor[k] = x[k] + 2e-6 * u(rng);
+      double v[3] = {0, 0, 0}, f[3];
+      double fn = dtac_contact_force(&p, &c, d, n, x, v, anchor, f, nullptr);
+      double g[3], H[9], gf[3], Hf[9];
+      dtac_contact_energy(p.kn, p.width, &c, x, g, H, 0);
+      double L = c.mu * fn;
+      auto fric = [&](const double* xq, double* gq, double* Hq) {
+        if (L > 0) return dtac_friction_energy(L, p.kt, n, xq, anchor, gq, Hq);
+        for (int k = 0; k < 3; k++) gq[k] = 0;
+        for (int k = 0; Hq && k < 9; k++) Hq[k] = 0;
+        return 0.0;
+      };
+      fric(x, gf, Hf);
+      double fmag = std::sqrt(f[0] * f[0] + f[1] * f[1] + f[2] * f[2]);
+      for (int k = 0; k < 3; k++) EXPECT_NEAR(-(g[k] + gf[k]), f[k], 1e-12 * fmag) << type;
+      // FD: energy -> gradient, gradient -> Hessian (friction with L, n held)
+      const double eps = 1e-10;
+      double hmax = 0;
+      for (int k = 0; k < 9; k++) hmax = std::fmax(hmax, std::fabs(H[k]) + std::fabs(Hf[k]));
+      for (int j = 0; j < 3; j++) {
+        double xp[3] = {x[0], x[1], x[2]}, xm[3] = {x[0], x[1], x[2]};
+        xp[j] += eps;
+        xm[j] -= eps;
+        double gp[3], gm[3], gfp[3], gfm[3], Hd[9];
+        double ep = dtac_contact_energy(p.kn, p.width, &c, xp, gp, Hd, 0) +
+                    fric(xp, gfp, nullptr);
+        double em = dtac_contact_energy(p.kn, p.width, &c, xm, gm, Hd, 0) +
+                    fric(xm, gfm, nullptr);
+        EXPECT_NEAR(g[j] + gf[j], (ep - em) / (2 * eps), 1e-6 * fmag) << type;
+        for (int i = 0; i < 3; i++) {
+          EXPECT_NEAR(H[3 * i + j] + Hf[3 * i + j],
+                      (gp[i] + gfp[i] - gm[i] - gfm[i]) / (2 * eps), 1e-5 * hmax)
+              << type << " H " << i << j;
+        }
+      }
+    }
+  }
+  EXPECT_GT(ntest, 150);
+}
+
+namespace {
+
+// a small pad and a sphere above its top face
+struct Pad {
+  dtac_gel_model gm;
+  dtac_gel_scratch s;
+  dtac_implicit* im = nullptr;
+  dtac_state_layout L;
+  dtac_frame site = {{0, 0, 0}, {1, 0, 0, 0, 1, 0, 0, 0, 1}, {0, 0, 0}, {0, 0, 0}};
+  dtac_collider ball = {};
+  double H;
+  explicit Pad(double sx, double sy, double sz, double res, double friction, double R = 0.005) {
+    dtac_gel_def def;
+    dtac_gel_def_default(&def);
+    def.size[0] = sx;
+    def.size[1] = sy;
+    def.size[2] = sz;
+    def.resolution = res;
+    def.friction = friction;
+    char err[512];
+    EXPECT_EQ(0, dtac_gel_model_make(&gm, &def, 0, 0.002, err, sizeof(err))) << err;
+    EXPECT_EQ(0, dtac_gel_scratch_make(&s, &gm, 2));
+    im = dtac_implicit_make(&gm, 2, err, sizeof(err));
+    EXPECT_NE(im, nullptr) << err;
+    L = dtac_gel_state_layout(&gm);
+    H = sz;
+    ball.type = DTAC_GEOM_SPHERE;
+    ball.geom = 3;
+    ball.size[0] = R;
+    ball.rbound = R;
+    ball.mat[0] = ball.mat[4] = ball.mat[8] = 1;
+    ball.mu = friction;
+    ball.pos[2] = sz + R;
+  }
+  ~Pad() {
+    dtac_implicit_free(im);
+    dtac_gel_scratch_free(&s);
+    dtac_gel_model_free(&gm);
+  }
+  std::vector<double> Rest() {
+    std::vector<double> st(L.size);
+    dtac_gel_state_rest(&gm, &site, st.data());
+    return st;
+  }
+  // contact force on the ball (z), N
+  double Force(const std::vector<double>& st) {
+    std::vector<double> ft(6, 0);
+    std::vector<double> v0(3 * gm.nnode, 0);  // static: no damping
+    dtac_gel_contact(&gm, st.data(), v0.data(), st.data() + L.anchor, nullptr, &ball, 1, nullptr,
+                     ft.data());
+    return ft[2];
+  }
+};
+
+}  // namespace
+
+// (c) a sphere pressed into the pad and held: one implicit step per 2 ms reaches the same
+// equilibrium (contact force, surface displacement) as the explicit integrator run to rest
+TEST(Implicit, QuasiStaticPressMatchesExplicitAtRest) {
+  for (double mu : {0.0, 1.0}) {
+    Pad pe(0.012, 0.012, 0.004, 0.001, mu), pi(0.012, 0.012, 0.004, 0.001, mu);
+    std::vector<double> se = pe.Rest(), si = pi.Rest();
+    const double g0[3] = {0, 0, -9.81}, h = 0.002, depth = 0.4e-3;
+    int nsub = dtac_gel_substeps(&pe.gm, h);
+    dtac_implicit_params prm;
+    dtac_implicit_params_default(&prm);
+    int nramp = 10, nhold = 40;
+    for (int i = 1; i <= nramp + nhold; i++) {
+      double z = pe.H + pe.ball.size[0] - depth * std::fmin(1.0, (double)i / nramp);
+      // explicit: the ball moves at constant velocity over the step (from its start pose)
+      double z0 = pe.ball.pos[2];
+      pe.ball.vel[2] = (z - z0) / h;
+      dtac_gel_advance(&pe.gm, &pe.s, se.data(), &pe.site, &pe.ball, 1, g0, h, nsub, nullptr);
+      pe.ball.pos[2] = z;
+      pe.ball.vel[2] = 0;
+      // implicit: the ball at the step end
+      pi.ball.pos[2] = z;
+      dtac_implicit_report rep;
+      ASSERT_EQ(DTAC_IMPLICIT_OK,
+                dtac_implicit_step(pi.im, &pi.gm, si.data(), &pi.site, &pi.site, &pi.ball, 1, g0, h,
+                                   &prm, &rep))
+          << "step " << i << " residual " << rep.residual;
+    }
+    double fe = pe.Force(se), fi = pi.Force(si);
+    // surface displacement of the top face, against its peak
+    double umax = 0, dmax = 0;
+    for (int a = 0; a < pe.gm.nnode; a++) {
+      if (pe.gm.X[3 * a + 2] != pe.H) continue;
+      for (int k = 0; k < 3; k++) {
+        double ue = se[3 * a + k] - pe.gm.X[3 * a + k];
+        double ui = si[3 * a + k] - pi.gm.X[3 * a + k];
+        umax = std::fmax(umax, std::fabs(ue));
+        dmax = std::fmax(dmax, std::fabs(ue - ui));
+      }
+    }
+    std::printf("mu %.1f: contact force explicit %.6g N, implicit %.6g N (%+.3f%%); surface "
+                "displacement peak %.4g um, largest difference %.3g%% of it\n",
+                mu, fe, fi, 100 * (fi / fe - 1), 1e6 * umax, 100 * dmax / umax);
+    EXPECT_GT(fe, 0.05);
+    EXPECT_NEAR(fi, fe, 0.02 * fe);
+    EXPECT_LT(dmax, 0.02 * umax);
+  }
+}
+
+// a non-finite state is refused with a status and left as it was
+TEST(Implicit, NonFiniteStateIsReportedAndLeftAlone) {
+  Pad p(0.006, 0.006, 0.003, 0.001, 1.0);
+  std::vector<double> st = p.Rest();
+  st[3 * 5 + 1] = NAN;
+  std::vector<double> before = st;
+  dtac_implicit_params prm;
+  dtac_implicit_params_default(&prm);
+  dtac_implicit_report rep;
+  const double g0[3] = {0, 0, -9.81};
+  EXPECT_EQ(DTAC_IMPLICIT_NONFINITE, dtac_implicit_step(p.im, &p.gm, st.data(), &p.site, &p.site,
+                                                        &p.ball, 1, g0, 0.002, &prm, &rep));
+  EXPECT_EQ(0, std::memcmp(before.data(), st.data(), sizeof(double) * st.size()));
+}
+
+// (f) the same inputs give the same bits, for each solver
+TEST(Implicit, DeterministicAcrossRuns) {
+  for (int solver : {DTAC_SOLVE_FACTOR, DTAC_SOLVE_PCG, DTAC_SOLVE_MATFREE}) {
+    std::vector<double> out[2];
+    for (int run = 0; run < 2; run++) {
+      Pad p(0.008, 0.008, 0.003, 0.001, 1.0);
+      std::vector<double> st = p.Rest();
+      dtac_implicit_params prm;
+      dtac_implicit_params_default(&prm);
+      prm.solver = solver;
+      const double g0[3] = {0, 0, -9.81};
+      for (int i = 1; i <= 6; i++) {
+        p.ball.pos[2] = p.H + p.ball.size[0] - 0.1e-3 * i;
+        p.ball.pos[0] = 0.05e-3 * i;
+        dtac_implicit_step(p.im, &p.gm, st.data(), &p.site, &p.site, &p.ball, 1, g0, 0.002, &prm,
+                           nullptr);
+      }
+      out[run] = st;
+    }
+    EXPECT_EQ(0, std::memcmp(out[0].data(), out[1].data(), sizeof(double) * out[0].size()))
+        << "solver " << solver;
+  }
+}
+
+// the three solvers reach the same state (to the Newton tolerance)
+TEST(Implicit, SolversAgree) {
+  std::vector<double> out[3];
+  int n3 = 0;
+  for (int solver : {DTAC_SOLVE_FACTOR, DTAC_SOLVE_PCG, DTAC_SOLVE_MATFREE}) {
+    Pad p(0.008, 0.008, 0.003, 0.001, 1.0);
+    std::vector<double> st = p.Rest();
+    dtac_implicit_params prm;
+    dtac_implicit_params_default(&prm);
+    prm.solver = solver;
+    prm.tolerance = 1e-9;
+    const double g0[3] = {0, 0, -9.81};
+    for (int i = 1; i <= 6; i++) {
+      p.ball.pos[2] = p.H + p.ball.size[0] - 0.1e-3 * i;
+      dtac_implicit_report rep;
+      EXPECT_EQ(DTAC_IMPLICIT_OK, dtac_implicit_step(p.im, &p.gm, st.data(), &p.site, &p.site,
+                                                     &p.ball, 1, g0, 0.002, &prm, &rep));
+    }
+    out[solver] = st;
+    n3 = 3 * p.gm.nnode;
+  }
+  for (int s = 1; s < 3; s++) {
+    double dmax = 0;
+    for (int i = 0; i < n3; i++)
+      dmax = std::fmax(dmax, std::fabs(out[s][i] - out[0][i]));
+    EXPECT_LT(dmax, 1e-9) << "solver " << s;
+  }
+}
