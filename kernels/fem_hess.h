@@ -51,24 +51,54 @@ DTAC_HD void dtac_elastic_stress(int kind, const dtac_material* mat, const doubl
   }
 }
 
+// dP/dF of stable Neo-Hookean in closed form (the derivative dtac_snh_stress_jvp takes):
+// a I + 2 mu'/(Ic+1)^2 F (x) F + lambda' cof (x) cof + b d(cof)/dF, a = mu'(1 - 1/(Ic+1)),
+// b = lambda'(J - alpha); d(cof)/dF has entries +-F: cof's column k is f_i x f_j (k, i, j cyclic)
+DTAC_HD void dtac_snh_dPdF(const dtac_material* mat, const double F[9], double A[81]) {
+  double Ic = dtac_ddot33(F, F);
+  double J = dtac_det33(F);
+  double cof[9];
+  dtac_cof33(cof, F);
+  double a = mat->mu_s * (1 - 1 / (Ic + 1));
+  double c1 = 2 * mat->mu_s / ((Ic + 1) * (Ic + 1));
+  double b = mat->lambda_s * (J - mat->alpha);
+  for (int p = 0; p < 9; p++) {
+    for (int q = 0; q < 9; q++) {
+      A[9 * p + q] = c1 * F[p] * F[q] + mat->lambda_s * cof[p] * cof[q] + (p == q ? a : 0);
+    }
+  }
+  // d(c_k)_r = (g_i x f_j + f_i x g_j)_r with g = dF's columns: (e_s x v)_r = eps_rst v_t
+  for (int k = 0; k < 3; k++) {
+    int i = (k + 1) % 3, j = (k + 2) % 3;
+    for (int r = 0; r < 3; r++) {
+      for (int s = 0; s < 3; s++) {
+        if (r == s) continue;
+        int t = 3 - r - s;
+        double eps = ((s - r + 3) % 3 == 1) ? 1 : -1;  // eps_rst for distinct r, s, t
+        A[9 * (3 * r + k) + 3 * s + i] += b * eps * F[3 * t + j];
+        A[9 * (3 * r + k) + 3 * s + j] -= b * eps * F[3 * t + i];
+      }
+    }
+  }
+}
+
 // dP/dF as a 9x9 matrix A (row 3r+c: P_rc, column 3s+d: F_sd), symmetric: the energy density's
-// Hessian. Built column by column from the directional derivative.
+// Hessian
 DTAC_HD void dtac_elastic_dPdF(int kind, const dtac_material* mat, const double F[9],
                                double A[81]) {
-  for (int j = 0; j < 9; j++) {
-    double dF[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0}, dP[9];
-    dF[j] = 1;
-    if (kind == DTAC_MAT_LINEAR) {
-      double tr = dF[0] + dF[4] + dF[8];
-      for (int r = 0; r < 3; r++) {
-        for (int c = 0; c < 3; c++) {
-          dP[3 * r + c] = mat->mu * (dF[3 * r + c] + dF[3 * c + r]) + (r == c ? mat->lambda * tr : 0);
-        }
+  if (kind != DTAC_MAT_LINEAR) {
+    dtac_snh_dPdF(mat, F, A);
+    return;
+  }
+  for (int p = 0; p < 81; p++) A[p] = 0;
+  for (int r = 0; r < 3; r++) {
+    for (int c = 0; c < 3; c++) {
+      A[9 * (3 * r + c) + 3 * r + c] += mat->mu;
+      A[9 * (3 * r + c) + 3 * c + r] += mat->mu;
+      if (r == c) {
+        for (int d = 0; d < 3; d++) A[9 * (3 * r + r) + 3 * d + d] += mat->lambda;
       }
-    } else {
-      dtac_snh_stress_jvp(mat, F, dF, dP);
     }
-    for (int i = 0; i < 9; i++) A[9 * i + j] = dP[i];
   }
 }
 
@@ -139,7 +169,7 @@ DTAC_HD void dtac_sym_eig(double* A, double* Q, int n) {
         if (i != j) off += A[n * i + j] * A[n * i + j];
       }
     }
-    if (off <= 1e-30 * tot || off == 0) return;
+    if (off <= 1e-26 * tot || off == 0) return;
     for (int p = 0; p < n; p++) {
       for (int q = p + 1; q < n; q++) {
         double apq = A[n * p + q];
@@ -167,11 +197,14 @@ DTAC_HD void dtac_sym_eig(double* A, double* Q, int n) {
   }
 }
 
-// 1 if the symmetric n x n matrix (n <= 12) is positive definite (a Cholesky attempt)
-DTAC_HD int dtac_sym_is_pd(const double* A, int n) {
-  double L[144];
+// 1 if the symmetric n x n matrix (n <= 12) is positive definite (a Cholesky attempt) after a
+// shift of its diagonal by tol times its largest diagonal entry (tol = 0: strictly)
+DTAC_HD int dtac_sym_is_pd_tol(const double* A, int n, double tol) {
+  double L[144], dmax = 0;
+  for (int j = 0; j < n; j++) dmax = fmax(dmax, fabs(A[n * j + j]));
+  double shift = tol * dmax;
   for (int j = 0; j < n; j++) {
-    double d = A[n * j + j];
+    double d = A[n * j + j] + shift;
     for (int k = 0; k < j; k++) d -= L[n * j + k] * L[n * j + k];
     if (!(d > 0)) return 0;
     d = sqrt(d);
@@ -184,11 +217,17 @@ DTAC_HD int dtac_sym_is_pd(const double* A, int n) {
   }
   return 1;
 }
+DTAC_HD int dtac_sym_is_pd(const double* A, int n) { return dtac_sym_is_pd_tol(A, n, 0); }
+
+// eigenvalues below this fraction of the largest diagonal entry are left unprojected: a
+// rotation-invariant energy's Hessian has exact zeros (rotations) that rounding makes +-tiny
+#define DTAC_PROJECT_TOL 1e-9
 
 // projects a symmetric n x n matrix (n <= 12) onto the positive semidefinite matrices: negative
-// eigenvalues clamped to zero; a positive definite matrix is left untouched. Returns 1 if changed.
+// eigenvalues clamped to zero; a matrix positive definite up to DTAC_PROJECT_TOL is left
+// untouched. Returns 1 if changed.
 DTAC_HD int dtac_sym_project(double* A, int n) {
-  if (dtac_sym_is_pd(A, n)) return 0;
+  if (dtac_sym_is_pd_tol(A, n, DTAC_PROJECT_TOL)) return 0;
   double D[144], Q[144];
   for (int i = 0; i < n * n; i++) D[i] = A[i];
   dtac_sym_eig(D, Q, n);
@@ -203,6 +242,143 @@ DTAC_HD int dtac_sym_project(double* A, int n) {
     }
   }
   return 1;
+}
+
+// rotation-variant SVD of a 3x3 F = U diag(sig) V^T, det U = det V = 1, |sig0| >= |sig1| >= |sig2|
+// (sig2 < 0 for an inverted F): V from the eigenvectors of F^T F. Returns 0 when F is too close to
+// rank one for U to be formed (the caller then falls back to a general method).
+DTAC_HD int dtac_svd3(const double F[9], double U[9], double sig[3], double V[9]) {
+  double C[9], Q[9];
+  dtac_mulT33(C, F, F);
+  dtac_sym_eig(C, Q, 3);
+  // columns by decreasing eigenvalue
+  int o[3] = {0, 1, 2};
+  for (int i = 0; i < 3; i++) {
+    for (int j = i + 1; j < 3; j++) {
+      if (C[4 * o[j]] > C[4 * o[i]]) {
+        int t = o[i];
+        o[i] = o[j];
+        o[j] = t;
+      }
+    }
+  }
+  for (int r = 0; r < 3; r++) {
+    for (int c = 0; c < 3; c++) V[3 * r + c] = Q[3 * r + o[c]];
+  }
+  if (dtac_det33(V) < 0) {
+    for (int r = 0; r < 3; r++) V[3 * r + 2] = -V[3 * r + 2];
+  }
+  double u[3][3], vcol[3][3];
+  for (int c = 0; c < 3; c++) {
+    for (int r = 0; r < 3; r++) vcol[c][r] = V[3 * r + c];
+  }
+  double scale = sqrt(fmax(C[4 * o[0]], 0));
+  for (int c = 0; c < 2; c++) {
+    dtac_mulmv3(u[c], F, vcol[c]);
+    if (c == 1) {
+      // Gram-Schmidt against the first column, for rounding
+      double d = dtac_dot3(u[1], u[0]);
+      for (int k = 0; k < 3; k++) u[1][k] -= d * u[0][k];
+    }
+    double l = dtac_norm3(u[c]);
+    if (!(scale > 0) || !(l > 1e-8 * scale)) return 0;
+    for (int k = 0; k < 3; k++) u[c][k] /= l;
+  }
+  dtac_cross3(u[2], u[0], u[1]);
+  for (int c = 0; c < 3; c++) {
+    double w[3];
+    dtac_mulmv3(w, F, vcol[c]);
+    sig[c] = dtac_dot3(w, u[c]);
+  }
+  for (int r = 0; r < 3; r++) {
+    for (int c = 0; c < 3; c++) U[3 * r + c] = u[c][r];
+  }
+  return 1;
+}
+
+// projection of the 9x9 dP/dF A of an isotropic energy at F onto the positive semidefinite
+// matrices: in the SVD frame of F it is block diagonal, a 3x3 block on the stretches and three
+// 2x2 blocks on the twist/flip pairs (Teran, Sifakis, Irving, Fedkiw, "Robust Quasistatic Finite
+// Elements and Flesh Simulation", SCA 2005, sec. 5), whose eigenvalues are clamped at zero; only
+// the negative part is subtracted. A matrix positive definite up to DTAC_PROJECT_TOL is left
+// untouched; a degenerate F falls back to the full eigen-decomposition. Returns 1 if changed.
+DTAC_HD int dtac_iso_project(double A[81], const double F[9]) {
+  if (dtac_sym_is_pd_tol(A, 9, DTAC_PROJECT_TOL)) return 0;
+  double U[9], V[9], sig[3];
+  if (!dtac_svd3(F, U, sig, V)) return dtac_sym_project(A, 9);
+  // basis k_(ab) = vec(u_a v_b^T) and A k for each
+  double K[9][9], AK[9][9];
+  for (int a = 0; a < 3; a++) {
+    for (int b = 0; b < 3; b++) {
+      double* k = K[3 * a + b];
+      for (int r = 0; r < 3; r++) {
+        for (int c = 0; c < 3; c++) k[3 * r + c] = U[3 * r + a] * V[3 * c + b];
+      }
+    }
+  }
+  for (int p = 0; p < 9; p++) {
+    for (int i = 0; i < 9; i++) {
+      double t = 0;
+      for (int j = 0; j < 9; j++) t += A[9 * i + j] * K[p][j];
+      AK[p][i] = t;
+    }
+  }
+  // the blocks: stretches (00, 11, 22) and pairs (01, 10), (02, 20), (12, 21)
+  static const int blk3[3] = {0, 4, 8};
+  static const int pair[3][2] = {{1, 3}, {2, 6}, {5, 7}};
+  double vec[9][9];  // negative-part directions scaled by sqrt(-eigenvalue)
+  int nneg = 0;
+  {
+    double B[9], Q[9];
+    for (int i = 0; i < 3; i++) {
+      for (int j = 0; j < 3; j++) {
+        double t = 0;
+        for (int m = 0; m < 9; m++) t += K[blk3[i]][m] * AK[blk3[j]][m];
+        B[3 * i + j] = t;
+      }
+    }
+    for (int i = 0; i < 3; i++) {
+      for (int j = 0; j < i; j++) B[3 * i + j] = B[3 * j + i] = 0.5 * (B[3 * i + j] + B[3 * j + i]);
+    }
+    dtac_sym_eig(B, Q, 3);
+    for (int e = 0; e < 3; e++) {
+      double l = B[4 * e];
+      if (l >= 0) continue;
+      double sl = sqrt(-l);
+      for (int m = 0; m < 9; m++) {
+        vec[nneg][m] = sl * (Q[e] * K[blk3[0]][m] + Q[3 + e] * K[blk3[1]][m] + Q[6 + e] * K[blk3[2]][m]);
+      }
+      nneg++;
+    }
+  }
+  for (int pr = 0; pr < 3; pr++) {
+    int p0 = pair[pr][0], p1 = pair[pr][1];
+    double B[4], Q[4];
+    double b00 = 0, b01 = 0, b10 = 0, b11 = 0;
+    for (int m = 0; m < 9; m++) {
+      b00 += K[p0][m] * AK[p0][m];
+      b01 += K[p0][m] * AK[p1][m];
+      b10 += K[p1][m] * AK[p0][m];
+      b11 += K[p1][m] * AK[p1][m];
+    }
+    B[0] = b00;
+    B[1] = B[2] = 0.5 * (b01 + b10);
+    B[3] = b11;
+    dtac_sym_eig(B, Q, 2);
+    for (int e = 0; e < 2; e++) {
+      double l = B[3 * e];
+      if (l >= 0) continue;
+      double sl = sqrt(-l);
+      for (int m = 0; m < 9; m++) vec[nneg][m] = sl * (Q[e] * K[p0][m] + Q[2 + e] * K[p1][m]);
+      nneg++;
+    }
+  }
+  for (int v = 0; v < nneg; v++) {
+    for (int i = 0; i < 9; i++) {
+      for (int j = 0; j < 9; j++) A[9 * i + j] += vec[v][i] * vec[v][j];
+    }
+  }
+  return nneg > 0;
 }
 
 // ---- element level ---------------------------------------------------------------------------------

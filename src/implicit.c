@@ -76,6 +76,7 @@ void dtac_implicit_params_default(dtac_implicit_params* p) {
   p->material = DTAC_MAT_NEOHOOKEAN;
   p->cg_tolerance = 1e-3;
   p->cg_iterations = 25;
+  p->project = 1;
 }
 
 int dtac_implicit_ndof(const dtac_implicit* im) { return im->ndof; }
@@ -218,7 +219,7 @@ static int tet_block(const dtac_implicit* im, const dtac_gel_model* gm, int t, c
   tet_F(gm, t, x, F);
   dtac_elastic_dPdF(im->material, &gm->mat, F, A);
   int changed = 0;
-  if (project && im->material != DTAC_MAT_LINEAR) changed = dtac_sym_project(A, 9);
+  if (project && im->material != DTAC_MAT_LINEAR) changed = dtac_iso_project(A, F);
   if (gm->mat.beta > 0) dtac_kv_step_dPdF_add(&gm->mat, lag_F(im, t), im->h, A);
   return changed;
 }
@@ -356,7 +357,8 @@ static int prec(dtac_implicit* im, const double* r, double* z) {
 }
 
 // H dx = b by CG preconditioned with the kept factor; H from the values Hx (spmv) or the element
-// blocks (Hx NULL). Returns iterations, or -1 if not converged within maxit to |r| <= tol |b|.
+// blocks (Hx NULL). Returns iterations, -1 if not converged within maxit to |r| <= tol |b|, -2 on
+// negative curvature.
 static int pcg(dtac_implicit* im, const dtac_gel_model* gm, const double* Hx, const double* b,
                double* x, double tol, int maxit) {
   int n = im->ndof;
@@ -377,7 +379,7 @@ static int pcg(dtac_implicit* im, const dtac_gel_model* gm, const double* Hx, co
     }
     double pq = 0;
     for (int i = 0; i < n; i++) pq += im->p[i] * im->q[i];
-    if (!(pq > 0)) return -1;
+    if (!(pq > 0)) return -2;  // negative curvature: H is not positive definite
     double alpha = rz / pq, rr = 0;
     for (int i = 0; i < n; i++) {
       x[i] += alpha * im->p[i];
@@ -395,49 +397,61 @@ static int pcg(dtac_implicit* im, const dtac_gel_model* gm, const double* Hx, co
   return -1;
 }
 
-// the Newton direction dx = -H^{-1} g at x by the chosen solver; 0 on success
+// the Newton direction dx = -H^{-1} g at x by the chosen solver; 0 on success. With
+// p->project = 0 the true Hessian is tried first and the projected one taken when it is found
+// indefinite (negative curvature in CG, or CHOLMOD's factorization failing).
 static int newton_dir(dtac_implicit* im, const dtac_gel_model* gm, const double* x,
                       const dtac_implicit_params* p, double rel, dtac_implicit_report* rep) {
   for (int d = 0; d < im->ndof; d++) im->b[d] = -im->g[im->dof_node[d]];
   double* Hx = (double*)im->A->x;
-  double t0 = now_s();
   int matfree = p->solver == DTAC_SOLVE_MATFREE;
-  assemble(im, gm, x, 1, Hx, matfree);
-  rep->nproject = im->nproject;
-  rep->t_assemble += now_s() - t0;
-  if (p->solver == DTAC_SOLVE_FACTOR || !im->factor_ok) {
+  for (int project = p->project ? 1 : 0; project <= 1; project++) {
+    double t0 = now_s();
+    assemble(im, gm, x, project, Hx, matfree);
+    rep->nproject = im->nproject;
+    rep->t_assemble += now_s() - t0;
+    if (p->solver == DTAC_SOLVE_FACTOR || !im->factor_ok) {
+      if (matfree) {
+        t0 = now_s();
+        assemble(im, gm, x, project, Hx, 0);
+        rep->t_assemble += now_s() - t0;
+      }
+      if (factorize(im, &rep->t_factor, &rep->nfactor)) {
+        if (!project) continue;
+        return -1;
+      }
+      t0 = now_s();
+      int e = prec(im, im->b, im->dx);
+      rep->t_solve += now_s() - t0;
+      return e;
+    }
+    // inexact Newton: the inner tolerance follows the outer residual
+    double tol = fmax(1e-10, fmin(p->cg_tolerance, rel));
+    t0 = now_s();
+    int it = pcg(im, gm, matfree ? NULL : Hx, im->b, im->dx, tol, p->cg_iterations);
+    rep->t_solve += now_s() - t0;
+    if (it >= 0) {
+      rep->ncg += it;
+      return 0;
+    }
+    if (it == -2 && !project) continue;
+    // the kept factor no longer preconditions well: renew it with this Hessian
+    rep->ncg += p->cg_iterations;
     if (matfree) {
       t0 = now_s();
-      assemble(im, gm, x, 1, Hx, 0);
+      assemble(im, gm, x, project, Hx, 0);
       rep->t_assemble += now_s() - t0;
     }
-    if (factorize(im, &rep->t_factor, &rep->nfactor)) return -1;
+    if (factorize(im, &rep->t_factor, &rep->nfactor)) {
+      if (!project) continue;
+      return -1;
+    }
     t0 = now_s();
     int e = prec(im, im->b, im->dx);
     rep->t_solve += now_s() - t0;
     return e;
   }
-  // inexact Newton: the inner tolerance follows the outer residual
-  double tol = fmax(1e-10, fmin(p->cg_tolerance, rel));
-  t0 = now_s();
-  int it = pcg(im, gm, matfree ? NULL : Hx, im->b, im->dx, tol, p->cg_iterations);
-  rep->t_solve += now_s() - t0;
-  if (it >= 0) {
-    rep->ncg += it;
-    return 0;
-  }
-  // the kept factor no longer preconditions well: renew it with this Hessian
-  rep->ncg += p->cg_iterations;
-  if (matfree) {
-    t0 = now_s();
-    assemble(im, gm, x, 1, Hx, 0);
-    rep->t_assemble += now_s() - t0;
-  }
-  if (factorize(im, &rep->t_factor, &rep->nfactor)) return -1;
-  t0 = now_s();
-  int e = prec(im, im->b, im->dx);
-  rep->t_solve += now_s() - t0;
-  return e;
+  return -1;
 }
 
 // ---- creation -------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 #ifndef DTAC_SRC_IMPLICIT_H_
 #define DTAC_SRC_IMPLICIT_H_
 
+#include "fem_hess.h"  // DTAC_MAT_*
 #include "gel.h"
 
 // how the Newton systems are solved (docs/design.md, "Implicit step: linear solves measured")
@@ -23,6 +24,8 @@ typedef struct dtac_implicit_params_ {
   int material;        // DTAC_MAT_NEOHOOKEAN (0) or DTAC_MAT_LINEAR (1)
   double cg_tolerance; // relative residual of the inner CG (1e-3 of the Newton residual, min 1e-10)
   int cg_iterations;   // CG iterations before the factor is renewed (25)
+  int project;         // 1: every element Hessian projected (default); 0: the true Hessian,
+                       // the projected one only for an iteration that finds it indefinite
 } dtac_implicit_params;
 
 // step status

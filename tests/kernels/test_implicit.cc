@@ -418,3 +418,34 @@ TEST(Implicit, SolversAgree) {
     EXPECT_LT(dmax, 1e-9) << "solver " << s;
   }
 }
+
+// the SVD-frame projection of stable Neo-Hookean's dP/dF equals the full eigen-clamp, for
+// stretched, compressed and inverted F
+TEST(Implicit, IsotropicProjectionEqualsFullEigenClamp) {
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<double> u(-1, 1);
+  dtac_material m;
+  dtac_material_set(&m, 3e5, 0.45, 0);
+  int nchanged = 0;
+  for (int trial = 0; trial < 200; trial++) {
+    double F[9], R[9], S[9];
+    RandomRotation(rng, R);
+    double amp = trial < 100 ? 0.05 : 0.6;
+    for (int k = 0; k < 9; k++) S[k] = (k % 4 == 0 ? 1 : 0) + amp * u(rng);
+    if (trial % 7 == 0) S[0] = -S[0];  // inverted
+    dtac_mul33(F, R, S);
+    double A[81], B[81];
+    dtac_snh_dPdF(&m, F, A);
+    std::memcpy(B, A, sizeof(A));
+    int c1 = dtac_iso_project(A, F);
+    int c2 = dtac_sym_project(B, 9);
+    nchanged += c1;
+    double amax = 0;
+    for (int k = 0; k < 81; k++) amax = std::fmax(amax, std::fabs(B[k]));
+    if (c1 && c2) {
+      for (int k = 0; k < 81; k++) ASSERT_NEAR(A[k], B[k], 1e-8 * amax) << trial << " " << k;
+    }
+    EXPECT_TRUE(dtac_sym_is_pd_tol(A, 9, 1e-8)) << trial;
+  }
+  EXPECT_GT(nchanged, 50);
+}
