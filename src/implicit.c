@@ -790,6 +790,16 @@ int dtac_implicit_step(dtac_implicit* im, const dtac_gel_model* gm, double* stat
         ok = 1;
         break;
       }
+      // near the minimum E no longer resolves the decrease (its rounding is ~1e-16 |E| while
+      // the decrease is ~|g|^2/H): accept a full step that reduces the gradient instead
+      if (ls == 0 && isfinite(et) && fabs(et - e) <= 1e-12 * (fabs(e) + fabs(et))) {
+        double gt2 = 0;
+        for (int d = 0; d < im->ndof; d++) gt2 += im->gt[im->dof_node[d]] * im->gt[im->dof_node[d]];
+        if (all_finite(im->gt, n3) && gt2 < gg) {
+          ok = 1;
+          break;
+        }
+      }
       // rounding: below a femtometre the energy no longer resolves the step
       if (alpha * dxmax < 1e-15) break;
       alpha *= 0.5;

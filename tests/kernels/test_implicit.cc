@@ -449,3 +449,164 @@ TEST(Implicit, IsotropicProjectionEqualsFullEigenClamp) {
   }
   EXPECT_GT(nchanged, 50);
 }
+
+namespace {
+
+// a 3-step implicit rollout of a small pad under a moving sphere (frictionless: the friction
+// lag carries no cotangent), from a perturbed, moving start state
+struct Rollout {
+  Pad p{0.006, 0.006, 0.003, 0.001, 0.0, 0.004};
+  std::vector<double> s0;
+  static constexpr int kSteps = 3;
+  double h = 0.002;
+  double g0[3] = {0, 0, -9.81};
+  double ball_off[3] = {0, 0, 0};  // added to every step's sphere position
+  dtac_implicit_params prm;
+  Rollout() {
+    dtac_implicit_params_default(&prm);
+    prm.solver = DTAC_SOLVE_FACTOR;
+    prm.tolerance = 1e-12;  // near the rounding floor
+    prm.iterations = 60;
+    prm.project = 0;
+    std::mt19937 rng(21);
+    std::uniform_real_distribution<double> u(-1, 1);
+    s0 = p.Rest();
+    for (int a = 0; a < p.gm.nnode; a++) {
+      if (p.gm.fixed[a]) continue;
+      for (int k = 0; k < 3; k++) {
+        s0[p.L.x + 3 * a + k] += 2e-6 * u(rng);
+        s0[p.L.v + 3 * a + k] = 2e-3 * u(rng);
+      }
+    }
+  }
+  void Ball(int i, dtac_collider* b) const {
+    *b = p.ball;
+    b->pos[0] = 0.3e-3 * i + ball_off[0];
+    b->pos[1] = -0.2e-3 * i + ball_off[1];
+    b->pos[2] = p.H + p.ball.size[0] - 0.15e-3 * (i + 1) + ball_off[2];
+  }
+  // states after each step (kSteps + 1 of them, the first s0)
+  std::vector<std::vector<double>> Run(const std::vector<double>& start) {
+    std::vector<std::vector<double>> out = {start};
+    std::vector<double> st = start;
+    for (int i = 0; i < kSteps; i++) {
+      dtac_collider b;
+      Ball(i, &b);
+      dtac_implicit_report rep;
+      int status = dtac_implicit_step(p.im, &p.gm, st.data(), &p.site, &p.site, &b, 1, g0, h, &prm,
+                                      &rep);
+      EXPECT_EQ(DTAC_IMPLICIT_OK, status) << "residual " << rep.residual;
+      out.push_back(st);
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+// (e) the step VJP chained over a rollout matches central differences of the whole rollout, for
+// each input separately (start positions, start velocities, site position, sphere position,
+// young, poisson, damping, contact stiffness): dropping any one term fails its own check
+TEST(Implicit, StepVjpMatchesFiniteDifferencesOfRollout) {
+  Rollout ro;
+  dtac_gel_model& gm = ro.p.gm;
+  int n3 = 3 * gm.nnode;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<double> wx(n3), wv(n3);
+  for (int i = 0; i < n3; i++) {
+    wx[i] = u(rng);
+    wv[i] = 1e-3 * u(rng);
+  }
+  auto loss = [&](const std::vector<double>& st) {
+    double l = 0;
+    for (int i = 0; i < n3; i++) l += wx[i] * st[ro.p.L.x + i] + wv[i] * st[ro.p.L.v + i];
+    return l;
+  };
+  std::vector<std::vector<double>> traj = ro.Run(ro.s0);
+  int ncontact = 0;
+  for (int s = 0; s < gm.nsurf; s++) ncontact += traj.back()[ro.p.L.anchor + 4 * s] >= 0;
+  EXPECT_GT(ncontact, 4);
+
+  // reverse: steps last to first
+  std::vector<double> xb(wx), vb(wv), x0b(n3), v0b(n3);
+  double site_pos_b[3] = {0, 0, 0}, ball_b[3] = {0, 0, 0};
+  double young_b = 0, poisson_b = 0, damping_b = 0, kc_b = 0;
+  for (int i = Rollout::kSteps - 1; i >= 0; i--) {
+    std::fill(x0b.begin(), x0b.end(), 0);
+    std::fill(v0b.begin(), v0b.end(), 0);
+    double colb[3] = {0, 0, 0};
+    dtac_implicit_bar bar = {};
+    bar.x0 = x0b.data();
+    bar.v0 = v0b.data();
+    bar.col_pos = colb;
+    dtac_collider b;
+    ro.Ball(i, &b);
+    ASSERT_EQ(0, dtac_implicit_step_adj(ro.p.im, &gm, traj[i].data(), traj[i + 1].data(),
+                                        &ro.p.site, &b, 1, ro.g0, ro.h, &ro.prm, xb.data(),
+                                        vb.data(), &bar));
+    for (int k = 0; k < 3; k++) {
+      site_pos_b[k] += bar.site1.pos[k];
+      ball_b[k] += colb[k];
+    }
+    young_b += bar.young;
+    poisson_b += bar.poisson;
+    damping_b += bar.damping;
+    kc_b += bar.contact_stiffness;
+    xb = x0b;
+    vb = v0b;
+  }
+
+  // central differences of the whole rollout, one input at a time
+  auto check = [&](const char* what, double ad, auto perturb, double eps) {
+    perturb(+eps);
+    double lp = loss(ro.Run(ro.s0).back());
+    perturb(-2 * eps);
+    double lm = loss(ro.Run(ro.s0).back());
+    perturb(+eps);
+    double fd = (lp - lm) / (2 * eps);
+    std::printf("%-18s adjoint %+.9e  central difference %+.9e  rel %.2e\n", what, ad, fd,
+                std::fabs(ad - fd) / std::fmax(std::fabs(fd), 1e-300));
+    EXPECT_NEAR(ad, fd, 1e-5 * std::fabs(fd)) << what;
+    EXPECT_GT(std::fabs(fd), 0) << what;
+  };
+  std::vector<double> dir(n3), dirv(n3);
+  for (int i = 0; i < n3; i++) {
+    dir[i] = u(rng);
+    dirv[i] = u(rng);
+  }
+  double adx = 0, adv = 0;
+  for (int i = 0; i < n3; i++) {
+    adx += xb[i] * dir[i];
+    adv += vb[i] * dirv[i];
+  }
+  check("start positions", adx, [&](double e) {
+    for (int i = 0; i < n3; i++) ro.s0[ro.p.L.x + i] += e * dir[i];
+  }, 1e-8);
+  check("start velocities", adv, [&](double e) {
+    for (int i = 0; i < n3; i++) ro.s0[ro.p.L.v + i] += e * dirv[i];
+  }, 1e-3);
+  for (int k = 0; k < 3; k++) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "site pos %d", k);
+    check(name, site_pos_b[k], [&](double e) { ro.p.site.pos[k] += e; }, 1e-8);
+    std::snprintf(name, sizeof(name), "sphere pos %d", k);
+    check(name, ball_b[k], [&](double e) { ro.ball_off[k] += e; }, 1e-8);
+  }
+  char err[256];
+  auto param = [&](int k, double rel) {
+    return [&, k, rel](double e) {
+      double v = dtac_gel_param_get(&gm, k);
+      ASSERT_EQ(0, dtac_gel_param_set(&gm, k, v + e * rel, err, sizeof(err))) << err;
+    };
+  };
+  double E = dtac_gel_param_get(&gm, DTAC_PARAM_YOUNG);
+  double nu = dtac_gel_param_get(&gm, DTAC_PARAM_POISSON);
+  double beta = dtac_gel_param_get(&gm, DTAC_PARAM_DAMPING);
+  double kc = dtac_gel_param_get(&gm, DTAC_PARAM_CONTACT_STIFFNESS);
+  EXPECT_GT(beta, 0);
+  check("young", young_b * E, param(DTAC_PARAM_YOUNG, E), 1e-6);
+  check("poisson", poisson_b * nu, param(DTAC_PARAM_POISSON, nu), 1e-6);
+  check("damping", damping_b * beta, param(DTAC_PARAM_DAMPING, beta), 1e-3);
+  check("contact stiffness", kc_b * kc, param(DTAC_PARAM_CONTACT_STIFFNESS, kc), 1e-6);
+}
