@@ -19,6 +19,12 @@
 #include "contact_energy.h"
 #include "fem_hess.h"
 
+// a contact node's stiffness in the kept factor is renewed when it is off by more than this
+// fraction (rank-one updates cost little against a CG iteration)
+#ifndef DTAC_UPDATE_REL
+#define DTAC_UPDATE_REL 0.1
+#endif
+
 // the step h the first factor (made at creation) is of
 #define DTAC_IMPLICIT_H0 0.002
 
@@ -37,7 +43,14 @@ struct dtac_implicit_ {
   // Hessian of the free dofs, upper triangle in compressed columns (CHOLMOD stype 1)
   cholmod_common cc;
   cholmod_sparse* A;
-  cholmod_factor* L;
+  cholmod_factor* Ls;  // supernodal LL' of A: what a (re)factorization computes
+  cholmod_factor* L;   // simplicial LDL' copy of Ls, then modified by contact updates: the solves
+  // contact updates of L: the normal stiffness k n n^T of each contact node that L holds, and
+  // the update and downdate matrices (free dofs in L's permutation)
+  double* app_k;     // (nsurf)
+  double* app_n;     // (3 nsurf)
+  int* iperm;        // dof -> its row in L's permutation (ndof)
+  cholmod_sparse *Cup, *Cdown;
   cholmod_dense *B, *X, *Y, *E;
   int factor_ok;     // L holds a numeric factor (of some earlier Hessian)
   double* Hx_true;   // values of the unprojected Hessian (VJP), same pattern
@@ -76,7 +89,8 @@ void dtac_implicit_params_default(dtac_implicit_params* p) {
   p->material = DTAC_MAT_NEOHOOKEAN;
   p->cg_tolerance = 1e-3;
   p->cg_iterations = 25;
-  p->project = 1;
+  p->project = 0;
+  p->contact_update = 1;
 }
 
 int dtac_implicit_ndof(const dtac_implicit* im) { return im->ndof; }
@@ -338,13 +352,116 @@ static void hvp_full_true(dtac_implicit* im, const dtac_gel_model* gm, const dou
 
 // ---- linear solves ------------------------------------------------------------------------------
 
-static int factorize(dtac_implicit* im, double* t_factor, int* nfactor) {
+// the normal penalty stiffness of contact node s at xa against its deepest collider (0 out of
+// contact), with the unit normal
+static double contact_k(const dtac_implicit* im, const dtac_gel_model* gm, int s, const double* xa,
+                        double n[3]) {
+  double dmin;
+  int c = dtac_deepest_collider(im->col, im->ncol, xa, &dmin, n);
+  if (c < 0) return 0;
+  dtac_contact_node_param pe = dtac_contact_scaled(gm->surf_param + s, im->col + c);
+  double dramp;
+  dtac_contact_ramp(-dmin, pe.width, &dramp);
+  double l = dtac_norm3(n);
+  for (int k = 0; k < 3; k++) n[k] = l > 0 ? n[k] / l : 0;
+  return pe.kn * dramp;
+}
+
+// numeric factorization of A (supernodal), then its simplicial LDL' copy for the solves and the
+// contact updates (CHOLMOD allocates that copy: a refactorization is the step's one allocation);
+// the contact stiffness at x is what the new factor holds
+static int factorize_at(dtac_implicit* im, const dtac_gel_model* gm, const double* x,
+                        double* t_factor, int* nfactor) {
   double t0 = now_s();
-  cholmod_factorize(im->A, im->L, &im->cc);
-  *t_factor += now_s() - t0;
+  cholmod_factorize(im->A, im->Ls, &im->cc);
   (*nfactor)++;
-  im->factor_ok = im->cc.status == CHOLMOD_OK;
+  im->factor_ok = 0;
+  if (im->cc.status == CHOLMOD_OK) {
+    if (im->L) cholmod_free_factor(&im->L, &im->cc);
+    im->L = cholmod_copy_factor(im->Ls, &im->cc);
+    if (im->L && cholmod_change_factor(CHOLMOD_REAL, 0, 0, 1, 1, im->L, &im->cc)) {
+      im->factor_ok = 1;
+      const int* perm = (const int*)im->L->Perm;
+      for (int k = 0; k < im->ndof; k++) im->iperm[perm[k]] = k;
+    }
+  }
+  for (int s = 0; s < gm->nsurf; s++) {
+    im->app_k[s] = x ? contact_k(im, gm, s, x + 3 * gm->surf[s], im->app_n + 3 * s) : 0;
+  }
+  *t_factor += now_s() - t0;
   return im->factor_ok ? 0 : -1;
+}
+
+// brings the kept factor's contact stiffness to that at x by rank-one downdates and updates
+// (CHOLMOD's cholmod_updown; Davis, Hager, "Multiple-rank modifications of a sparse Cholesky
+// factorization", SIAM J. Matrix Anal. Appl. 22, 2001) of the nodes whose stiffness changed by
+// more than DTAC_UPDATE_REL or whose normal turned: the factor follows the contact patch without a
+// refactorization. Returns the number of rank-one changes, -1 if CHOLMOD failed.
+static int contact_update(dtac_implicit* im, const dtac_gel_model* gm, const double* x) {
+  int* up_p = (int*)im->Cup->p;
+  int* up_i = (int*)im->Cup->i;
+  double* up_x = (double*)im->Cup->x;
+  int* dn_p = (int*)im->Cdown->p;
+  int* dn_i = (int*)im->Cdown->i;
+  double* dn_x = (double*)im->Cdown->x;
+  int nup = 0, ndn = 0, zup = 0, zdn = 0;
+  up_p[0] = dn_p[0] = 0;
+  for (int s = 0; s < gm->nsurf; s++) {
+    int a = gm->surf[s];
+    double n[3];
+    double k = contact_k(im, gm, s, x + 3 * a, n);
+    double k0 = im->app_k[s];
+    const double* n0 = im->app_n + 3 * s;
+    int same = fabs(k - k0) <= DTAC_UPDATE_REL * fmax(k, k0) &&
+               (k == 0 || dtac_dot3(n, n0) > 0.98);
+    if (same) continue;
+    // one column: rows of the node's free dofs in L's order, sorted
+    for (int pass = 0; pass < 2; pass++) {
+      double kk = pass ? k : k0;
+      const double* nn = pass ? n : n0;
+      if (!(kk > 0)) continue;
+      int* ci = pass ? up_i : dn_i;
+      double* cx = pass ? up_x : dn_x;
+      int* z = pass ? &zup : &zdn;
+      int start = *z;
+      for (int c = 0; c < 3; c++) {
+        int d = im->dof[3 * a + c];
+        if (d < 0) continue;
+        int r = im->iperm[d];
+        // insertion into the sorted column
+        int j = *z;
+        while (j > start && ci[j - 1] > r) {
+          ci[j] = ci[j - 1];
+          cx[j] = cx[j - 1];
+          j--;
+        }
+        ci[j] = r;
+        cx[j] = sqrt(kk) * nn[c];
+        (*z)++;
+      }
+      if (pass) {
+        up_p[++nup] = zup;
+      } else {
+        dn_p[++ndn] = zdn;
+      }
+    }
+    im->app_k[s] = k;
+    for (int c = 0; c < 3; c++) im->app_n[3 * s + c] = n[c];
+  }
+  int ok = 1;
+  if (ndn > 0) {
+    im->Cdown->ncol = ndn;
+    ok = ok && cholmod_updown(0, im->Cdown, im->L, &im->cc) && im->cc.status == CHOLMOD_OK;
+  }
+  if (nup > 0 && ok) {
+    im->Cup->ncol = nup;
+    ok = ok && cholmod_updown(1, im->Cup, im->L, &im->cc) && im->cc.status == CHOLMOD_OK;
+  }
+  if (!ok) {
+    im->factor_ok = 0;
+    return -1;
+  }
+  return nup + ndn;
 }
 
 // z = L^{-1} r with the kept factor (workspaces kept: no allocation after the first call)
@@ -416,7 +533,7 @@ static int newton_dir(dtac_implicit* im, const dtac_gel_model* gm, const double*
         assemble(im, gm, x, project, Hx, 0);
         rep->t_assemble += now_s() - t0;
       }
-      if (factorize(im, &rep->t_factor, &rep->nfactor)) {
+      if (factorize_at(im, gm, x, &rep->t_factor, &rep->nfactor)) {
         if (!project) continue;
         return -1;
       }
@@ -424,6 +541,17 @@ static int newton_dir(dtac_implicit* im, const dtac_gel_model* gm, const double*
       int e = prec(im, im->b, im->dx);
       rep->t_solve += now_s() - t0;
       return e;
+    }
+    // the kept factor follows the contact patch
+    if (p->contact_update) {
+      t0 = now_s();
+      int nu = contact_update(im, gm, x);
+      rep->t_factor += now_s() - t0;
+      if (nu > 0) rep->nupdate += nu;
+      if (nu < 0) {
+        project--;  // refactor at this projection
+        continue;
+      }
     }
     // inexact Newton: the inner tolerance follows the outer residual
     double tol = fmax(1e-10, fmin(p->cg_tolerance, rel));
@@ -442,7 +570,7 @@ static int newton_dir(dtac_implicit* im, const dtac_gel_model* gm, const double*
       assemble(im, gm, x, project, Hx, 0);
       rep->t_assemble += now_s() - t0;
     }
-    if (factorize(im, &rep->t_factor, &rep->nfactor)) {
+    if (factorize_at(im, gm, x, &rep->t_factor, &rep->nfactor)) {
       if (!project) continue;
       return -1;
     }
@@ -634,8 +762,17 @@ dtac_implicit* dtac_implicit_make(const dtac_gel_model* gm, int maxcol, char* er
 
   // symbolic analysis (fill-reducing ordering) once, then a first numeric factor of the rest
   // Hessian at h = 2 ms and one solve, so that the factor's and the solves' memory exists
-  im->L = cholmod_analyze(im->A, &im->cc);
-  if (!im->L) return fail(im, err, errlen, "CHOLMOD analysis failed");
+  im->Ls = cholmod_analyze(im->A, &im->cc);
+  if (!im->Ls) return fail(im, err, errlen, "CHOLMOD analysis failed");
+  im->app_k = (double*)calloc(gm->nsurf + 1, sizeof(double));
+  im->app_n = (double*)calloc(3 * (size_t)(gm->nsurf + 1), sizeof(double));
+  im->iperm = (int*)calloc(nd, sizeof(int));
+  im->Cup = cholmod_allocate_sparse(nd, gm->nsurf + 1, 3 * (gm->nsurf + 1), 1, 1, 0, CHOLMOD_REAL,
+                                    &im->cc);
+  im->Cdown = cholmod_allocate_sparse(nd, gm->nsurf + 1, 3 * (gm->nsurf + 1), 1, 1, 0,
+                                      CHOLMOD_REAL, &im->cc);
+  if (!im->app_k || !im->app_n || !im->iperm || !im->Cup || !im->Cdown)
+    return fail(im, err, errlen, "out of memory");
   for (int i = 0; i < n3; i++) im->x[i] = gm->X[i];
   im->x0 = im->x;
   im->v0 = im->gt;  // zeros
@@ -646,7 +783,7 @@ dtac_implicit* dtac_implicit_make(const dtac_gel_model* gm, int maxcol, char* er
   assemble(im, gm, im->x, 1, (double*)im->A->x, 0);
   double tf = 0;
   int nf = 0;
-  if (factorize(im, &tf, &nf)) return fail(im, err, errlen, "CHOLMOD factorization failed");
+  if (factorize_at(im, gm, NULL, &tf, &nf)) return fail(im, err, errlen, "CHOLMOD factorization failed");
   if (prec(im, im->b, im->z)) return fail(im, err, errlen, "CHOLMOD solve failed");
   return im;
 }
@@ -654,6 +791,12 @@ dtac_implicit* dtac_implicit_make(const dtac_gel_model* gm, int maxcol, char* er
 void dtac_implicit_free(dtac_implicit* im) {
   if (!im) return;
   if (im->L) cholmod_free_factor(&im->L, &im->cc);
+  if (im->Ls) cholmod_free_factor(&im->Ls, &im->cc);
+  if (im->Cup) cholmod_free_sparse(&im->Cup, &im->cc);
+  if (im->Cdown) cholmod_free_sparse(&im->Cdown, &im->cc);
+  free(im->app_k);
+  free(im->app_n);
+  free(im->iperm);
   if (im->A) cholmod_free_sparse(&im->A, &im->cc);
   if (im->B) cholmod_free_dense(&im->B, &im->cc);
   if (im->X) cholmod_free_dense(&im->X, &im->cc);
@@ -775,10 +918,19 @@ int dtac_implicit_step(dtac_implicit* im, const dtac_gel_model* gm, double* stat
     }
     // Armijo backtracking on E along dx
     double slope = 0, dxmax = 0;
-    for (int d = 0; d < im->ndof; d++) {
-      slope += im->g[im->dof_node[d]] * im->dx[d];
-      dxmax = fmax(dxmax, fabs(im->dx[d]));
+    for (int d = 0; d < im->ndof; d++) slope += im->g[im->dof_node[d]] * im->dx[d];
+    if (!(slope < 0) && !p->project) {
+      // the true Hessian gave no descent direction (indefinite without CG noticing): project
+      dtac_implicit_params pp = *p;
+      pp.project = 1;
+      if (newton_dir(im, gm, im->x, &pp, rel, rep)) {
+        rep->status = DTAC_IMPLICIT_SOLVE;
+        return rep->status;
+      }
+      slope = 0;
+      for (int d = 0; d < im->ndof; d++) slope += im->g[im->dof_node[d]] * im->dx[d];
     }
+    for (int d = 0; d < im->ndof; d++) dxmax = fmax(dxmax, fabs(im->dx[d]));
     double alpha = 1, et = INFINITY;
     int ok = 0;
     t0 = now_s();
@@ -897,7 +1049,7 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
     assemble(im, gm, x, 1, (double*)im->A->x, 0);
     double tf = 0;
     int nf = 0;
-    if (factorize(im, &tf, &nf)) return -1;
+    if (factorize_at(im, gm, x, &tf, &nf)) return -1;
   }
   if (pcg(im, gm, im->Hx_true, im->b, im->dx, 1e-12, 2000) < 0) return -1;
   double* lam = im->nv;  // node vector of lambda, zero at the placed components

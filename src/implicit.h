@@ -24,8 +24,10 @@ typedef struct dtac_implicit_params_ {
   int material;        // DTAC_MAT_NEOHOOKEAN (0) or DTAC_MAT_LINEAR (1)
   double cg_tolerance; // relative residual of the inner CG (1e-3 of the Newton residual, min 1e-10)
   int cg_iterations;   // CG iterations before the factor is renewed (25)
-  int project;         // 1: every element Hessian projected (default); 0: the true Hessian,
-                       // the projected one only for an iteration that finds it indefinite
+  int project;         // 1: every element Hessian projected; 0 (default): the true Hessian, the
+                       // projected one for an iteration that finds it indefinite (negative
+                       // curvature in CG, a failed factorization, or no descent direction)
+  int contact_update;  // 1: the kept factor follows the contact patch by rank-one updates (default)
 } dtac_implicit_params;
 
 // step status
@@ -42,6 +44,7 @@ typedef struct dtac_implicit_report_ {
   double energy;     // incremental potential at the end, J
   int ncg;           // CG iterations, all Newton iterations together
   int nfactor;       // numeric factorizations
+  int nupdate;       // rank-one updates and downdates of the kept factor
   int ncontact;      // contact nodes touching a collider at the end
   int nproject;      // element blocks changed by the SPD projection (last assembly)
   double min_J;      // smallest det F at the end
