@@ -137,6 +137,9 @@ int main(int argc, char** argv) {
       double t0 = now_s();
       dtac_implicit_step(im, &gm, st, &site, &site, &ball, 1, grav, TIMESTEP, &p, &r);
       t += now_s() - t0;
+      if (getenv("DTAC_PERSTEP"))
+        fprintf(stderr, "  step %2d: %7.2f ms newton %d cg %d upd %d fact %d residual %.2g\n", i,
+                1e3 * (now_s() - t0), r.iterations, r.ncg, r.nupdate, r.nfactor, r.residual);
       tg += r.t_grad;
       ta += r.t_assemble;
       tf += r.t_factor;

@@ -91,6 +91,7 @@ void dtac_implicit_params_default(dtac_implicit_params* p) {
   p->cg_iterations = 25;
   p->project = 0;
   p->contact_update = 1;
+  p->adj_projected = 0;
 }
 
 int dtac_implicit_ndof(const dtac_implicit* im) { return im->ndof; }
@@ -1044,7 +1045,7 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
     int i = im->dof_node[d];
     im->b[d] = xb[i] + vb[i] / h;
   }
-  assemble(im, gm, x, 0, im->Hx_true, 0);
+  assemble(im, gm, x, p->adj_projected ? 1 : 0, im->Hx_true, 0);
   if (!im->factor_ok) {
     assemble(im, gm, x, 1, (double*)im->A->x, 0);
     double tf = 0;
