@@ -758,5 +758,7 @@ TEST(Implicit, HertzForceMatchesTheoryOnThickBlock) {
     HertzImplicit c = PressImplicit(ds, 6);
     EXPECT_LT(std::fabs(c.err), 0.05);
     EXPECT_LT(std::fabs(c.err_raw), 0.10);
+    // the explicit integrator's settled answer is +0.36 % and +0.13 % here (test_hertz.cc)
+    EXPECT_LT(std::fabs(c.err), 0.004);
   }
 }
