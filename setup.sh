@@ -9,7 +9,9 @@ MUJOCO_VERSION=4.0.0                 # the one pinned MuJoCo; python/pyproject.t
 BUILD=${DTAC_BUILD:-build}
 
 need_apt=()
-for p in cmake g++ make pkg-config libglfw3-dev libcglm-dev libgtest-dev python3-venv python3-dev xvfb xauth zlib1g-dev libgl1-mesa-dri libsuitesparse-dev; do
+# libsuitesparse-dev: CHOLMOD, the implicit gel step's sparse Cholesky (required by CMake);
+# libopenblas0-serial: the BLAS it runs on (single-threaded, so results do not depend on threads)
+for p in cmake g++ make pkg-config libglfw3-dev libcglm-dev libgtest-dev python3-venv python3-dev xvfb xauth zlib1g-dev libgl1-mesa-dri libsuitesparse-dev libopenblas0-serial; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
