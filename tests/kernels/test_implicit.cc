@@ -762,3 +762,27 @@ TEST(Implicit, HertzForceMatchesTheoryOnThickBlock) {
     EXPECT_LT(std::fabs(c.err), 0.004);
   }
 }
+
+// a violent step (the sphere jammed 1.5 mm into a 3 mm pad at once, and a stiff contact) never
+// leaves a non-finite state: it converges or says why, and the state stays finite
+TEST(Implicit, ViolentStepStaysFinite) {
+  Pad p(0.008, 0.008, 0.003, 0.001, 1.0);
+  std::vector<double> st = p.Rest();
+  dtac_implicit_params prm;
+  dtac_implicit_params_default(&prm);
+  prm.iterations = 8;
+  const double g0[3] = {0, 0, -9.81};
+  for (int i = 0; i < 3; i++) {
+    p.ball.pos[2] = p.H + p.ball.size[0] - 1.5e-3;
+    p.ball.pos[0] = 1e-3 * i;
+    dtac_implicit_report rep;
+    int status = dtac_implicit_step(p.im, &p.gm, st.data(), &p.site, &p.site, &p.ball, 1, g0,
+                                    0.002, &prm, &rep);
+    EXPECT_TRUE(status == DTAC_IMPLICIT_OK || status == DTAC_IMPLICIT_MAXITER ||
+                status == DTAC_IMPLICIT_LINESEARCH)
+        << status;
+    for (double v : st) ASSERT_TRUE(std::isfinite(v));
+    std::printf("violent step %d: status %d, %d iterations, residual %.2g, min det F %.3f\n", i,
+                status, rep.iterations, rep.residual, rep.min_J);
+  }
+}
