@@ -1066,14 +1066,17 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
 
   // every theta's cotangent is -d(lambda . grad E)/d theta, plus what bypasses the solve
   // inertia: grad = m/h^2 (x - x0 - h v0) - m g; velocities v = (x - x0)/h
-  double h2 = h * h;
+  double h2 = h * h, lam_gi = 0;
   for (int i = 0; i < n3; i++) {
     double m = gm->mass[i / 3];
     if (im->dof[i] >= 0) {
       out->x0[i] += m / h2 * lam[i] - vb[i] / h;
       out->v0[i] += m / h * lam[i];
+      // the inertia and gravity gradient is linear in the masses, and they in the density
+      lam_gi += lam[i] * (m / h2 * (x[i] - im->x0[i] - h * im->v0[i]) - m * im->grav[i % 3]);
     }
   }
+  if (gm->def.density > 0) out->density -= lam_gi / gm->def.density;
   // placed components: their positions enter grad E of the free ones through the full Hessian
   double* y = im->ny;
   hvp_full_true(im, gm, x, lam, y);

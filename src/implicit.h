@@ -83,6 +83,7 @@ typedef struct dtac_implicit_bar_ {
   dtac_frame site1;   // of the step-end site frame: pos, mat, vel, angvel
   double* col_pos;    // of each collider's position (ncol x 3)
   double young, poisson, damping, contact_stiffness;  // Pa, -, s, Pa/m
+  double density;     // kg/m^3, through the lumped masses (all proportional to it)
 } dtac_implicit_bar;
 
 // VJP of one step (state0 -> state1, as dtac_implicit_step made it, converged): xb, vb are the

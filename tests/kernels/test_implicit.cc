@@ -558,7 +558,7 @@ TEST(Implicit, StepVjpMatchesFiniteDifferencesOfRollout) {
   // reverse: steps last to first
   std::vector<double> xb(wx), vb(wv), x0b(n3), v0b(n3);
   double site_pos_b[3] = {0, 0, 0}, ball_b[3] = {0, 0, 0};
-  double young_b = 0, poisson_b = 0, damping_b = 0, kc_b = 0;
+  double young_b = 0, poisson_b = 0, damping_b = 0, kc_b = 0, rho_b = 0;
   for (int i = Rollout::kSteps - 1; i >= 0; i--) {
     std::fill(x0b.begin(), x0b.end(), 0);
     std::fill(v0b.begin(), v0b.end(), 0);
@@ -580,6 +580,7 @@ TEST(Implicit, StepVjpMatchesFiniteDifferencesOfRollout) {
     poisson_b += bar.poisson;
     damping_b += bar.damping;
     kc_b += bar.contact_stiffness;
+    rho_b += bar.density;
     xb = x0b;
     vb = v0b;
   }
@@ -640,6 +641,16 @@ TEST(Implicit, StepVjpMatchesFiniteDifferencesOfRollout) {
   check("poisson", poisson_b * nu, param(DTAC_PARAM_POISSON, nu), 1e-6);
   check("damping", damping_b * beta, param(DTAC_PARAM_DAMPING, beta), 1e-3);
   check("contact stiffness", kc_b * kc, param(DTAC_PARAM_CONTACT_STIFFNESS, kc), 1e-6);
+  // density: every lumped mass scales with it (no dtac_gel_param for it yet)
+  double rho = gm.def.density;
+  check("density", rho_b * rho, [&](double e) {
+    double f = (gm.def.density + e * rho) / gm.def.density;
+    for (int a = 0; a < gm.nnode; a++) {
+      gm.mass[a] *= f;
+      if (gm.inv_mass[a] > 0) gm.inv_mass[a] /= f;
+    }
+    gm.def.density += e * rho;
+  }, 1e-4);
 }
 
 namespace {
