@@ -164,21 +164,66 @@ int main(int argc, char** argv) {
     }
     double ms = 1e3 * t / nstep, cms = 1e3 * ct / nstep;
     double f = ball_force(&gm, st, &ball);
+    // the reverse pass of the rollout (default solver only): one VJP per step, from the states
+    double adj_ms = 0;
+    if (cases[c].solver == DTAC_SOLVE_PCG && !cases[c].project &&
+        cases[c].material == DTAC_MAT_NEOHOOKEAN) {
+      int n3 = 3 * gm.nnode;
+      double* traj = (double*)malloc(sizeof(double) * L.size * (nstep + 1));
+      double* xb = (double*)calloc(n3, sizeof(double));
+      double* vb = (double*)calloc(n3, sizeof(double));
+      double* x0b = (double*)calloc(n3, sizeof(double));
+      double* v0b = (double*)calloc(n3, sizeof(double));
+      dtac_gel_state_rest(&gm, &site, traj);
+      make_ball(&gm, &ball);
+      for (int i = 1; i <= nstep; i++) {
+        memcpy(traj + L.size * i, traj + L.size * (i - 1), sizeof(double) * L.size);
+        ball.pos[2] = ball_z(&gm, i, nramp);
+        dtac_implicit_step(im, &gm, traj + L.size * i, &site, &site, &ball, 1, grav, TIMESTEP, &p,
+                           NULL);
+      }
+      for (int i = 0; i < n3; i++) xb[i] = (i % 3 == 2) ? 1 : 0;  // d (sum of z) / d everything
+      double t0 = now_s();
+      for (int i = nstep; i >= 1; i--) {
+        memset(x0b, 0, sizeof(double) * n3);
+        memset(v0b, 0, sizeof(double) * n3);
+        dtac_implicit_bar bar;
+        memset(&bar, 0, sizeof(bar));
+        bar.x0 = x0b;
+        bar.v0 = v0b;
+        ball.pos[2] = ball_z(&gm, i, nramp);
+        dtac_implicit_step_adj(im, &gm, traj + L.size * (i - 1), traj + L.size * i, &site, &ball, 1,
+                               grav, TIMESTEP, &p, xb, vb, &bar);
+        memcpy(xb, x0b, sizeof(double) * n3);
+        memcpy(vb, v0b, sizeof(double) * n3);
+      }
+      adj_ms = 1e3 * (now_s() - t0) / nstep;
+      free(traj);
+      free(xb);
+      free(vb);
+      free(x0b);
+      free(v0b);
+    }
     printf("{\"bench\":\"implicit\",\"case\":\"%s\",\"step_ms\":%.3f,\"rtf\":%.4f,"
            "\"ratio_to_explicit\":%.3f,\"cpu_ms\":%.3f,\"cpu_ratio_to_explicit\":%.3f,"
            "\"newton_per_step\":%.2f,\"cg_per_step\":%.2f,"
            "\"factorizations\":%d,\"rank1_updates\":%d,\"not_converged\":%d,\"max_residual\":%.3g,"
            "\"ms_grad\":%.3f,\"ms_assemble\":%.3f,\"ms_factor\":%.3f,\"ms_solve\":%.3f,"
-           "\"ms_contact\":%.3f,\"make_ms\":%.1f,\"force_n\":%.6g,\"force_vs_explicit\":%.5f}\n",
+           "\"ms_contact\":%.3f,\"adjoint_ms\":%.3f,\"adjoint_over_forward\":%.3f,\"make_ms\":%.1f,\"force_n\":%.6g,\"force_vs_explicit\":%.5f}\n",
            cases[c].name, ms, 1e3 * TIMESTEP / ms, exp_ms / ms, cms, exp_cpu_ms / cms,
            (double)nit / nstep, (double)ncg / nstep, nfac, nupd, nbad, res, 1e3 * tg / nstep, 1e3 * ta / nstep,
-           1e3 * tf / nstep, 1e3 * ts / nstep, 1e3 * tc / nstep, 1e3 * t_make, f, f / f_exp);
+           1e3 * tf / nstep, 1e3 * ts / nstep, 1e3 * tc / nstep, adj_ms, adj_ms / ms, 1e3 * t_make, f,
+           f / f_exp);
     fprintf(stderr,
             "%-34s %9.2f ms/step  RTF %.4f  x%.1f (cpu x%.1f)  newton %.2f cg %.1f fact %d upd %d  "
             "[grad %.1f asm %.1f fact %.1f solve %.1f] ms  force %.5g N\n",
             cases[c].name, ms, 1e3 * TIMESTEP / ms, exp_ms / ms, exp_cpu_ms / cms, (double)nit / nstep,
             (double)ncg / nstep, nfac, nupd, 1e3 * tg / nstep, 1e3 * ta / nstep, 1e3 * tf / nstep,
             1e3 * ts / nstep, f);
+    if (adj_ms > 0) {
+      fprintf(stderr, "%-34s %9.2f ms/step  (reverse / forward %.2f)\n", "  its VJP (reverse pass)",
+              adj_ms, adj_ms / ms);
+    }
     dtac_implicit_free(im);
   }
   free(st);

@@ -60,6 +60,8 @@ struct dtac_implicit_ {
   double* tetA;      // matrix-free: each tet's projected 9x9 dP/dF with damping (81 ntet)
   double* surfH;     // matrix-free: each contact node's contact and friction 3x3 (9 nsurf)
   double* F0;        // each tet's F at the step start (9 ntet)
+  int nptet;         // tets with a placed node component ...
+  int* ptet;         // ... (nptet): all the placed components' coupling to the free ones
   lag* lag;          // (nsurf)
   // step context
   const double* x0;
@@ -92,6 +94,7 @@ void dtac_implicit_params_default(dtac_implicit_params* p) {
   p->project = 0;
   p->contact_update = 1;
   p->adj_projected = 0;
+  p->adj_tolerance = 1e-8;
 }
 
 int dtac_implicit_ndof(const dtac_implicit* im) { return im->ndof; }
@@ -322,14 +325,16 @@ static void hvp_matfree(dtac_implicit* im, const dtac_gel_model* gm, const doubl
   }
 }
 
-// the full (all node components) product of the unprojected Hessian with node vector lam
-// (zero at placed components) into y: what the VJP needs for the placed components
+// the product of the unprojected Hessian with node vector lam (zero at placed components) into y,
+// correct at the placed components (the elements holding them and their contact blocks): what
+// the VJP needs of them
 static void hvp_full_true(dtac_implicit* im, const dtac_gel_model* gm, const double* x,
                           const double* lam, double* y) {
   int n3 = 3 * gm->nnode;
   double h2 = im->h * im->h;
   for (int i = 0; i < n3; i++) y[i] = im->dof[i] >= 0 ? gm->mass[i / 3] / h2 * lam[i] : 0;
-  for (int t = 0; t < gm->ntet; t++) {
+  for (int pt = 0; pt < im->nptet; pt++) {
+    int t = im->ptet[pt];
     const int* tv = gm->tet + 4 * t;
     double A[81], dx[12], ye[12];
     tet_block(im, gm, t, x, 0, A);
@@ -755,6 +760,15 @@ dtac_implicit* dtac_implicit_make(const dtac_gel_model* gm, int maxcol, char* er
   im->tetA = (double*)calloc(81 * (size_t)gm->ntet, sizeof(double));
   im->surfH = (double*)calloc(9 * (size_t)(gm->nsurf + 1), sizeof(double));
   im->F0 = (double*)calloc(9 * (size_t)gm->ntet, sizeof(double));
+  im->ptet = (int*)calloc(gm->ntet + 1, sizeof(int));
+  if (!im->ptet) return fail(im, err, errlen, "out of memory");
+  for (int t = 0; t < gm->ntet; t++) {
+    int placed = 0;
+    for (int q = 0; q < 4; q++) {
+      for (int k = 0; k < 3; k++) placed |= im->dof[3 * gm->tet[4 * t + q] + k] < 0;
+    }
+    if (placed) im->ptet[im->nptet++] = t;
+  }
   im->lag = (lag*)calloc(gm->nsurf + 1, sizeof(lag));
   if (!im->Hx_true || !im->tetA || !im->surfH || !im->F0 || !im->lag)
     return fail(im, err, errlen, "out of memory");
@@ -821,6 +835,7 @@ void dtac_implicit_free(dtac_implicit* im) {
   free(im->tetA);
   free(im->surfH);
   free(im->F0);
+  free(im->ptet);
   free(im->lag);
   double* w[] = {im->x, im->xt, im->g, im->gt, im->gel, im->gc, im->gi, im->nv, im->ny,
                  im->b, im->dx, im->r, im->z, im->p, im->q};
@@ -1060,7 +1075,7 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
     int nf = 0;
     if (factorize_at(im, gm, x, &tf, &nf)) return -1;
   }
-  if (pcg(im, gm, im->Hx_true, im->b, im->dx, 1e-12, 2000) < 0) return -1;
+  if (pcg(im, gm, im->Hx_true, im->b, im->dx, p->adj_tolerance, 2000) < 0) return -1;
   double* lam = im->nv;  // node vector of lambda, zero at the placed components
   for (int i = 0; i < n3; i++) lam[i] = im->dof[i] >= 0 ? im->dx[im->dof[i]] : 0;
 

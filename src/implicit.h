@@ -28,6 +28,7 @@ typedef struct dtac_implicit_params_ {
                        // projected one for an iteration that finds it indefinite (negative
                        // curvature in CG, a failed factorization, or no descent direction)
   int contact_update;  // 1: the kept factor follows the contact patch by rank-one updates (default)
+  double adj_tolerance;  // relative residual of the VJP's CG solve (1e-8)
   int adj_projected;   // VJP with the projected Hessian instead of the true one (0 default; 1
                        // only to measure the error that makes, tests/kernels/test_implicit.cc)
 } dtac_implicit_params;
@@ -88,7 +89,7 @@ typedef struct dtac_implicit_bar_ {
 
 // VJP of one step (state0 -> state1, as dtac_implicit_step made it, converged): xb, vb are the
 // cotangents of state1's positions and velocities (nnode x 3 each); one linear solve with the
-// converged, unprojected Hessian (CG preconditioned by the kept factor, to 1e-12): the implicit
+// converged, unprojected Hessian (CG preconditioned by the kept factor, to adj_tolerance): the implicit
 // function theorem needs the true Hessian; the projected one gives an approximate gradient. Friction
 // anchors are held: the lagged normal load and normal, and the anchors, carry no cotangent.
 // Returns 0, or nonzero if the solve failed.
