@@ -28,9 +28,9 @@ static double cpu_s(void) {
   return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-#define TIMESTEP 0.002   // MuJoCo's default step, s
-#define RADIUS 0.006     // sphere radius, m
-#define DEPTH 0.0005     // press depth, m
+#define TIMESTEP 0.002  // MuJoCo's default step, s
+#define RADIUS 0.006    // sphere radius, m
+#define DEPTH 0.0005    // press depth, m
 
 // the sphere's centre height at step i (1-based) of the press
 static double ball_z(const dtac_gel_model* gm, int i, int nramp) {
@@ -79,9 +79,10 @@ int main(int argc, char** argv) {
   const double grav[3] = {0, 0, -9.81};
   dtac_collider ball;
   int nsub = dtac_gel_substeps(&gm, TIMESTEP);
-  fprintf(stderr, "bench_implicit: default pad %d nodes, %d tets, %d substeps per %g s step; "
-          "%d ramp + %d hold steps, sphere R %g mm to %g mm\n", gm.nnode, gm.ntet, nsub, TIMESTEP,
-          nramp, nhold, 1e3 * RADIUS, 1e3 * DEPTH);
+  fprintf(stderr,
+          "bench_implicit: default pad %d nodes, %d tets, %d substeps per %g s step; "
+          "%d ramp + %d hold steps, sphere R %g mm to %g mm\n",
+          gm.nnode, gm.ntet, nsub, TIMESTEP, nramp, nhold, 1e3 * RADIUS, 1e3 * DEPTH);
 
   // explicit reference
   dtac_gel_state_rest(&gm, &site, st);
@@ -99,11 +100,12 @@ int main(int argc, char** argv) {
   }
   double exp_ms = 1e3 * t_exp / nstep, exp_cpu_ms = 1e3 * c_exp / nstep;
   double f_exp = ball_force(&gm, st, &ball);
-  printf("{\"bench\":\"implicit\",\"case\":\"explicit\",\"nnode\":%d,\"ntet\":%d,\"nsub\":%d,"
-         "\"step_ms\":%.3f,\"cpu_ms\":%.3f,\"rtf\":%.4f,\"force_n\":%.6g}\n",
-         gm.nnode, gm.ntet, nsub, exp_ms, exp_cpu_ms, 1e3 * TIMESTEP / exp_ms, f_exp);
-  fprintf(stderr, "%-34s %9.2f ms/step (cpu %.2f)  RTF %.4f  force %.5g N\n", "explicit",
-          exp_ms, exp_cpu_ms, 1e3 * TIMESTEP / exp_ms, f_exp);
+  printf(
+      "{\"bench\":\"implicit\",\"case\":\"explicit\",\"nnode\":%d,\"ntet\":%d,\"nsub\":%d,"
+      "\"step_ms\":%.3f,\"cpu_ms\":%.3f,\"rtf\":%.4f,\"force_n\":%.6g}\n",
+      gm.nnode, gm.ntet, nsub, exp_ms, exp_cpu_ms, 1e3 * TIMESTEP / exp_ms, f_exp);
+  fprintf(stderr, "%-34s %9.2f ms/step (cpu %.2f)  RTF %.4f  force %.5g N\n", "explicit", exp_ms,
+          exp_cpu_ms, 1e3 * TIMESTEP / exp_ms, f_exp);
 
   // implicit, each strategy
   struct {
@@ -204,22 +206,24 @@ int main(int argc, char** argv) {
       free(x0b);
       free(v0b);
     }
-    printf("{\"bench\":\"implicit\",\"case\":\"%s\",\"step_ms\":%.3f,\"rtf\":%.4f,"
-           "\"ratio_to_explicit\":%.3f,\"cpu_ms\":%.3f,\"cpu_ratio_to_explicit\":%.3f,"
-           "\"newton_per_step\":%.2f,\"cg_per_step\":%.2f,"
-           "\"factorizations\":%d,\"rank1_updates\":%d,\"not_converged\":%d,\"max_residual\":%.3g,"
-           "\"ms_grad\":%.3f,\"ms_assemble\":%.3f,\"ms_factor\":%.3f,\"ms_solve\":%.3f,"
-           "\"ms_contact\":%.3f,\"adjoint_ms\":%.3f,\"adjoint_over_forward\":%.3f,\"make_ms\":%.1f,\"force_n\":%.6g,\"force_vs_explicit\":%.5f}\n",
-           cases[c].name, ms, 1e3 * TIMESTEP / ms, exp_ms / ms, cms, exp_cpu_ms / cms,
-           (double)nit / nstep, (double)ncg / nstep, nfac, nupd, nbad, res, 1e3 * tg / nstep, 1e3 * ta / nstep,
-           1e3 * tf / nstep, 1e3 * ts / nstep, 1e3 * tc / nstep, adj_ms, adj_ms / ms, 1e3 * t_make, f,
-           f / f_exp);
+    printf(
+        "{\"bench\":\"implicit\",\"case\":\"%s\",\"step_ms\":%.3f,\"rtf\":%.4f,"
+        "\"ratio_to_explicit\":%.3f,\"cpu_ms\":%.3f,\"cpu_ratio_to_explicit\":%.3f,"
+        "\"newton_per_step\":%.2f,\"cg_per_step\":%.2f,"
+        "\"factorizations\":%d,\"rank1_updates\":%d,\"not_converged\":%d,\"max_residual\":%.3g,"
+        "\"ms_grad\":%.3f,\"ms_assemble\":%.3f,\"ms_factor\":%.3f,\"ms_solve\":%.3f,"
+        "\"ms_contact\":%.3f,\"adjoint_ms\":%.3f,\"adjoint_over_forward\":%.3f,\"make_ms\":%.1f,"
+        "\"force_n\":%.6g,\"force_vs_explicit\":%.5f}\n",
+        cases[c].name, ms, 1e3 * TIMESTEP / ms, exp_ms / ms, cms, exp_cpu_ms / cms,
+        (double)nit / nstep, (double)ncg / nstep, nfac, nupd, nbad, res, 1e3 * tg / nstep,
+        1e3 * ta / nstep, 1e3 * tf / nstep, 1e3 * ts / nstep, 1e3 * tc / nstep, adj_ms, adj_ms / ms,
+        1e3 * t_make, f, f / f_exp);
     fprintf(stderr,
             "%-34s %9.2f ms/step  RTF %.4f  x%.1f (cpu x%.1f)  newton %.2f cg %.1f fact %d upd %d  "
             "[grad %.1f asm %.1f fact %.1f solve %.1f] ms  force %.5g N\n",
-            cases[c].name, ms, 1e3 * TIMESTEP / ms, exp_ms / ms, exp_cpu_ms / cms, (double)nit / nstep,
-            (double)ncg / nstep, nfac, nupd, 1e3 * tg / nstep, 1e3 * ta / nstep, 1e3 * tf / nstep,
-            1e3 * ts / nstep, f);
+            cases[c].name, ms, 1e3 * TIMESTEP / ms, exp_ms / ms, exp_cpu_ms / cms,
+            (double)nit / nstep, (double)ncg / nstep, nfac, nupd, 1e3 * tg / nstep,
+            1e3 * ta / nstep, 1e3 * tf / nstep, 1e3 * ts / nstep, f);
     if (adj_ms > 0) {
       fprintf(stderr, "%-34s %9.2f ms/step  (reverse / forward %.2f)\n", "  its VJP (reverse pass)",
               adj_ms, adj_ms / ms);

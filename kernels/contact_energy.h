@@ -43,7 +43,8 @@ DTAC_HD double dtac_contact_energy(double kn, double width, const dtac_collider*
     dtac_mul33(t, c->mat, Hl);
     dtac_mul33T(Hw, t, c->mat);
     for (int i = 0; i < 3; i++) {
-      for (int j = 0; j < 3; j++) H[3 * i + j] = kn * dramp * n[i] * n[j] - kn * ramp * Hw[3 * i + j];
+      for (int j = 0; j < 3; j++)
+        H[3 * i + j] = kn * dramp * n[i] * n[j] - kn * ramp * Hw[3 * i + j];
     }
     if (project) dtac_sym_project(H, 3);
   }

@@ -102,13 +102,15 @@ DTAC_HD void dtac_elastic_dPdF(int kind, const dtac_material* mat, const double 
   }
 }
 
-// ---- Kelvin-Voigt damping discretised over a step h -----------------------------------------------
+// ---- Kelvin-Voigt damping discretised over a step h
+// -----------------------------------------------
 
 // S(E) = 2 mu E + lambda tr(E) I of a symmetric E
 DTAC_HD void dtac_iso_stress(const dtac_material* mat, const double E[9], double S[9]) {
   double tr = E[0] + E[4] + E[8];
   for (int i = 0; i < 3; i++) {
-    for (int j = 0; j < 3; j++) S[3 * i + j] = 2 * mat->mu * E[3 * i + j] + (i == j ? mat->lambda * tr : 0);
+    for (int j = 0; j < 3; j++)
+      S[3 * i + j] = 2 * mat->mu * E[3 * i + j] + (i == j ? mat->lambda * tr : 0);
   }
 }
 
@@ -217,7 +219,9 @@ DTAC_HD int dtac_sym_is_pd_tol(const double* A, int n, double tol) {
   }
   return 1;
 }
-DTAC_HD int dtac_sym_is_pd(const double* A, int n) { return dtac_sym_is_pd_tol(A, n, 0); }
+DTAC_HD int dtac_sym_is_pd(const double* A, int n) {
+  return dtac_sym_is_pd_tol(A, n, 0);
+}
 
 // eigenvalues below this fraction of the largest diagonal entry are left unprojected: a
 // rotation-invariant energy's Hessian has exact zeros (rotations) that rounding makes +-tiny
@@ -346,7 +350,8 @@ DTAC_HD int dtac_iso_project(double A[81], const double F[9]) {
       if (l >= 0) continue;
       double sl = sqrt(-l);
       for (int m = 0; m < 9; m++) {
-        vec[nneg][m] = sl * (Q[e] * K[blk3[0]][m] + Q[3 + e] * K[blk3[1]][m] + Q[6 + e] * K[blk3[2]][m]);
+        vec[nneg][m] =
+            sl * (Q[e] * K[blk3[0]][m] + Q[3 + e] * K[blk3[1]][m] + Q[6 + e] * K[blk3[2]][m]);
       }
       nneg++;
     }
@@ -381,7 +386,8 @@ DTAC_HD int dtac_iso_project(double A[81], const double F[9]) {
   return nneg > 0;
 }
 
-// ---- element level ---------------------------------------------------------------------------------
+// ---- element level
+// ---------------------------------------------------------------------------------
 
 // the node gradient matrix of F: dF_rc = sum_q G[q][c] dx_{q,r} (q = 0..3, F = Ds Dm^{-1})
 DTAC_HD void dtac_tet_G(const double Dm_inv[9], double G[12]) {

@@ -30,10 +30,10 @@
 
 // per contact node: the friction terms lagged from the step start
 typedef struct lag_ {
-  int c;          // collider index of the stuck contact, -1: no friction this step
-  double L;       // normal load, N
-  double n[3];    // normal
-  double a[3];    // anchor, world (on the collider at the step end)
+  int c;        // collider index of the stuck contact, -1: no friction this step
+  double L;     // normal load, N
+  double n[3];  // normal
+  double a[3];  // anchor, world (on the collider at the step end)
 } lag;
 
 struct dtac_implicit_ {
@@ -47,22 +47,22 @@ struct dtac_implicit_ {
   cholmod_factor* L;   // simplicial LDL' copy of Ls, then modified by contact updates: the solves
   // contact updates of L: the normal stiffness k n n^T of each contact node that L holds, and
   // the update and downdate matrices (free dofs in L's permutation)
-  double* app_k;     // (nsurf)
-  double* app_n;     // (3 nsurf)
-  int* iperm;        // dof -> its row in L's permutation (ndof)
+  double* app_k;  // (nsurf)
+  double* app_n;  // (3 nsurf)
+  int* iperm;     // dof -> its row in L's permutation (ndof)
   cholmod_sparse *Cup, *Cdown;
   cholmod_dense *B, *X, *Y, *E;
-  int factor_ok;     // L holds a numeric factor (of some earlier Hessian)
-  double* Hx_true;   // values of the unprojected Hessian (VJP), same pattern
-  int* tet_map;      // each tet's 12x12 entries in A->x (-1: lower or placed) (144 ntet)
-  int* node_map;     // each node's 3x3 diagonal block in A->x (9 nnode)
-  int* diag;         // position of each dof's diagonal in A->x (ndof)
-  double* tetA;      // matrix-free: each tet's projected 9x9 dP/dF with damping (81 ntet)
-  double* surfH;     // matrix-free: each contact node's contact and friction 3x3 (9 nsurf)
-  double* F0;        // each tet's F at the step start (9 ntet)
-  int nptet;         // tets with a placed node component ...
-  int* ptet;         // ... (nptet): all the placed components' coupling to the free ones
-  lag* lag;          // (nsurf)
+  int factor_ok;    // L holds a numeric factor (of some earlier Hessian)
+  double* Hx_true;  // values of the unprojected Hessian (VJP), same pattern
+  int* tet_map;     // each tet's 12x12 entries in A->x (-1: lower or placed) (144 ntet)
+  int* node_map;    // each node's 3x3 diagonal block in A->x (9 nnode)
+  int* diag;        // position of each dof's diagonal in A->x (ndof)
+  double* tetA;     // matrix-free: each tet's projected 9x9 dP/dF with damping (81 ntet)
+  double* surfH;    // matrix-free: each contact node's contact and friction 3x3 (9 nsurf)
+  double* F0;       // each tet's F at the step start (9 ntet)
+  int nptet;        // tets with a placed node component ...
+  int* ptet;        // ... (nptet): all the placed components' coupling to the free ones
+  lag* lag;         // (nsurf)
   // step context
   const double* x0;
   const double* v0;
@@ -97,7 +97,9 @@ void dtac_implicit_params_default(dtac_implicit_params* p) {
   p->adj_tolerance = 1e-8;
 }
 
-int dtac_implicit_ndof(const dtac_implicit* im) { return im->ndof; }
+int dtac_implicit_ndof(const dtac_implicit* im) {
+  return im->ndof;
+}
 
 // ---- energy and gradient ---------------------------------------------------------------------
 
@@ -163,8 +165,7 @@ static double node_contact(const dtac_implicit* im, const dtac_gel_model* gm, in
 
 // the incremental potential at x (all nodes); gradient of every node component into g (may be
 // null); im->scale gets |elastic| + |contact| + |inertia and gravity| over the free dofs
-static double energy_grad(dtac_implicit* im, const dtac_gel_model* gm, const double* x,
-                          double* g) {
+static double energy_grad(dtac_implicit* im, const dtac_gel_model* gm, const double* x, double* g) {
   int n3 = 3 * gm->nnode;
   double h2 = im->h * im->h;
   double e_in = 0, e_el = 0, e_c = 0;
@@ -187,8 +188,8 @@ static double energy_grad(dtac_implicit* im, const dtac_gel_model* gm, const dou
     double vol = gm->vol[t];
     e_el += vol * dtac_elastic_energy(im->material, &gm->mat, F);
     if (gm->mat.beta > 0) {
-      e_el += vol * dtac_kv_step_energy(&gm->mat, lag_F(im, t), im->F0 + 9 * t, F, im->h,
-                                        g ? Pd : NULL);
+      e_el += vol *
+              dtac_kv_step_energy(&gm->mat, lag_F(im, t), im->F0 + 9 * t, F, im->h, g ? Pd : NULL);
     }
     if (!g) continue;
     dtac_elastic_stress(im->material, &gm->mat, F, P);
@@ -418,8 +419,7 @@ static int contact_update(dtac_implicit* im, const dtac_gel_model* gm, const dou
     double k = contact_k(im, gm, s, x + 3 * a, n);
     double k0 = im->app_k[s];
     const double* n0 = im->app_n + 3 * s;
-    int same = fabs(k - k0) <= DTAC_UPDATE_REL * fmax(k, k0) &&
-               (k == 0 || dtac_dot3(n, n0) > 0.98);
+    int same = fabs(k - k0) <= DTAC_UPDATE_REL * fmax(k, k0) && (k == 0 || dtac_dot3(n, n0) > 0.98);
     if (same) continue;
     // one column: rows of the node's free dofs in L's order, sorted
     for (int pass = 0; pass < 2; pass++) {
@@ -588,7 +588,8 @@ static int newton_dir(dtac_implicit* im, const dtac_gel_model* gm, const double*
   return -1;
 }
 
-// ---- creation -------------------------------------------------------------------------------------
+// ---- creation
+// -------------------------------------------------------------------------------------
 
 static int cmp_int(const void* a, const void* b) {
   int x = *(const int*)a, y = *(const int*)b;
@@ -784,8 +785,8 @@ dtac_implicit* dtac_implicit_make(const dtac_gel_model* gm, int maxcol, char* er
   im->iperm = (int*)calloc(nd, sizeof(int));
   im->Cup = cholmod_allocate_sparse(nd, gm->nsurf + 1, 3 * (gm->nsurf + 1), 1, 1, 0, CHOLMOD_REAL,
                                     &im->cc);
-  im->Cdown = cholmod_allocate_sparse(nd, gm->nsurf + 1, 3 * (gm->nsurf + 1), 1, 1, 0,
-                                      CHOLMOD_REAL, &im->cc);
+  im->Cdown = cholmod_allocate_sparse(nd, gm->nsurf + 1, 3 * (gm->nsurf + 1), 1, 1, 0, CHOLMOD_REAL,
+                                      &im->cc);
   if (!im->app_k || !im->app_n || !im->iperm || !im->Cup || !im->Cdown)
     return fail(im, err, errlen, "out of memory");
   for (int i = 0; i < n3; i++) im->x[i] = gm->X[i];
@@ -798,7 +799,8 @@ dtac_implicit* dtac_implicit_make(const dtac_gel_model* gm, int maxcol, char* er
   assemble(im, gm, im->x, 1, (double*)im->A->x, 0);
   double tf = 0;
   int nf = 0;
-  if (factorize_at(im, gm, NULL, &tf, &nf)) return fail(im, err, errlen, "CHOLMOD factorization failed");
+  if (factorize_at(im, gm, NULL, &tf, &nf))
+    return fail(im, err, errlen, "CHOLMOD factorization failed");
   if (prec(im, im->b, im->z)) return fail(im, err, errlen, "CHOLMOD solve failed");
   // a zero rank-one update, so that CHOLMOD's update workspace exists before the first step
   ((int*)im->Cup->p)[0] = 0;
@@ -837,8 +839,8 @@ void dtac_implicit_free(dtac_implicit* im) {
   free(im->F0);
   free(im->ptet);
   free(im->lag);
-  double* w[] = {im->x, im->xt, im->g, im->gt, im->gel, im->gc, im->gi, im->nv, im->ny,
-                 im->b, im->dx, im->r, im->z, im->p, im->q};
+  double* w[] = {im->x,  im->xt, im->g,  im->gt, im->gel, im->gc, im->gi, im->nv,
+                 im->ny, im->b,  im->dx, im->r,  im->z,   im->p,  im->q};
   for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) free(w[i]);
   free(im);
 }
@@ -1199,7 +1201,8 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
         }
       }
       // grad is linear in kn
-      if (gm->contact_stiffness > 0) out->contact_stiffness -= dtac_dot3(g3, la) / gm->contact_stiffness;
+      if (gm->contact_stiffness > 0)
+        out->contact_stiffness -= dtac_dot3(g3, la) / gm->contact_stiffness;
     }
     const lag* lg = im->lag + s;
     if (lg->c >= 0 && out->col_pos) {

@@ -13,24 +13,24 @@
 typedef enum dtac_implicit_solver_ {
   DTAC_SOLVE_FACTOR = 0,  // assemble and factor (CHOLMOD) at every Newton iteration
   DTAC_SOLVE_PCG,         // assemble; CG preconditioned by a kept factor, refactored on a stall
-  DTAC_SOLVE_MATFREE,     // no assembly: element Hessian products, the kept factor as preconditioner
+  DTAC_SOLVE_MATFREE,  // no assembly: element Hessian products, the kept factor as preconditioner
 } dtac_implicit_solver;
 
 // step parameters (dtac_implicit_params_default)
 typedef struct dtac_implicit_params_ {
-  double tolerance;    // relative residual |grad E| / |forces in balance| to stop at (1e-6)
-  int iterations;      // Newton iteration cap (20)
-  int solver;          // dtac_implicit_solver (DTAC_SOLVE_PCG)
-  int material;        // DTAC_MAT_NEOHOOKEAN (0) or DTAC_MAT_LINEAR (1)
-  double cg_tolerance; // relative residual of the inner CG (1e-3 of the Newton residual, min 1e-10)
-  int cg_iterations;   // CG iterations before the factor is renewed (25)
-  int project;         // 1: every element Hessian projected; 0 (default): the true Hessian, the
-                       // projected one for an iteration that finds it indefinite (negative
-                       // curvature in CG, a failed factorization, or no descent direction)
+  double tolerance;     // relative residual |grad E| / |forces in balance| to stop at (1e-6)
+  int iterations;       // Newton iteration cap (20)
+  int solver;           // dtac_implicit_solver (DTAC_SOLVE_PCG)
+  int material;         // DTAC_MAT_NEOHOOKEAN (0) or DTAC_MAT_LINEAR (1)
+  double cg_tolerance;  // inner CG's relative residual (1e-3; the Newton residual if less)
+  int cg_iterations;    // CG iterations before the factor is renewed (25)
+  int project;          // 1: every element Hessian projected; 0 (default): the true Hessian, the
+                        // projected one for an iteration that finds it indefinite (negative
+                        // curvature in CG, a failed factorization, or no descent direction)
   int contact_update;  // 1: the kept factor follows the contact patch by rank-one updates (default)
   double adj_tolerance;  // relative residual of the VJP's CG solve (1e-8)
-  int adj_projected;   // VJP with the projected Hessian instead of the true one (0 default; 1
-                       // only to measure the error that makes, tests/kernels/test_implicit.cc)
+  int adj_projected;     // VJP with the projected Hessian instead of the true one (0 default; 1
+                         // only to measure the error that makes, tests/kernels/test_implicit.cc)
 } dtac_implicit_params;
 
 // step status
@@ -41,16 +41,16 @@ typedef struct dtac_implicit_params_ {
 #define DTAC_IMPLICIT_SOLVE 4       // the linear solver failed: the state is left as it was
 
 typedef struct dtac_implicit_report_ {
-  int status;        // DTAC_IMPLICIT_*
-  int iterations;    // Newton iterations taken
-  double residual;   // final relative residual
-  double energy;     // incremental potential at the end, J
-  int ncg;           // CG iterations, all Newton iterations together
-  int nfactor;       // numeric factorizations
-  int nupdate;       // rank-one updates and downdates of the kept factor
-  int ncontact;      // contact nodes touching a collider at the end
-  int nproject;      // element blocks changed by the SPD projection (last assembly)
-  double min_J;      // smallest det F at the end
+  int status;       // DTAC_IMPLICIT_*
+  int iterations;   // Newton iterations taken
+  double residual;  // final relative residual
+  double energy;    // incremental potential at the end, J
+  int ncg;          // CG iterations, all Newton iterations together
+  int nfactor;      // numeric factorizations
+  int nupdate;      // rank-one updates and downdates of the kept factor
+  int ncontact;     // contact nodes touching a collider at the end
+  int nproject;     // element blocks changed by the SPD projection (last assembly)
+  double min_J;     // smallest det F at the end
   // seconds spent (wall clock, CLOCK_MONOTONIC): gradient and energy passes, Hessian assembly (or
   // element blocks), factorization, solves (triangular solves and CG products), contact terms
   double t_grad, t_assemble, t_factor, t_solve, t_contact;
@@ -79,20 +79,20 @@ int dtac_implicit_step(dtac_implicit* im, const dtac_gel_model* gm, double* stat
 
 // cotangents a step's VJP returns (accumulated into; zero them first)
 typedef struct dtac_implicit_bar_ {
-  double* x0;         // of the start positions (nnode x 3)
-  double* v0;         // of the start velocities (nnode x 3)
-  dtac_frame site1;   // of the step-end site frame: pos, mat, vel, angvel
-  double* col_pos;    // of each collider's position (ncol x 3)
+  double* x0;        // of the start positions (nnode x 3)
+  double* v0;        // of the start velocities (nnode x 3)
+  dtac_frame site1;  // of the step-end site frame: pos, mat, vel, angvel
+  double* col_pos;   // of each collider's position (ncol x 3)
   double young, poisson, damping, contact_stiffness;  // Pa, -, s, Pa/m
-  double density;     // kg/m^3, through the lumped masses (all proportional to it)
+  double density;  // kg/m^3, through the lumped masses (all proportional to it)
 } dtac_implicit_bar;
 
 // VJP of one step (state0 -> state1, as dtac_implicit_step made it, converged): xb, vb are the
 // cotangents of state1's positions and velocities (nnode x 3 each); one linear solve with the
-// converged, unprojected Hessian (CG preconditioned by the kept factor, to adj_tolerance): the implicit
-// function theorem needs the true Hessian; the projected one gives an approximate gradient. Friction
-// anchors are held: the lagged normal load and normal, and the anchors, carry no cotangent.
-// Returns 0, or nonzero if the solve failed.
+// converged, unprojected Hessian (CG preconditioned by the kept factor, to adj_tolerance): the
+// implicit function theorem needs the true Hessian; the projected one gives an approximate
+// gradient. Friction anchors are held: the lagged normal load and normal, and the anchors, carry no
+// cotangent. Returns 0, or nonzero if the solve failed.
 int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const double* state0,
                            const double* state1, const dtac_frame* site1, const dtac_collider* col,
                            int ncol, const double gravity[3], double h,

@@ -133,9 +133,11 @@ TEST(Implicit, DampingPotentialIsTheExplicitDampingLagged) {
       Fp[j] += eps;
       Fm[j] -= eps;
       double fd = (dtac_kv_step_energy(&m, F0, F0, Fp, h, Pp) -
-                   dtac_kv_step_energy(&m, F0, F0, Fm, h, Pm)) / (2 * eps);
+                   dtac_kv_step_energy(&m, F0, F0, Fm, h, Pm)) /
+                  (2 * eps);
       EXPECT_NEAR(P[j], fd, 1e-6 * pmax);
-      for (int i = 0; i < 9; i++) EXPECT_NEAR(A[9 * i + j], (Pp[i] - Pm[i]) / (2 * eps), 1e-6 * pmax / 0.05);
+      for (int i = 0; i < 9; i++)
+        EXPECT_NEAR(A[9 * i + j], (Pp[i] - Pm[i]) / (2 * eps), 1e-6 * pmax / 0.05);
     }
   }
 }
@@ -181,8 +183,8 @@ TEST(Implicit, ProjectionClampsOnlyNegativeEigenvalues) {
 TEST(Implicit, ContactEnergyGradientIsTheContactForce) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<double> u(-1, 1);
-  int types[] = {DTAC_GEOM_SPHERE, DTAC_GEOM_BOX, DTAC_GEOM_CAPSULE, DTAC_GEOM_PLANE,
-                 DTAC_GEOM_CYLINDER, DTAC_GEOM_ELLIPSOID};
+  int types[] = {DTAC_GEOM_SPHERE, DTAC_GEOM_BOX,      DTAC_GEOM_CAPSULE,
+                 DTAC_GEOM_PLANE,  DTAC_GEOM_CYLINDER, DTAC_GEOM_ELLIPSOID};
   int ntest = 0;
   for (int type : types) {
     for (int trial = 0; trial < 40; trial++) {
@@ -231,14 +233,12 @@ TEST(Implicit, ContactEnergyGradientIsTheContactForce) {
         xp[j] += eps;
         xm[j] -= eps;
         double gp[3], gm[3], gfp[3], gfm[3], Hd[9];
-        double ep = dtac_contact_energy(p.kn, p.width, &c, xp, gp, Hd, 0) +
-                    fric(xp, gfp, nullptr);
-        double em = dtac_contact_energy(p.kn, p.width, &c, xm, gm, Hd, 0) +
-                    fric(xm, gfm, nullptr);
+        double ep = dtac_contact_energy(p.kn, p.width, &c, xp, gp, Hd, 0) + fric(xp, gfp, nullptr);
+        double em = dtac_contact_energy(p.kn, p.width, &c, xm, gm, Hd, 0) + fric(xm, gfm, nullptr);
         EXPECT_NEAR(g[j] + gf[j], (ep - em) / (2 * eps), 1e-6 * fmag) << type;
         for (int i = 0; i < 3; i++) {
-          EXPECT_NEAR(H[3 * i + j] + Hf[3 * i + j],
-                      (gp[i] + gfp[i] - gm[i] - gfm[i]) / (2 * eps), 1e-5 * hmax)
+          EXPECT_NEAR(H[3 * i + j] + Hf[3 * i + j], (gp[i] + gfp[i] - gm[i] - gfm[i]) / (2 * eps),
+                      1e-5 * hmax)
               << type << " H " << i << j;
         }
       }
@@ -325,9 +325,8 @@ TEST(Implicit, QuasiStaticPressMatchesExplicitAtRest) {
       // implicit: the ball at the step end
       pi.ball.pos[2] = z;
       dtac_implicit_report rep;
-      ASSERT_EQ(DTAC_IMPLICIT_OK,
-                dtac_implicit_step(pi.im, &pi.gm, si.data(), &pi.site, &pi.site, &pi.ball, 1, g0, h,
-                                   &prm, &rep))
+      ASSERT_EQ(DTAC_IMPLICIT_OK, dtac_implicit_step(pi.im, &pi.gm, si.data(), &pi.site, &pi.site,
+                                                     &pi.ball, 1, g0, h, &prm, &rep))
           << "step " << i << " residual " << rep.residual;
     }
     double fe = pe.Force(se), fi = pi.Force(si);
@@ -342,9 +341,10 @@ TEST(Implicit, QuasiStaticPressMatchesExplicitAtRest) {
         dmax = std::fmax(dmax, std::fabs(ue - ui));
       }
     }
-    std::printf("mu %.1f: contact force explicit %.6g N, implicit %.6g N (%+.3f%%); surface "
-                "displacement peak %.4g um, largest difference %.3g%% of it\n",
-                mu, fe, fi, 100 * (fi / fe - 1), 1e6 * umax, 100 * dmax / umax);
+    std::printf(
+        "mu %.1f: contact force explicit %.6g N, implicit %.6g N (%+.3f%%); surface "
+        "displacement peak %.4g um, largest difference %.3g%% of it\n",
+        mu, fe, fi, 100 * (fi / fe - 1), 1e6 * umax, 100 * dmax / umax);
     EXPECT_GT(fe, 0.05);
     EXPECT_NEAR(fi, fe, 0.02 * fe);
     EXPECT_LT(dmax, 0.02 * umax);
@@ -413,8 +413,7 @@ TEST(Implicit, SolversAgree) {
   }
   for (int s = 1; s < 3; s++) {
     double dmax = 0;
-    for (int i = 0; i < n3; i++)
-      dmax = std::fmax(dmax, std::fabs(out[s][i] - out[0][i]));
+    for (int i = 0; i < n3; i++) dmax = std::fmax(dmax, std::fabs(out[s][i] - out[0][i]));
     EXPECT_LT(dmax, 1e-9) << "solver " << s;
   }
 }
@@ -493,8 +492,8 @@ struct Rollout {
       dtac_collider b;
       Ball(i, &b);
       dtac_implicit_report rep;
-      int status = dtac_implicit_step(p.im, &p.gm, st.data(), &p.site, &p.site, &b, 1, g0, h, &prm,
-                                      &rep);
+      int status =
+          dtac_implicit_step(p.im, &p.gm, st.data(), &p.site, &p.site, &b, 1, g0, h, &prm, &rep);
       EXPECT_EQ(DTAC_IMPLICIT_OK, status) << "residual " << rep.residual;
       out.push_back(st);
     }
@@ -545,9 +544,9 @@ TEST(Implicit, StepVjpMatchesFiniteDifferencesOfRollout) {
       bar.v0 = pv0b.data();
       dtac_collider b;
       rp.Ball(i, &b);
-      ASSERT_EQ(0, dtac_implicit_step_adj(rp.p.im, &rp.p.gm, tp[i].data(), tp[i + 1].data(),
-                                          &rp.p.site, &b, 1, rp.g0, rp.h, &rp.prm, pxb.data(),
-                                          pvb.data(), &bar));
+      ASSERT_EQ(
+          0, dtac_implicit_step_adj(rp.p.im, &rp.p.gm, tp[i].data(), tp[i + 1].data(), &rp.p.site,
+                                    &b, 1, rp.g0, rp.h, &rp.prm, pxb.data(), pvb.data(), &bar));
       pyoung += bar.young;
       pxb = px0b;
       pvb = pv0b;
@@ -569,9 +568,9 @@ TEST(Implicit, StepVjpMatchesFiniteDifferencesOfRollout) {
     bar.col_pos = colb;
     dtac_collider b;
     ro.Ball(i, &b);
-    ASSERT_EQ(0, dtac_implicit_step_adj(ro.p.im, &gm, traj[i].data(), traj[i + 1].data(),
-                                        &ro.p.site, &b, 1, ro.g0, ro.h, &ro.prm, xb.data(),
-                                        vb.data(), &bar));
+    ASSERT_EQ(
+        0, dtac_implicit_step_adj(ro.p.im, &gm, traj[i].data(), traj[i + 1].data(), &ro.p.site, &b,
+                                  1, ro.g0, ro.h, &ro.prm, xb.data(), vb.data(), &bar));
     for (int k = 0; k < 3; k++) {
       site_pos_b[k] += bar.site1.pos[k];
       ball_b[k] += colb[k];
@@ -608,18 +607,26 @@ TEST(Implicit, StepVjpMatchesFiniteDifferencesOfRollout) {
     adx += xb[i] * dir[i];
     adv += vb[i] * dirv[i];
   }
-  check("start positions", adx, [&](double e) {
-    for (int i = 0; i < n3; i++) ro.s0[ro.p.L.x + i] += e * dir[i];
-  }, 1e-8);
-  check("start velocities", adv, [&](double e) {
-    for (int i = 0; i < n3; i++) ro.s0[ro.p.L.v + i] += e * dirv[i];
-  }, 1e-3);
+  check(
+      "start positions", adx,
+      [&](double e) {
+        for (int i = 0; i < n3; i++) ro.s0[ro.p.L.x + i] += e * dir[i];
+      },
+      1e-8);
+  check(
+      "start velocities", adv,
+      [&](double e) {
+        for (int i = 0; i < n3; i++) ro.s0[ro.p.L.v + i] += e * dirv[i];
+      },
+      1e-3);
   for (int k = 0; k < 3; k++) {
     char name[32];
     std::snprintf(name, sizeof(name), "site pos %d", k);
-    check(name, site_pos_b[k], [&](double e) { ro.p.site.pos[k] += e; }, 1e-8);
+    check(
+        name, site_pos_b[k], [&](double e) { ro.p.site.pos[k] += e; }, 1e-8);
     std::snprintf(name, sizeof(name), "sphere pos %d", k);
-    check(name, ball_b[k], [&](double e) { ro.ball_off[k] += e; }, 1e-8);
+    check(
+        name, ball_b[k], [&](double e) { ro.ball_off[k] += e; }, 1e-8);
   }
   char err[256];
   auto param = [&](int k, double rel) {
@@ -643,14 +650,17 @@ TEST(Implicit, StepVjpMatchesFiniteDifferencesOfRollout) {
   check("contact stiffness", kc_b * kc, param(DTAC_PARAM_CONTACT_STIFFNESS, kc), 1e-6);
   // density: every lumped mass scales with it (no dtac_gel_param for it yet)
   double rho = gm.def.density;
-  check("density", rho_b * rho, [&](double e) {
-    double f = (gm.def.density + e * rho) / gm.def.density;
-    for (int a = 0; a < gm.nnode; a++) {
-      gm.mass[a] *= f;
-      if (gm.inv_mass[a] > 0) gm.inv_mass[a] /= f;
-    }
-    gm.def.density += e * rho;
-  }, 1e-4);
+  check(
+      "density", rho_b * rho,
+      [&](double e) {
+        double f = (gm.def.density + e * rho) / gm.def.density;
+        for (int a = 0; a < gm.nnode; a++) {
+          gm.mass[a] *= f;
+          if (gm.inv_mass[a] > 0) gm.inv_mass[a] /= f;
+        }
+        gm.def.density += e * rho;
+      },
+      1e-4);
 }
 
 namespace {
@@ -726,9 +736,10 @@ HertzImplicit PressImplicit(double ds, double cells_per_a) {
                                                    g0, 0.01, &prm, &rep))
         << "step " << i << " residual " << rep.residual;
     if (getenv("DTAC_VERBOSE"))
-      std::printf("step %d: newton %d cg %d factor %d  [grad %.2f asm %.2f fact %.2f solve %.2f] s\n",
-                  i, rep.iterations, rep.ncg, rep.nfactor, rep.t_grad, rep.t_assemble, rep.t_factor,
-                  rep.t_solve);
+      std::printf(
+          "step %d: newton %d cg %d factor %d  [grad %.2f asm %.2f fact %.2f solve %.2f] s\n", i,
+          rep.iterations, rep.ncg, rep.nfactor, rep.t_grad, rep.t_assemble, rep.t_factor,
+          rep.t_solve);
   }
   std::vector<double> ft(6, 0), v0(3 * gm.nnode, 0);
   dtac_gel_contact(&gm, state.data(), v0.data(), state.data() + Ly.anchor, nullptr, &ball, 1,
@@ -740,7 +751,8 @@ HertzImplicit PressImplicit(double ds, double cells_per_a) {
     if (gm.X[3 * a + 2] != H) continue;
     if (gm.X[3 * a] == 0 && gm.X[3 * a + 1] == 0) dep = H - x[2];
     double n[3];
-    if (dtac_collider_dist(&ball, x, n) < 0) radius = std::fmax(radius, std::hypot(gm.X[3 * a], gm.X[3 * a + 1]));
+    if (dtac_collider_dist(&ball, x, n) < 0)
+      radius = std::fmax(radius, std::hypot(gm.X[3 * a], gm.X[3 * a + 1]));
   }
   dtac_implicit_free(im);
   dtac_gel_model_free(&gm);
@@ -752,9 +764,10 @@ HertzImplicit PressImplicit(double ds, double cells_per_a) {
   c.a = radius;
   c.a_ref = std::sqrt(R * d);
   c.depth = dep;
-  std::printf("implicit Hertz: d=%.4g mm  F=%.5g N  err vs Hertz %+.2f%% (raw %+.2f%%)  a=%.4g mm "
-              "(Hertz %.4g, cell %.3g)\n", 1e3 * dep, force, 100 * c.err, 100 * c.err_raw,
-              1e3 * radius, 1e3 * c.a_ref, 1e3 * hfine);
+  std::printf(
+      "implicit Hertz: d=%.4g mm  F=%.5g N  err vs Hertz %+.2f%% (raw %+.2f%%)  a=%.4g mm "
+      "(Hertz %.4g, cell %.3g)\n",
+      1e3 * dep, force, 100 * c.err, 100 * c.err_raw, 1e3 * radius, 1e3 * c.a_ref, 1e3 * hfine);
   EXPECT_NEAR(dep, ds, 0.05 * ds);
   EXPECT_NEAR(c.a, c.a_ref, hfine + 0.05 * c.a_ref);
   return c;
@@ -787,8 +800,8 @@ TEST(Implicit, ViolentStepStaysFinite) {
     p.ball.pos[2] = p.H + p.ball.size[0] - 1.5e-3;
     p.ball.pos[0] = 1e-3 * i;
     dtac_implicit_report rep;
-    int status = dtac_implicit_step(p.im, &p.gm, st.data(), &p.site, &p.site, &p.ball, 1, g0,
-                                    0.002, &prm, &rep);
+    int status = dtac_implicit_step(p.im, &p.gm, st.data(), &p.site, &p.site, &p.ball, 1, g0, 0.002,
+                                    &prm, &rep);
     EXPECT_TRUE(status == DTAC_IMPLICIT_OK || status == DTAC_IMPLICIT_MAXITER ||
                 status == DTAC_IMPLICIT_LINESEARCH)
         << status;
