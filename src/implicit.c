@@ -885,6 +885,42 @@ double dtac_implicit_energy(dtac_implicit* im, const dtac_gel_model* gm, const d
   return energy_grad(im, gm, x, g);
 }
 
+void dtac_implicit_reactions(dtac_implicit* im, const dtac_gel_model* gm, const double* state0,
+                             const double* state1, const dtac_frame* site1,
+                             const dtac_collider* col, int ncol, const double gravity[3], double h,
+                             int material, double* col_ft, double site_ft[6]) {
+  dtac_state_layout Ly = dtac_gel_state_layout(gm);
+  const double* x = state1 + Ly.x;
+  set_context(im, gm, state0, col, ncol, gravity, h, material);
+  energy_grad(im, gm, x, im->g);  // im->gel: elastic and damping gradient of every node
+  if (col_ft) memset(col_ft, 0, 6 * (size_t)ncol * sizeof(double));
+  if (site_ft) memset(site_ft, 0, 6 * sizeof(double));
+  // on the colliders: minus the force each puts on the nodes (minus its energy's gradient)
+  for (int s = 0; s < gm->nsurf && col_ft; s++) {
+    int a = gm->surf[s];
+    const double* xa = x + 3 * a;
+    for (int c = 0; c < im->ncol; c++) {
+      dtac_contact_node_param pe = dtac_contact_scaled(gm->surf_param + s, im->col + c);
+      double g3[3], f[3];
+      dtac_contact_energy(pe.kn, pe.width, im->col + c, xa, g3, NULL, 0);
+      for (int k = 0; k < 3; k++) f[k] = g3[k];  // on the collider: -(-g)
+      dtac_wrench_add(col_ft + 6 * c, f, (const double[3]){0, 0, 0}, xa, im->col[c].pos);
+    }
+    const lag* lg = im->lag + s;
+    if (lg->c >= 0) {
+      double g3[3];
+      dtac_friction_energy(lg->L, gm->surf_param[s].kt, lg->n, xa, lg->a, g3, NULL);
+      dtac_wrench_add(col_ft + 6 * lg->c, g3, (const double[3]){0, 0, 0}, xa, im->col[lg->c].pos);
+    }
+  }
+  // on the site's body: the internal forces -grad of the back-face nodes
+  for (int i = 0; i < gm->nfixed && site_ft; i++) {
+    int a = gm->fixed_id[i];
+    double f[3] = {-im->gel[3 * a], -im->gel[3 * a + 1], -im->gel[3 * a + 2]};
+    dtac_wrench_add(site_ft, f, (const double[3]){0, 0, 0}, x + 3 * a, site1->pos);
+  }
+}
+
 static int all_finite(const double* a, int n) {
   for (int i = 0; i < n; i++) {
     if (!isfinite(a[i])) return 0;

@@ -99,6 +99,16 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
                            const dtac_implicit_params* p, const double* xb, const double* vb,
                            dtac_implicit_bar* out);
 
+// the wrenches the gel applied over the step (state0 -> state1, as dtac_implicit_step made it),
+// evaluated at the converged state: on each collider (col_ft, ncol x 6: force, torque about the
+// collider's position; may be NULL) from the penalty and the lagged friction, and on the site's
+// body (site_ft, 6: force, torque about site1->pos; may be NULL) from the back-face nodes'
+// internal forces. N and N m; what the plugin applies to MuJoCo's bodies for the step taken.
+void dtac_implicit_reactions(dtac_implicit* im, const dtac_gel_model* gm, const double* state0,
+                             const double* state1, const dtac_frame* site1,
+                             const dtac_collider* col, int ncol, const double gravity[3], double h,
+                             int material, double* col_ft, double site_ft[6]);
+
 // the incremental potential of the step at positions x (nnode x 3; back face and locked
 // components as the step places them), and its gradient over all nodes (g: nnode x 3, may be
 // NULL): what the step minimises (tests, diagnostics). The lagged terms come from state0.

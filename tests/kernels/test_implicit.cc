@@ -810,3 +810,35 @@ TEST(Implicit, ViolentStepStaysFinite) {
                 status, rep.iterations, rep.residual, rep.min_J);
   }
 }
+
+// the reactions of a held press: on the sphere they equal the explicit contact's (frictionless,
+// at rest), and the gel is in balance: force on the sphere + force on the site's body = weight
+TEST(Implicit, ReactionsBalanceAtRest) {
+  Pad p(0.010, 0.010, 0.004, 0.001, 0.0);
+  std::vector<double> st = p.Rest(), prev;
+  dtac_implicit_params prm;
+  dtac_implicit_params_default(&prm);
+  prm.tolerance = 1e-9;
+  const double g0[3] = {0, 0, -9.81}, h = 0.002;
+  for (int i = 1; i <= 30; i++) {
+    p.ball.pos[2] = p.H + p.ball.size[0] - 0.3e-3 * std::fmin(1.0, i / 5.0);
+    prev = st;
+    ASSERT_EQ(DTAC_IMPLICIT_OK, dtac_implicit_step(p.im, &p.gm, st.data(), &p.site, &p.site,
+                                                   &p.ball, 1, g0, h, &prm, nullptr));
+  }
+  double col_ft[6], site_ft[6];
+  dtac_implicit_reactions(p.im, &p.gm, prev.data(), st.data(), &p.site, &p.ball, 1, g0, h,
+                          prm.material, col_ft, site_ft);
+  double fe = p.Force(st);
+  // the weight of the free nodes (the back face's is held by the site, not modelled)
+  double weight = 0;
+  for (int a = 0; a < p.gm.nnode; a++) weight += p.gm.fixed[a] ? 0 : p.gm.mass[a] * g0[2];
+  std::printf("on the sphere %.6g N (explicit contact %.6g N), on the site %.6g N, weight %.3g N\n",
+              col_ft[2], fe, site_ft[2], weight);
+  EXPECT_GT(col_ft[2], 0.05);
+  EXPECT_NEAR(col_ft[2], fe, 1e-9 * fe);
+  for (int k = 0; k < 3; k++) {
+    double w = k == 2 ? weight : 0;
+    EXPECT_NEAR(col_ft[k] + site_ft[k], w, 1e-4 * col_ft[2]) << k;
+  }
+}
