@@ -802,12 +802,16 @@ dtac_implicit* dtac_implicit_make(const dtac_gel_model* gm, int maxcol, char* er
   if (factorize_at(im, gm, NULL, &tf, &nf))
     return fail(im, err, errlen, "CHOLMOD factorization failed");
   if (prec(im, im->b, im->z)) return fail(im, err, errlen, "CHOLMOD solve failed");
-  // a zero rank-one update, so that CHOLMOD's update workspace exists before the first step
-  ((int*)im->Cup->p)[0] = 0;
-  ((int*)im->Cup->p)[1] = 1;
-  ((int*)im->Cup->i)[0] = 0;
-  ((double*)im->Cup->x)[0] = 0;
-  im->Cup->ncol = 1;
+  // a zero update of rank 8 (CHOLMOD's largest pass), so that its update workspace exists
+  // before the first step
+  int nw = nd < 8 ? nd : 8;
+  if (nw > gm->nsurf + 1) nw = gm->nsurf + 1;
+  for (int j = 0; j <= nw; j++) ((int*)im->Cup->p)[j] = j;
+  for (int j = 0; j < nw; j++) {
+    ((int*)im->Cup->i)[j] = j;
+    ((double*)im->Cup->x)[j] = 0;
+  }
+  im->Cup->ncol = nw;
   if (!cholmod_updown(1, im->Cup, im->L, &im->cc))
     return fail(im, err, errlen, "CHOLMOD update failed");
   return im;
