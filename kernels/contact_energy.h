@@ -90,4 +90,34 @@ DTAC_HD double dtac_friction_energy(double L, double kt, const double n_in[3], c
   return L * L / kt * dtac_logcosh(u);
 }
 
+// derivatives of lam . grad Phi (dtac_friction_energy's gradient dotted with lam) with respect to
+// the held normal load L (*dL) and the held normal n_in before its normalisation (dn, 3): what a
+// VJP through the lag needs
+DTAC_HD void dtac_friction_lag_adj(double L, double kt, const double n_in[3], const double x[3],
+                                   const double a[3], const double lam[3], double* dL,
+                                   double dn[3]) {
+  double nl = dtac_norm3(n_in), n[3];
+  for (int k = 0; k < 3; k++) n[k] = nl > 0 ? n_in[k] / nl : 0;
+  double da[3], dt[3];
+  dtac_sub3(da, x, a);
+  double an = dtac_dot3(da, n);
+  for (int k = 0; k < 3; k++) dt[k] = da[k] - an * n[k];
+  double s = dtac_norm3(dt);
+  double u = kt * s / L, th = tanh(u), sech2 = 1 - th * th;
+  // grad = psi(s) dt, psi = L tanh(u) / s (-> kt at s = 0)
+  double psi = u > 1e-8 ? L * th / s : kt * (1 - u * u / 3);
+  double dpsi = u > 1e-8 ? (kt * sech2 - psi) / s : -2.0 / 3.0 * kt * kt * s / (L * L);
+  double ldt = dtac_dot3(lam, dt);
+  // d/dL of L tanh(kt s / L) = tanh(u) - u sech^2(u), times (lam . t)
+  *dL = s > 0 ? (th - u * sech2) * ldt / s : 0;
+  // d(lam . grad) = w . d(dt), w = psi' (lam . dt) t + psi lam, d(dt) = -(da.dn) n - (da.n) dn
+  double w[3];
+  for (int k = 0; k < 3; k++) w[k] = (s > 0 ? dpsi * ldt * dt[k] / s : 0) + psi * lam[k];
+  double wn = dtac_dot3(w, n), dnn[3];
+  for (int k = 0; k < 3; k++) dnn[k] = -wn * da[k] - an * w[k];
+  // n = n_in / |n_in|
+  double p = dtac_dot3(dnn, n);
+  for (int k = 0; k < 3; k++) dn[k] = nl > 0 ? (dnn[k] - p * n[k]) / nl : 0;
+}
+
 #endif  // DTAC_KERNELS_CONTACT_ENERGY_H_

@@ -1245,13 +1245,42 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
         out->contact_stiffness -= dtac_dot3(g3, la) / gm->contact_stiffness;
     }
     const lag* lg = im->lag + s;
-    if (lg->c >= 0 && out->col_pos) {
-      double g3[3], H3[9];
-      dtac_friction_energy(lg->L, gm->surf_param[s].kt, lg->n, xa, lg->a, g3, H3);
+    if (lg->c < 0) continue;
+    const dtac_collider* c = im->col + lg->c;
+    double kt = gm->surf_param[s].kt;
+    double g3[3], H3[9];
+    dtac_friction_energy(lg->L, kt, lg->n, xa, lg->a, g3, H3);
+    // the anchor moves with the collider
+    if (out->col_pos) {
       for (int i = 0; i < 3; i++) {
         for (int j = 0; j < 3; j++) out->col_pos[3 * lg->c + i] += H3[3 * i + j] * la[j];
       }
     }
+    // the lag: L = mu kn ramp(-d(x0)), n = grad d(x0), both against the collider at the step end
+    double dL, dn[3];
+    dtac_friction_lag_adj(lg->L, kt, lg->n, xa, lg->a, la, &dL, dn);
+    dtac_contact_node_param pe = dtac_contact_scaled(gm->surf_param + s, c);
+    const double* x0a = im->x0 + 3 * a;
+    double m[3], pl[3], Hl[9], t[9], Hd[9], dramp;
+    double d0 = dtac_collider_dist(c, x0a, m);
+    dtac_contact_ramp(-d0, pe.width, &dramp);
+    dtac_collider_to_local(c, x0a, pl);
+    dtac_sdf_hess(c->type, c->size, c->planes, c->nplane, pl, Hl);
+    dtac_mul33(t, c->mat, Hl);
+    dtac_mul33T(Hd, t, c->mat);
+    // d(lam.g)/dx0 = dL dL/dx0 + Hd dn with dL/dx0 = -mu kn dramp m; d/dp is minus that
+    double gx0[3];
+    for (int i = 0; i < 3; i++) {
+      gx0[i] = -dL * c->mu * pe.kn * dramp * m[i];
+      for (int j = 0; j < 3; j++) gx0[i] += Hd[3 * i + j] * dn[j];
+    }
+    for (int k = 0; k < 3; k++) {
+      out->x0[3 * a + k] -= gx0[k];
+      if (out->col_pos) out->col_pos[3 * lg->c + k] += gx0[k];
+    }
+    // L is proportional to kn (so to the stiffness per area) and to mu
+    if (gm->contact_stiffness > 0) out->contact_stiffness -= dL * lg->L / gm->contact_stiffness;
+    if (out->col_mu && c->mu > 0) out->col_mu[lg->c] -= dL * lg->L / c->mu;
   }
   return 0;
 }

@@ -82,7 +82,8 @@ typedef struct dtac_implicit_bar_ {
   double* x0;        // of the start positions (nnode x 3)
   double* v0;        // of the start velocities (nnode x 3)
   dtac_frame site1;  // of the step-end site frame: pos, mat, vel, angvel
-  double* col_pos;   // of each collider's position (ncol x 3)
+  double* col_pos;   // of each collider's position (ncol x 3; may be NULL)
+  double* col_mu;    // of each collider's friction coefficient (ncol; may be NULL)
   double young, poisson, damping, contact_stiffness;  // Pa, -, s, Pa/m
   double density;  // kg/m^3, through the lumped masses (all proportional to it)
 } dtac_implicit_bar;
@@ -91,8 +92,9 @@ typedef struct dtac_implicit_bar_ {
 // cotangents of state1's positions and velocities (nnode x 3 each); one linear solve with the
 // converged, unprojected Hessian (CG preconditioned by the kept factor, to adj_tolerance): the
 // implicit function theorem needs the true Hessian; the projected one gives an approximate
-// gradient. Friction anchors are held: the lagged normal load and normal, and the anchors, carry no
-// cotangent. Returns 0, or nonzero if the solve failed.
+// gradient. The friction lag (normal load and normal from the start positions against the
+// colliders) is differentiated; the anchors (state) are held: no cotangent for the anchors in, and
+// none taken from the new anchors out. Returns 0, or nonzero if the solve failed.
 int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const double* state0,
                            const double* state1, const dtac_frame* site1, const dtac_collider* col,
                            int ncol, const double gravity[3], double h,

@@ -842,3 +842,100 @@ TEST(Implicit, ReactionsBalanceAtRest) {
     EXPECT_NEAR(col_ft[k] + site_ft[k], w, 1e-4 * col_ft[2]) << k;
   }
 }
+
+// (e, friction) one step with stuck contact nodes (anchors from three frictional steps before):
+// the VJP, through the friction lag (normal load and normal from the start positions), matches
+// central differences of the step, input by input (the anchors are state and held here)
+TEST(Implicit, StepVjpWithFrictionMatchesFiniteDifferences) {
+  Pad p(0.006, 0.006, 0.003, 0.001, 0.8, 0.004);
+  dtac_gel_model& gm = p.gm;
+  int n3 = 3 * gm.nnode;
+  dtac_implicit_params prm;
+  dtac_implicit_params_default(&prm);
+  prm.solver = DTAC_SOLVE_FACTOR;
+  prm.tolerance = 1e-12;
+  prm.iterations = 60;
+  const double g0[3] = {0, 0, -9.81}, h = 0.002;
+  std::vector<double> s0 = p.Rest();
+  auto ball_at = [&](int i, double* off) {
+    dtac_collider b = p.ball;
+    b.pos[0] = 0.02e-3 * i + off[0];
+    b.pos[1] = off[1];
+    b.pos[2] = p.H + p.ball.size[0] - 0.15e-3 * (i + 1) + off[2];
+    return b;
+  };
+  double off[3] = {0, 0, 0};
+  for (int i = 0; i < 3; i++) {
+    dtac_collider b = ball_at(i, off);
+    ASSERT_EQ(DTAC_IMPLICIT_OK, dtac_implicit_step(p.im, &gm, s0.data(), &p.site, &p.site, &b, 1,
+                                                   g0, h, &prm, nullptr));
+  }
+  int nstuck = 0;
+  for (int s = 0; s < gm.nsurf; s++) nstuck += (int)s0[p.L.anchor + 4 * s] == p.ball.geom;
+  EXPECT_GT(nstuck, 4);
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<double> wx(n3), wv(n3), dir(n3);
+  for (int i = 0; i < n3; i++) {
+    wx[i] = u(rng);
+    wv[i] = 1e-3 * u(rng);
+    dir[i] = u(rng);
+  }
+  auto run = [&]() {
+    std::vector<double> st = s0;
+    dtac_collider b = ball_at(3, off);
+    EXPECT_EQ(DTAC_IMPLICIT_OK, dtac_implicit_step(p.im, &gm, st.data(), &p.site, &p.site, &b, 1,
+                                                   g0, h, &prm, nullptr));
+    double l = 0;
+    for (int i = 0; i < n3; i++) l += wx[i] * st[p.L.x + i] + wv[i] * st[p.L.v + i];
+    return std::make_pair(l, st);
+  };
+  std::vector<double> s1 = run().second;
+  std::vector<double> x0b(n3, 0), v0b(n3, 0);
+  double colb[3] = {0, 0, 0}, mub = 0;
+  dtac_implicit_bar bar = {};
+  bar.x0 = x0b.data();
+  bar.v0 = v0b.data();
+  bar.col_pos = colb;
+  bar.col_mu = &mub;
+  dtac_collider b = ball_at(3, off);
+  ASSERT_EQ(0, dtac_implicit_step_adj(p.im, &gm, s0.data(), s1.data(), &p.site, &b, 1, g0, h, &prm,
+                                      wx.data(), wv.data(), &bar));
+  auto check = [&](const char* what, double ad, auto perturb, double eps) {
+    perturb(+eps);
+    double lp = run().first;
+    perturb(-2 * eps);
+    double lm = run().first;
+    perturb(+eps);
+    double fd = (lp - lm) / (2 * eps);
+    std::printf("%-18s adjoint %+.9e  central difference %+.9e  rel %.2e\n", what, ad, fd,
+                std::fabs(ad - fd) / std::fmax(std::fabs(fd), 1e-300));
+    EXPECT_NEAR(ad, fd, 1e-5 * std::fabs(fd)) << what;
+  };
+  double adx = 0;
+  for (int i = 0; i < n3; i++) adx += x0b[i] * dir[i];
+  check(
+      "start positions", adx,
+      [&](double e) {
+        for (int i = 0; i < n3; i++) s0[p.L.x + i] += e * dir[i];
+      },
+      1e-8);
+  for (int k = 0; k < 3; k++) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "sphere pos %d", k);
+    check(
+        name, colb[k], [&](double e) { off[k] += e; }, 1e-8);
+  }
+  check(
+      "friction", mub * p.ball.mu, [&](double e) { p.ball.mu += e * 0.8; }, 1e-4);
+  char err[256];
+  double kc = dtac_gel_param_get(&gm, DTAC_PARAM_CONTACT_STIFFNESS);
+  check(
+      "contact stiffness", bar.contact_stiffness * kc,
+      [&](double e) {
+        double v = dtac_gel_param_get(&gm, DTAC_PARAM_CONTACT_STIFFNESS);
+        ASSERT_EQ(
+            0, dtac_gel_param_set(&gm, DTAC_PARAM_CONTACT_STIFFNESS, v + e * kc, err, sizeof(err)));
+      },
+      1e-6);
+}
