@@ -873,6 +873,7 @@ TEST(Implicit, StepVjpWithFrictionMatchesFiniteDifferences) {
   int nstuck = 0;
   for (int s = 0; s < gm.nsurf; s++) nstuck += (int)s0[p.L.anchor + 4 * s] == p.ball.geom;
   EXPECT_GT(nstuck, 4);
+  std::printf("%d contact nodes stuck at the step start\n", nstuck);
   std::mt19937 rng(9);
   std::uniform_real_distribution<double> u(-1, 1);
   std::vector<double> wx(n3), wv(n3), dir(n3);
