@@ -1104,6 +1104,38 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
   set_context(im, gm, state0, col, ncol, gravity, h, p->material);
   const double* x = state1 + Ly.x;
 
+  // the new anchors (dtac_implicit_step's rule): kept ones pass their cotangent to the old,
+  // ones made where the node ended (a = R^T (x1 - p)) to x1 and the collider's position
+  double* xbe = im->gt;  // xb with that added
+  memcpy(xbe, xb, n3 * sizeof(double));
+  for (int s = 0; s < gm->nsurf && out->anchor1; s++) {
+    int a = gm->surf[s];
+    const double* ab = out->anchor1 + 4 * s + 1;
+    double dmin, n[3];
+    int c = dtac_deepest_collider(im->col, im->ncol, x + 3 * a, &dmin, n);
+    if (c < 0) continue;
+    const lag* lg = im->lag + s;
+    const dtac_collider* cc = im->col + c;
+    if (lg->c == c) {
+      double da[3], dt[3];
+      dtac_sub3(da, x + 3 * a, lg->a);
+      double dn = dtac_dot3(da, lg->n);
+      for (int k = 0; k < 3; k++) dt[k] = da[k] - dn * lg->n[k];
+      double u = gm->surf_param[s].kt * dtac_norm3(dt) / lg->L;
+      if (u <= DTAC_SLIP_RATIO && out->anchor0) {
+        for (int k = 0; k < 3; k++) out->anchor0[4 * s + 1 + k] += ab[k];
+      }
+      continue;
+    }
+    double rab[3];
+    dtac_mulmv3(rab, cc->mat, ab);
+    for (int k = 0; k < 3; k++) {
+      xbe[3 * a + k] += rab[k];
+      if (out->col_pos) out->col_pos[3 * c + k] -= rab[k];
+    }
+  }
+  xb = xbe;
+
   // H lambda = xb + vb / h on the free dofs, H the unprojected Hessian at the converged state:
   // the implicit function theorem needs the true Hessian; CG preconditioned by the kept factor
   for (int d = 0; d < im->ndof; d++) {
@@ -1250,11 +1282,17 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
     double kt = gm->surf_param[s].kt;
     double g3[3], H3[9];
     dtac_friction_energy(lg->L, kt, lg->n, xa, lg->a, g3, H3);
-    // the anchor moves with the collider
-    if (out->col_pos) {
-      for (int i = 0; i < 3; i++) {
-        for (int j = 0; j < 3; j++) out->col_pos[3 * lg->c + i] += H3[3 * i + j] * la[j];
-      }
+    // the anchor (p + R a_local) moves with the collider, and with its local coordinates
+    double ha[3];
+    for (int i = 0; i < 3; i++) {
+      ha[i] = 0;
+      for (int j = 0; j < 3; j++) ha[i] += H3[3 * i + j] * la[j];
+      if (out->col_pos) out->col_pos[3 * lg->c + i] += ha[i];
+    }
+    if (out->anchor0) {
+      double hl[3];
+      dtac_mulmTv3(hl, c->mat, ha);
+      for (int k = 0; k < 3; k++) out->anchor0[4 * s + 1 + k] += hl[k];
     }
     // the lag: L = mu kn ramp(-d(x0)), n = grad d(x0), both against the collider at the step end
     double dL, dn[3];

@@ -84,6 +84,11 @@ typedef struct dtac_implicit_bar_ {
   dtac_frame site1;  // of the step-end site frame: pos, mat, vel, angvel
   double* col_pos;   // of each collider's position (ncol x 3; may be NULL)
   double* col_mu;    // of each collider's friction coefficient (ncol; may be NULL)
+  // in: of state1's friction anchors (nsurf x 4, entries 1..3 of each; may be NULL); out
+  // (accumulated): of state0's (may be NULL). A kept anchor passes its cotangent on, one made where
+  // the node ended passes it to the end position; a slipping node's dragged anchor is held.
+  const double* anchor1;
+  double* anchor0;
   double young, poisson, damping, contact_stiffness;  // Pa, -, s, Pa/m
   double density;  // kg/m^3, through the lumped masses (all proportional to it)
 } dtac_implicit_bar;
@@ -93,8 +98,8 @@ typedef struct dtac_implicit_bar_ {
 // converged, unprojected Hessian (CG preconditioned by the kept factor, to adj_tolerance): the
 // implicit function theorem needs the true Hessian; the projected one gives an approximate
 // gradient. The friction lag (normal load and normal from the start positions against the
-// colliders) is differentiated; the anchors (state) are held: no cotangent for the anchors in, and
-// none taken from the new anchors out. Returns 0, or nonzero if the solve failed.
+// colliders) and the anchors (out->anchor1, anchor0) are differentiated. Returns 0, or nonzero if
+// the solve failed.
 int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const double* state0,
                            const double* state1, const dtac_frame* site1, const dtac_collider* col,
                            int ncol, const double gravity[3], double h,

@@ -454,14 +454,17 @@ namespace {
 // a 3-step implicit rollout of a small pad under a moving sphere (frictionless: the friction
 // lag carries no cotangent), from a perturbed, moving start state
 struct Rollout {
-  Pad p{0.006, 0.006, 0.003, 0.001, 0.0, 0.004};
+  Pad p;
   std::vector<double> s0;
   static constexpr int kSteps = 3;
   double h = 0.002;
   double g0[3] = {0, 0, -9.81};
   double ball_off[3] = {0, 0, 0};  // added to every step's sphere position
+  double slide_;                   // lateral motion of the sphere per step, m
   dtac_implicit_params prm;
-  Rollout() {
+  explicit Rollout(double mu = 0, double slide = 0.3e-3)
+      : p(0.006, 0.006, 0.003, 0.001, mu, 0.004) {
+    slide_ = slide;
     dtac_implicit_params_default(&prm);
     prm.solver = DTAC_SOLVE_FACTOR;
     prm.tolerance = 1e-12;  // near the rounding floor
@@ -480,8 +483,8 @@ struct Rollout {
   }
   void Ball(int i, dtac_collider* b) const {
     *b = p.ball;
-    b->pos[0] = 0.3e-3 * i + ball_off[0];
-    b->pos[1] = -0.2e-3 * i + ball_off[1];
+    b->pos[0] = slide_ * i + ball_off[0];
+    b->pos[1] = -0.67 * slide_ * i + ball_off[1];
     b->pos[2] = p.H + p.ball.size[0] - 0.15e-3 * (i + 1) + ball_off[2];
   }
   // states after each step (kSteps + 1 of them, the first s0)
@@ -933,6 +936,95 @@ TEST(Implicit, StepVjpWithFrictionMatchesFiniteDifferences) {
   double kc = dtac_gel_param_get(&gm, DTAC_PARAM_CONTACT_STIFFNESS);
   check(
       "contact stiffness", bar.contact_stiffness * kc,
+      [&](double e) {
+        double v = dtac_gel_param_get(&gm, DTAC_PARAM_CONTACT_STIFFNESS);
+        ASSERT_EQ(
+            0, dtac_gel_param_set(&gm, DTAC_PARAM_CONTACT_STIFFNESS, v + e * kc, err, sizeof(err)));
+      },
+      1e-6);
+}
+
+// (e, friction) a 3-step rollout with friction, the sphere sliding slowly enough that the nodes
+// stick: the VJP chained through the anchors (state) matches central differences of the rollout
+TEST(Implicit, StepVjpWithFrictionMatchesFiniteDifferencesOfRollout) {
+  Rollout ro(0.8, 0.01e-3);
+  dtac_gel_model& gm = ro.p.gm;
+  int n3 = 3 * gm.nnode, na = 4 * gm.nsurf;
+  std::mt19937 rng(15);
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<double> wx(n3), wv(n3), dir(n3);
+  for (int i = 0; i < n3; i++) {
+    wx[i] = u(rng);
+    wv[i] = 1e-3 * u(rng);
+    dir[i] = u(rng);
+  }
+  auto loss = [&](const std::vector<double>& st) {
+    double l = 0;
+    for (int i = 0; i < n3; i++) l += wx[i] * st[ro.p.L.x + i] + wv[i] * st[ro.p.L.v + i];
+    return l;
+  };
+  std::vector<std::vector<double>> traj = ro.Run(ro.s0);
+  int nstuck = 0;
+  for (int s = 0; s < gm.nsurf; s++) nstuck += (int)traj[2][ro.p.L.anchor + 4 * s] >= 0;
+  std::printf("%d contact nodes anchored after step 2\n", nstuck);
+  EXPECT_GT(nstuck, 4);
+  std::vector<double> xb(wx), vb(wv), x0b(n3), v0b(n3), ab1(na, 0), ab0(na);
+  double ball_b[3] = {0, 0, 0}, kc_b = 0, mu_b = 0;
+  for (int i = Rollout::kSteps - 1; i >= 0; i--) {
+    std::fill(x0b.begin(), x0b.end(), 0);
+    std::fill(v0b.begin(), v0b.end(), 0);
+    std::fill(ab0.begin(), ab0.end(), 0);
+    double colb[3] = {0, 0, 0}, mub = 0;
+    dtac_implicit_bar bar = {};
+    bar.x0 = x0b.data();
+    bar.v0 = v0b.data();
+    bar.col_pos = colb;
+    bar.col_mu = &mub;
+    bar.anchor1 = ab1.data();
+    bar.anchor0 = ab0.data();
+    dtac_collider b;
+    ro.Ball(i, &b);
+    ASSERT_EQ(
+        0, dtac_implicit_step_adj(ro.p.im, &gm, traj[i].data(), traj[i + 1].data(), &ro.p.site, &b,
+                                  1, ro.g0, ro.h, &ro.prm, xb.data(), vb.data(), &bar));
+    for (int k = 0; k < 3; k++) ball_b[k] += colb[k];
+    kc_b += bar.contact_stiffness;
+    mu_b += mub;
+    xb = x0b;
+    vb = v0b;
+    ab1 = ab0;
+  }
+  auto check = [&](const char* what, double ad, auto perturb, double eps) {
+    perturb(+eps);
+    double lp = loss(ro.Run(ro.s0).back());
+    perturb(-2 * eps);
+    double lm = loss(ro.Run(ro.s0).back());
+    perturb(+eps);
+    double fd = (lp - lm) / (2 * eps);
+    std::printf("%-18s adjoint %+.9e  central difference %+.9e  rel %.2e\n", what, ad, fd,
+                std::fabs(ad - fd) / std::fmax(std::fabs(fd), 1e-300));
+    EXPECT_NEAR(ad, fd, 1e-5 * std::fabs(fd)) << what;
+  };
+  double adx = 0;
+  for (int i = 0; i < n3; i++) adx += xb[i] * dir[i];
+  check(
+      "start positions", adx,
+      [&](double e) {
+        for (int i = 0; i < n3; i++) ro.s0[ro.p.L.x + i] += e * dir[i];
+      },
+      1e-8);
+  for (int k = 0; k < 3; k++) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "sphere pos %d", k);
+    check(
+        name, ball_b[k], [&](double e) { ro.ball_off[k] += e; }, 1e-8);
+  }
+  check(
+      "friction", mu_b * 0.8, [&](double e) { ro.p.ball.mu += e * 0.8; }, 1e-3);
+  char err[256];
+  double kc = dtac_gel_param_get(&gm, DTAC_PARAM_CONTACT_STIFFNESS);
+  check(
+      "contact stiffness", kc_b * kc,
       [&](double e) {
         double v = dtac_gel_param_get(&gm, DTAC_PARAM_CONTACT_STIFFNESS);
         ASSERT_EQ(
