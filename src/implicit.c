@@ -1,9 +1,9 @@
 // implicit.c: backward Euler over one step h on the incremental potential
 //   E(x) = sum_a m_a/(2h^2) |x_a - x0_a - h v0_a|^2 - m_a g.x_a + sum_t V_t [psi(F_t) + D_t]
 //          + sum_(node, collider) kn R(-d) + sum_(stuck node) Phi_friction
-// (Kane, Marsden, Ortiz, West, "Variational integrators and the Newmark algorithm", IJNME 49,
-// 2000, for the incremental potential of backward Euler), minimised by Newton with per-element
-// SPD projection and an Armijo line search; the back face is placed with the site at the step
+// (backward Euler as the minimisation of an incremental potential: Gast, Schroeder, Stomakhin,
+// Jiang, Teran, "Optimization integrator for large time steps", IEEE TVCG 21(10), 2015),
+// minimised by Newton with per-element SPD projection and an Armijo line search; the back face is placed with the site at the step
 // end and eliminated. Sparse algebra by CHOLMOD. The VJP by the implicit function theorem: at
 // the minimum grad E(x*, theta) = 0, so dx*/dtheta = -H^{-1} d(grad E)/dtheta.
 #include "implicit.h"
