@@ -3,9 +3,10 @@
 //          + sum_(node, collider) kn R(-d) + sum_(stuck node) Phi_friction
 // (backward Euler as the minimisation of an incremental potential: Gast, Schroeder, Stomakhin,
 // Jiang, Teran, "Optimization integrator for large time steps", IEEE TVCG 21(10), 2015),
-// minimised by Newton with per-element SPD projection and an Armijo line search; the back face is placed with the site at the step
-// end and eliminated. Sparse algebra by CHOLMOD. The VJP by the implicit function theorem: at
-// the minimum grad E(x*, theta) = 0, so dx*/dtheta = -H^{-1} d(grad E)/dtheta.
+// minimised by Newton with per-element SPD projection and an Armijo line search; the back face is
+// placed with the site at the step end and eliminated. Sparse algebra by CHOLMOD. The VJP by the
+// implicit function theorem: at the minimum grad E(x*, theta) = 0, so dx*/dtheta = -H^{-1} d(grad
+// E)/dtheta.
 #include "implicit.h"
 
 #include <math.h>
@@ -52,17 +53,20 @@ struct dtac_implicit_ {
   int* iperm;     // dof -> its row in L's permutation (ndof)
   cholmod_sparse *Cup, *Cdown;
   cholmod_dense *B, *X, *Y, *E;
-  int factor_ok;    // L holds a numeric factor (of some earlier Hessian)
-  double* Hx_true;  // values of the unprojected Hessian (VJP), same pattern
-  int* tet_map;     // each tet's 12x12 entries in A->x (-1: lower or placed) (144 ntet)
-  int* node_map;    // each node's 3x3 diagonal block in A->x (9 nnode)
-  int* diag;        // position of each dof's diagonal in A->x (ndof)
-  double* tetA;     // matrix-free: each tet's projected 9x9 dP/dF with damping (81 ntet)
-  double* surfH;    // matrix-free: each contact node's contact and friction 3x3 (9 nsurf)
-  double* F0;       // each tet's F at the step start (9 ntet)
-  int nptet;        // tets with a placed node component ...
-  int* ptet;        // ... (nptet): all the placed components' coupling to the free ones
-  lag* lag;         // (nsurf)
+  int factor_ok;      // L holds a numeric factor (of some earlier Hessian)
+  double* Hx_true;    // values of the unprojected Hessian (VJP), same pattern
+  double* Hx_lin;     // the linear material's constant part (inertia, elastic, damping)
+  double lin_key[4];  // what Hx_lin was made for: h, mu, lambda, beta
+  int lin_ok;
+  int* tet_map;   // each tet's 12x12 entries in A->x (-1: lower or placed) (144 ntet)
+  int* node_map;  // each node's 3x3 diagonal block in A->x (9 nnode)
+  int* diag;      // position of each dof's diagonal in A->x (ndof)
+  double* tetA;   // matrix-free: each tet's projected 9x9 dP/dF with damping (81 ntet)
+  double* surfH;  // matrix-free: each contact node's contact and friction 3x3 (9 nsurf)
+  double* F0;     // each tet's F at the step start (9 ntet)
+  int nptet;      // tets with a placed node component ...
+  int* ptet;      // ... (nptet): all the placed components' coupling to the free ones
+  lag* lag;       // (nsurf)
   // step context
   const double* x0;
   const double* v0;
@@ -249,12 +253,36 @@ static void assemble(dtac_implicit* im, const dtac_gel_model* gm, const double* 
                      double* Hx, int matfree) {
   int nnz = (int)((int*)im->A->p)[im->ndof];
   double h2 = im->h * im->h;
-  if (!matfree) memset(Hx, 0, nnz * sizeof(double));
-  if (!matfree) {
+  im->nproject = 0;
+  // the linear material's inertia, elastic and damping part is constant: kept, keyed on what it
+  // depends on (h, the Lame constants, the damping time; the masses are fixed at creation)
+  int linear = im->material == DTAC_MAT_LINEAR && !matfree;
+  if (linear) {
+    double key[4] = {im->h, gm->mat.mu, gm->mat.lambda, gm->mat.beta};
+    if (!im->lin_ok || memcmp(key, im->lin_key, sizeof(key))) {
+      memset(im->Hx_lin, 0, nnz * sizeof(double));
+      for (int d = 0; d < im->ndof; d++) {
+        im->Hx_lin[im->diag[d]] += gm->mass[im->dof_node[d] / 3] / h2;
+      }
+      for (int t = 0; t < gm->ntet; t++) {
+        double A[81], H[144];
+        tet_block(im, gm, t, x, 0, A);
+        dtac_tet_hess12(gm->Dm_inv + 9 * t, gm->vol[t], A, H);
+        const int* map = im->tet_map + 144 * t;
+        for (int k = 0; k < 144; k++) {
+          if (map[k] >= 0) im->Hx_lin[map[k]] += H[k];
+        }
+      }
+      memcpy(im->lin_key, key, sizeof(key));
+      im->lin_ok = 1;
+    }
+    memcpy(Hx, im->Hx_lin, nnz * sizeof(double));
+  }
+  if (!matfree && !linear) {
+    memset(Hx, 0, nnz * sizeof(double));
     for (int d = 0; d < im->ndof; d++) Hx[im->diag[d]] += gm->mass[im->dof_node[d] / 3] / h2;
   }
-  im->nproject = 0;
-  for (int t = 0; t < gm->ntet; t++) {
+  for (int t = 0; t < gm->ntet && !linear; t++) {
     double A9[81], H[144];
     double* A = matfree ? im->tetA + 81 * t : A9;
     im->nproject += tet_block(im, gm, t, x, project, A);
@@ -758,6 +786,8 @@ dtac_implicit* dtac_implicit_make(const dtac_gel_model* gm, int maxcol, char* er
     if (!*wd[i]) return fail(im, err, errlen, "out of memory");
   }
   im->Hx_true = (double*)calloc(pos, sizeof(double));
+  im->Hx_lin = (double*)calloc(pos, sizeof(double));
+  if (!im->Hx_lin) return fail(im, err, errlen, "out of memory");
   im->tetA = (double*)calloc(81 * (size_t)gm->ntet, sizeof(double));
   im->surfH = (double*)calloc(9 * (size_t)(gm->nsurf + 1), sizeof(double));
   im->F0 = (double*)calloc(9 * (size_t)gm->ntet, sizeof(double));
@@ -838,6 +868,7 @@ void dtac_implicit_free(dtac_implicit* im) {
   free(im->node_map);
   free(im->diag);
   free(im->Hx_true);
+  free(im->Hx_lin);
   free(im->tetA);
   free(im->surfH);
   free(im->F0);

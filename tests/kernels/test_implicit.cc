@@ -1032,3 +1032,46 @@ TEST(Implicit, StepVjpWithFrictionMatchesFiniteDifferencesOfRollout) {
       },
       1e-6);
 }
+
+// the linear material: close to Neo-Hookean at a small press, and its kept constant matrix
+// follows a parameter change (a step after dtac_gel_param_set of young equals a fresh solver's)
+TEST(Implicit, LinearMaterialStepFollowsParameters) {
+  Pad p(0.008, 0.008, 0.003, 0.001, 0.0);
+  dtac_implicit_params prm;
+  dtac_implicit_params_default(&prm);
+  prm.tolerance = 1e-10;
+  const double g0[3] = {0, 0, -9.81}, h = 0.002;
+  std::vector<double> sl = p.Rest(), sn = p.Rest();
+  for (int i = 1; i <= 8; i++) {
+    p.ball.pos[2] = p.H + p.ball.size[0] - 0.05e-3 * std::fmin(i, 4);
+    prm.material = DTAC_MAT_LINEAR;
+    ASSERT_EQ(DTAC_IMPLICIT_OK, dtac_implicit_step(p.im, &p.gm, sl.data(), &p.site, &p.site,
+                                                   &p.ball, 1, g0, h, &prm, nullptr));
+    prm.material = DTAC_MAT_NEOHOOKEAN;
+    ASSERT_EQ(DTAC_IMPLICIT_OK, dtac_implicit_step(p.im, &p.gm, sn.data(), &p.site, &p.site,
+                                                   &p.ball, 1, g0, h, &prm, nullptr));
+  }
+  double fl = p.Force(sl), fn = p.Force(sn);
+  std::printf("0.2 mm press: linear %.6g N, Neo-Hookean %.6g N (%+.2f%%)\n", fl, fn,
+              100 * (fl / fn - 1));
+  EXPECT_NEAR(fl, fn, 0.03 * fn);
+  // young doubled: the kept solver and a fresh one take the same step
+  char err[256];
+  ASSERT_EQ(0, dtac_gel_param_set(&p.gm, DTAC_PARAM_YOUNG, 2 * p.gm.def.young, err, sizeof(err)));
+  prm.material = DTAC_MAT_LINEAR;
+  std::vector<double> a = sl, b = sl;
+  ASSERT_EQ(DTAC_IMPLICIT_OK, dtac_implicit_step(p.im, &p.gm, a.data(), &p.site, &p.site, &p.ball,
+                                                 1, g0, h, &prm, nullptr));
+  dtac_implicit* fresh = dtac_implicit_make(&p.gm, 2, err, sizeof(err));
+  ASSERT_NE(fresh, nullptr) << err;
+  ASSERT_EQ(DTAC_IMPLICIT_OK, dtac_implicit_step(fresh, &p.gm, b.data(), &p.site, &p.site, &p.ball,
+                                                 1, g0, h, &prm, nullptr));
+  dtac_implicit_free(fresh);
+  double dmax = 0, umax = 0;
+  for (int i = 0; i < 3 * p.gm.nnode; i++) {
+    dmax = std::fmax(dmax, std::fabs(a[i] - b[i]));
+    umax = std::fmax(umax, std::fabs(a[i] - sl[i]));
+  }
+  EXPECT_GT(umax, 1e-7);  // the stiffer gel moved
+  EXPECT_LT(dmax, 1e-6 * umax);
+}
