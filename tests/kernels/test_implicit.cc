@@ -560,6 +560,7 @@ TEST(Implicit, StepVjpMatchesFiniteDifferencesOfRollout) {
   // reverse: steps last to first
   std::vector<double> xb(wx), vb(wv), x0b(n3), v0b(n3);
   double site_pos_b[3] = {0, 0, 0}, ball_b[3] = {0, 0, 0};
+  double site_mat_b[9] = {0}, site_vel_b[3] = {0, 0, 0}, site_w_b[3] = {0, 0, 0};
   double young_b = 0, poisson_b = 0, damping_b = 0, kc_b = 0, rho_b = 0;
   for (int i = Rollout::kSteps - 1; i >= 0; i--) {
     std::fill(x0b.begin(), x0b.end(), 0);
@@ -576,8 +577,11 @@ TEST(Implicit, StepVjpMatchesFiniteDifferencesOfRollout) {
                                   1, ro.g0, ro.h, &ro.prm, xb.data(), vb.data(), &bar));
     for (int k = 0; k < 3; k++) {
       site_pos_b[k] += bar.site1.pos[k];
+      site_vel_b[k] += bar.site1.vel[k];
+      site_w_b[k] += bar.site1.angvel[k];
       ball_b[k] += colb[k];
     }
+    for (int k = 0; k < 9; k++) site_mat_b[k] += bar.site1.mat[k];
     young_b += bar.young;
     poisson_b += bar.poisson;
     damping_b += bar.damping;
@@ -630,6 +634,31 @@ TEST(Implicit, StepVjpMatchesFiniteDifferencesOfRollout) {
     std::snprintf(name, sizeof(name), "sphere pos %d", k);
     check(
         name, ball_b[k], [&](double e) { ro.ball_off[k] += e; }, 1e-8);
+    std::snprintf(name, sizeof(name), "site vel %d", k);
+    check(
+        name, site_vel_b[k], [&](double e) { ro.p.site.vel[k] += e; }, 1e-4);
+    std::snprintf(name, sizeof(name), "site angvel %d", k);
+    check(
+        name, site_w_b[k], [&](double e) { ro.p.site.angvel[k] += e; }, 1e-3);
+    // orientation: mat <- exp(e [u_k]x) mat, d mat / de = [u_k]x mat
+    double K[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0}, KM[9];
+    int i1 = (k + 1) % 3, i2 = (k + 2) % 3;
+    K[3 * i2 + i1] = 1;
+    K[3 * i1 + i2] = -1;
+    dtac_mul33(KM, K, ro.p.site.mat);
+    double adr = 0;
+    for (int m = 0; m < 9; m++) adr += site_mat_b[m] * KM[m];
+    std::snprintf(name, sizeof(name), "site rot %d", k);
+    check(
+        name, adr,
+        [&](double e) {
+          double phi[3] = {0, 0, 0}, R[9], M[9];
+          phi[k] = e;
+          dtac_rotvec_mat(phi, R);
+          dtac_mul33(M, R, ro.p.site.mat);
+          std::memcpy(ro.p.site.mat, M, sizeof(M));
+        },
+        1e-7);
   }
   char err[256];
   auto param = [&](int k, double rel) {
