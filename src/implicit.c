@@ -972,7 +972,7 @@ int dtac_implicit_step(dtac_implicit* im, const dtac_gel_model* gm, double* stat
   memset(rep, 0, sizeof(*rep));
   dtac_state_layout Ly = dtac_gel_state_layout(gm);
   int n3 = 3 * gm->nnode;
-  if (!state[Ly.placed]) dtac_gel_state_rest(gm, site0, state);
+  if (!state[Ly.placed]) dtac_gel_state_rest(gm, site0 ? site0 : site1, state);
   if (!all_finite(state, Ly.size) || !(h > 0)) {
     rep->status = DTAC_IMPLICIT_NONFINITE;
     return rep->status;

@@ -70,8 +70,11 @@ int dtac_implicit_ndof(const dtac_implicit* im);
 
 // one backward-Euler step of h seconds of the state (dtac_state_layout, in place): site1 is the
 // site frame at the step end (pose places the back face; velocity gives its nodes' velocities);
-// site0 at the step start places the rest shape when the state was never placed; col are the
-// colliders posed at the step end. Gravity in m/s^2. Allocates nothing. Returns rep->status.
+// site0 at the step start (may be NULL: then site1) places the rest shape when the state was
+// never placed; col are the colliders posed at the step end (beyond maxcol of them are ignored,
+// as the explicit step does). Gravity in m/s^2. Allocates nothing, except where the factor is
+// renewed (every iteration with DTAC_SOLVE_FACTOR, on a CG stall otherwise): CHOLMOD's simplicial
+// copy of the new factor. Returns rep->status.
 int dtac_implicit_step(dtac_implicit* im, const dtac_gel_model* gm, double* state,
                        const dtac_frame* site0, const dtac_frame* site1, const dtac_collider* col,
                        int ncol, const double gravity[3], double h, const dtac_implicit_params* p,
