@@ -11,7 +11,9 @@ ROBOSUITE_VERSION=1.5.2              # the Panda gripper's MJCF (difftac.robots)
 BUILD=${DTAC_BUILD:-build}
 
 need_apt=()
-for p in cmake g++ make pkg-config libglfw3-dev libcglm-dev libgtest-dev python3-venv python3-dev xvfb xauth zlib1g-dev libgl1-mesa-dri libegl1 libegl-mesa0; do
+# libsuitesparse-dev: CHOLMOD, the implicit gel step's sparse Cholesky (required by CMake);
+# libopenblas0-serial: the BLAS it runs on (single-threaded, so results do not depend on threads)
+for p in cmake g++ make pkg-config libglfw3-dev libcglm-dev libgtest-dev python3-venv python3-dev xvfb xauth zlib1g-dev libgl1-mesa-dri libegl1 libegl-mesa0 libsuitesparse-dev libopenblas0-serial; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
