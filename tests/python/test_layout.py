@@ -46,7 +46,8 @@ def modules():
     including tactile.h while tactile.c includes grad.h is a cycle of modules, though no header
     includes itself."""
     files, edges = graph()
-    mod = lambda p: p.parent / p.stem
+    # a module's private header (X_internal.h, shared by X.c and its companions) is part of X
+    mod = lambda p: p.parent / p.stem.removesuffix("_internal")
     medges = {}
     for p, qs in edges.items():
         medges.setdefault(mod(p), set()).update(mod(q) for q in qs if mod(q) != mod(p))

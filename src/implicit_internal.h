@@ -1,0 +1,112 @@
+// implicit_internal.h: what the implicit step's files share (implicit.c: the step and its VJP;
+// implicit_energy.c: the incremental potential, its gradient and Hessian; implicit_solve.c: the
+// linear solves and creation): the solver's struct and its internal functions.
+#ifndef DTAC_SRC_IMPLICIT_INTERNAL_H_
+#define DTAC_SRC_IMPLICIT_INTERNAL_H_
+
+#include "cholmod.h"
+#include "contact_energy.h"
+#include "fem_hess.h"
+#include "implicit.h"
+
+// a contact node's stiffness in the kept factor is renewed when it is off by more than this
+// fraction (rank-one updates cost little against a CG iteration)
+#ifndef DTAC_UPDATE_REL
+#define DTAC_UPDATE_REL 0.1
+#endif
+
+// the step h the first factor (made at creation) is of
+#define DTAC_IMPLICIT_H0 0.002
+
+// per contact node: the friction terms lagged from the step start
+typedef struct lag_ {
+  int c;        // collider index of the stuck contact, -1: no friction this step
+  double L;     // normal load, N
+  double n[3];  // normal
+  double a[3];  // anchor, world (on the collider at the step end)
+} lag;
+
+struct dtac_implicit_ {
+  int nnode, ntet, nsurf, ndof, maxcol;
+  int* dof;       // dof index of each node component (3 nnode), -1: placed (back face, locked)
+  int* dof_node;  // node component of each dof (ndof)
+  // Hessian of the free dofs, upper triangle in compressed columns (CHOLMOD stype 1)
+  cholmod_common cc;
+  cholmod_sparse* A;
+  cholmod_factor* Ls;  // supernodal LL' of A: what a (re)factorization computes
+  cholmod_factor* L;   // simplicial LDL' copy of Ls, then modified by contact updates: the solves
+  // contact updates of L: the normal stiffness k n n^T of each contact node that L holds, and
+  // the update and downdate matrices (free dofs in L's permutation)
+  double* app_k;  // (nsurf)
+  double* app_n;  // (3 nsurf)
+  int* iperm;     // dof -> its row in L's permutation (ndof)
+  cholmod_sparse *Cup, *Cdown;
+  cholmod_dense *B, *X, *Y, *E;
+  int factor_ok;      // L holds a numeric factor (of some earlier Hessian)
+  double* Hx_true;    // values of the unprojected Hessian (VJP), same pattern
+  double* Hx_lin;     // the linear material's constant part (inertia, elastic, damping)
+  double lin_key[4];  // what Hx_lin was made for: h, mu, lambda, beta
+  int lin_ok;
+  int* tet_map;   // each tet's 12x12 entries in A->x (-1: lower or placed) (144 ntet)
+  int* node_map;  // each node's 3x3 diagonal block in A->x (9 nnode)
+  int* diag;      // position of each dof's diagonal in A->x (ndof)
+  double* tetA;   // matrix-free: each tet's projected 9x9 dP/dF with damping (81 ntet)
+  double* surfH;  // matrix-free: each contact node's contact and friction 3x3 (9 nsurf)
+  double* F0;     // each tet's F at the step start (9 ntet)
+  int nptet;      // tets with a placed node component ...
+  int* ptet;      // ... (nptet): all the placed components' coupling to the free ones
+  lag* lag;       // (nsurf)
+  // step context
+  const double* x0;
+  const double* v0;
+  const dtac_collider* col;
+  int ncol;
+  double h, grav[3];
+  int material;
+  // work, 3 nnode each
+  double *x, *xt, *g, *gt, *gel, *gc, *gi, *nv, *ny;
+  // work, ndof each
+  double *b, *dx, *r, *z, *p, *q;
+  double scale;  // |forces in balance| of the last gradient pass
+  int nproject;
+};
+
+// ---- internal functions
+
+double dtac_imp_now_s(void);
+void dtac_imp_tet_F(const dtac_gel_model* gm, int t, const double* x, double F[9]);
+const double* dtac_imp_lag_F(const dtac_implicit* im, int t);
+void dtac_imp_make_lag(dtac_implicit* im, const dtac_gel_model* gm, const double* state0);
+double dtac_imp_node_contact(const dtac_implicit* im, const dtac_gel_model* gm, int s,
+                             const double* xa, double g3[3], double* H3, int project);
+double dtac_imp_energy_grad(dtac_implicit* im, const dtac_gel_model* gm, const double* x,
+                            double* g);
+int dtac_imp_tet_block(const dtac_implicit* im, const dtac_gel_model* gm, int t, const double* x,
+                       int project, double A[81]);
+void dtac_imp_assemble(dtac_implicit* im, const dtac_gel_model* gm, const double* x, int project,
+                       double* Hx, int matfree);
+void dtac_imp_spmv(const dtac_implicit* im, const double* Hx, const double* p, double* y);
+void dtac_imp_hvp_matfree(dtac_implicit* im, const dtac_gel_model* gm, const double* p, double* y);
+void dtac_imp_hvp_full_true(dtac_implicit* im, const dtac_gel_model* gm, const double* x,
+                            const double* lam, double* y);
+double dtac_imp_contact_k(const dtac_implicit* im, const dtac_gel_model* gm, int s,
+                          const double* xa, double n[3]);
+int dtac_imp_factorize_at(dtac_implicit* im, const dtac_gel_model* gm, const double* x,
+                          double* t_factor, int* nfactor);
+int dtac_imp_contact_update(dtac_implicit* im, const dtac_gel_model* gm, const double* x);
+int dtac_imp_prec(dtac_implicit* im, const double* r, double* z);
+int dtac_imp_pcg(dtac_implicit* im, const dtac_gel_model* gm, const double* Hx, const double* b,
+                 double* x, double tol, int maxit);
+int dtac_imp_newton_dir(dtac_implicit* im, const dtac_gel_model* gm, const double* x,
+                        const dtac_implicit_params* p, double rel, dtac_implicit_report* rep);
+int dtac_imp_cmp_int(const void* a, const void* b);
+int dtac_imp_find_entry(const int* Ap, const int* Ai, int i, int j);
+dtac_implicit* dtac_imp_fail(dtac_implicit* im, char* err, size_t errlen, const char* msg);
+void dtac_imp_set_context(dtac_implicit* im, const dtac_gel_model* gm, const double* state0,
+                          const dtac_collider* col, int ncol, const double gravity[3], double h,
+                          int material);
+void dtac_imp_place(dtac_implicit* im, const dtac_gel_model* gm, const dtac_frame* site1, double* x,
+                    double* v);
+int dtac_imp_all_finite(const double* a, int n);
+
+#endif  // DTAC_SRC_IMPLICIT_INTERNAL_H_
