@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 const char* const dtac_elastomer_attributes[] = {"site",
                                                  "shape",
@@ -83,6 +84,21 @@ int dtac_check_version(char* err, int errlen) {
     return 1;
   }
   return 0;
+}
+
+void dtac_init_abort(const mjModel* m, mjData* d, int instance, const char* msg) {
+  // MuJoCo 4.0 frees the mjData of a failed init with a message of its own ("plugin->init
+  // failed") and leaves the instances initialised before it allocated: here they are destroyed
+  // and d freed as mj_initPlugin frees it (d was just made by mj_makeRawData, in mj_makeData or
+  // mj_copyData), so that the error can carry our message and nothing leaks
+  for (int j = 0; j < instance; j++) {
+    const mjpPlugin* p = mjp_getPluginAtSlot(m->plugin[j]);
+    if (p && p->destroy) p->destroy(d, j);
+  }
+  mju_free(d->buffer);
+  mju_free(d->arena);
+  mju_free(d);
+  mju_error("%s", msg);
 }
 
 // ---- the parser
@@ -263,6 +279,12 @@ int dtac_elastomer_parse(const mjModel* m, int instance, dtac_elastomer_def* def
 // an optics parameter file: whitespace-separated `background r g b` and `lighting c...`
 // (3 x NBASIS numbers, red row first); '#' starts a comment
 static int read_optics_file(const char* path, dtac_tactile_def* def, char* err, int errlen) {
+  // a regular file only: a FIFO or a device would block the load or never end
+  struct stat sb;
+  if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+    snprintf(err, errlen, "key 'optics_file' has value '%s': not a regular file", path);
+    return 1;
+  }
   FILE* f = fopen(path, "r");
   if (!f) {
     snprintf(err, errlen, "key 'optics_file' has value '%s': cannot open the file", path);

@@ -36,6 +36,10 @@ int dtac_sensor_of_instance(const mjModel* m, int instance);
 void dtac_elastomer_register(void);
 void dtac_tactile_register(void);
 
+// a plugin's init failed: the instances before it are destroyed, d is freed as MuJoCo frees
+// the mjData of a failed init, and msg is raised with mju_error (which does not return)
+void dtac_init_abort(const mjModel* m, mjData* d, int instance, const char* msg);
+
 // nonzero (message in err) if the MuJoCo this library was built against is not the one loaded
 int dtac_check_version(char* err, int errlen);
 

@@ -70,7 +70,9 @@ static int elastomer_init(const mjModel* m, mjData* d, int instance) {
     e = NULL;
   }
   if (!e) {
-    mju_error("%s instance '%s': %s", DTAC_ELASTOMER_NAME, name, err);
+    char msg[DTAC_ERRLEN + 2 * DTAC_NAMELEN];
+    snprintf(msg, sizeof(msg), "%s instance '%s': %s", DTAC_ELASTOMER_NAME, name, err);
+    dtac_init_abort(m, d, instance, msg);
     return -1;
   }
   d->plugin_data[instance] = (uintptr_t)e;

@@ -38,7 +38,9 @@ static int tactile_init(const mjModel* m, mjData* d, int instance) {
     t = dtac_tactile_make(m, instance, sensor, name, &def, gel, &edef, err, sizeof(err));
   }
   if (!t) {
-    mju_error("%s sensor '%s': %s", DTAC_TACTILE_NAME, name, err);
+    char msg[DTAC_ERRLEN + 2 * DTAC_NAMELEN];
+    snprintf(msg, sizeof(msg), "%s sensor '%s': %s", DTAC_TACTILE_NAME, name, err);
+    dtac_init_abort(m, d, instance, msg);
     return -1;
   }
   d->plugin_data[instance] = (uintptr_t)t;

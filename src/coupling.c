@@ -1,6 +1,7 @@
 // coupling.c: body slots of the substep coupling and the rigid corrections (coupling.h).
 #include "coupling.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,7 +61,7 @@ void dtac_coupling_refresh(dtac_coupling* cp, const mjModel* m, mjData* d, int k
   }
 }
 
-void dtac_coupling_correct(dtac_coupling* cp, const mjModel* m, mjData* d) {
+int dtac_coupling_correct(dtac_coupling* cp, const mjModel* m, mjData* d) {
   int nv = m->nv;
   mjtNum* y = cp->tmp;
   mjtNum* z = cp->tmp + nv;
@@ -77,6 +78,11 @@ void dtac_coupling_correct(dtac_coupling* cp, const mjModel* m, mjData* d) {
   }
   mj_solveM(m, d, dv, y, 1);
   mj_solveM(m, d, dq, z, 1);
+  // a non-finite correction is never handed to MuJoCo
+  for (int i = 0; i < nv; i++) {
+    if (!isfinite(dv[i]) || !isfinite(dq[i])) return 1;
+  }
   mju_addTo(d->qvel, dv, nv);
   mj_integratePos(m, d->qpos, dq, 1);
+  return 0;
 }

@@ -31,7 +31,8 @@ int dtac_coupling_slot(dtac_coupling* cp, const mjModel* m, mjData* d, int b);
 // slot k's frame, velocity and inverse effective mass again from d
 void dtac_coupling_refresh(dtac_coupling* cp, const mjModel* m, mjData* d, int k);
 // the bodies' share after a joint step: qvel += M^-1 sum J^T dP, qpos moved by M^-1 sum J^T dQ
-// (M and J of d's current kinematics and mass matrix, the slots' Jacobians)
-void dtac_coupling_correct(dtac_coupling* cp, const mjModel* m, mjData* d);
+// (M and J of d's current kinematics and mass matrix, the slots' Jacobians); nonzero, and d left
+// as it was, if a correction is not finite
+int dtac_coupling_correct(dtac_coupling* cp, const mjModel* m, mjData* d);
 
 #endif  // DTAC_SRC_COUPLING_H_

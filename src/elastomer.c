@@ -46,7 +46,8 @@ void dtac_gravity(const mjModel* m, double g[3]) {
 
 int dtac_elastomer_ensure_placed(const mjModel* m, mjData* d, dtac_elastomer* e) {
   mjtNum* state = d->plugin_state + m->plugin_stateadr[e->instance];
-  if (state[e->L.placed] != 0) return 1;
+  // placed is exactly 1 (a state written from outside may hold anything there: it is placed anew)
+  if (state[e->L.placed] == 1) return 1;
   // before the first kinematics pass (a scene drawn before mj_forward) the site has no pose yet
   if (fabs(dtac_det33(d->site_xmat + 9 * e->site) - 1) > 1e-6) return 0;
   dtac_frame f;
@@ -278,19 +279,25 @@ int dtac_elastomer_param_set(const mjModel* m, dtac_elastomer* e, int k, double 
   return 0;
 }
 
-int dtac_elastomer_check_finite(const mjModel* m, mjData* d, dtac_elastomer* e, const char* where) {
+int dtac_elastomer_check_finite(const mjModel* m, mjData* d, dtac_elastomer* e,
+                                const char* where) {
   mjtNum* state = d->plugin_state + m->plugin_stateadr[e->instance];
-  for (int i = 0; i < 6 * e->model.nnode; i++) {
-    if (!isfinite(state[i])) {
-      e->nwarning++;
-      dtac_warning(
-          "%s instance '%s': the gel state became non-finite (%s, time %g); the gel was "
-          "reset to its rest shape (warning %d)",
-          DTAC_ELASTOMER_NAME, e->name, where, d->time, e->nwarning);
-      state[e->L.placed] = 0;
-      dtac_elastomer_ensure_placed(m, d, e);
-      return 1;
-    }
+  // positions, velocities, and per contact node its anchor: a geom id (-1 none) and a point
+  int bad = 0;
+  for (int i = 0; i < 6 * e->model.nnode && !bad; i++) bad = !isfinite(state[e->L.x + i]);
+  const mjtNum* an = state + e->L.anchor;
+  for (int s = 0; s < e->model.nsurf && !bad; s++) {
+    double id = an[4 * s];
+    bad = !(id == -1 || (id >= 0 && id < m->ngeom && id == floor(id))) || !isfinite(an[4 * s + 1]) ||
+          !isfinite(an[4 * s + 2]) || !isfinite(an[4 * s + 3]);
   }
-  return 0;
+  if (!bad) return 0;
+  e->nwarning++;
+  dtac_warning(
+      "%s instance '%s': the gel state became non-finite (%s, time %g); the gel was "
+      "reset to its rest shape (warning %d)",
+      DTAC_ELASTOMER_NAME, e->name, where, d->time, e->nwarning);
+  state[e->L.placed] = 0;
+  dtac_elastomer_ensure_placed(m, d, e);
+  return 1;
 }

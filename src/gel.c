@@ -293,7 +293,9 @@ static double max_eig(const dtac_gel_model* gm) {
 }
 
 int dtac_gel_substeps(const dtac_gel_model* gm, double timestep) {
+  // in double, so that a stable substep of 0, a denormal or NaN cannot overflow the int
   double ns = ceil(timestep / gm->dt_stable);
+  if (!(ns <= DTAC_MAX_SUBSTEPS)) return DTAC_MAX_SUBSTEPS + 1;
   return ns < 1 ? 1 : (int)ns;
 }
 
@@ -434,11 +436,10 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
   stable_step(gm);
   if (timestep > 0 && dtac_gel_substeps(gm, timestep) > DTAC_MAX_SUBSTEPS) {
     snprintf(err, errlen,
-             "the gel needs %d substeps per MuJoCo step (stable substep %.3g s for timestep "
-             "%g s), more than the limit of %d: use a coarser 'resolution' (now %g), a smaller "
-             "'damping' (now %g) or a smaller timestep",
-             dtac_gel_substeps(gm, timestep), gm->dt_stable, timestep, DTAC_MAX_SUBSTEPS,
-             def->resolution, beta);
+             "the gel needs more than %d substeps per MuJoCo step (stable substep %.3g s for "
+             "timestep %g s): use a coarser 'resolution' (now %g), a smaller 'damping' (now %g), "
+             "'contact_stiffness' or 'friction_stiffness', or a smaller timestep",
+             DTAC_MAX_SUBSTEPS, gm->dt_stable, timestep, def->resolution, beta);
     dtac_gel_model_free(gm);
     return 1;
   }

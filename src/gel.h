@@ -162,6 +162,9 @@ void dtac_gel_scratch_free(dtac_gel_scratch* s);
 
 // rest shape placed at the site frame, zero velocity, no anchors
 void dtac_gel_state_rest(const dtac_gel_model* gm, const dtac_frame* site, double* state);
+// the rest shape moving rigidly with the site (its vel and angvel), no anchors: a gel restarted
+// on a moving body, so that the restart does not jolt the body through the gel's damping
+void dtac_gel_state_rigid(const dtac_gel_model* gm, const dtac_frame* site, double* state);
 
 // internal forces on the back face's nodes only, into s->force at fixed_id (other nodes' entries
 // are left as they were): the elements touching the back face (gm->back_tet), the same values

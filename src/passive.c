@@ -84,5 +84,27 @@ void dtac_elastomer_passive(const mjModel* m, mjData* d, dtac_elastomer* e) {
       e->wrench[3 + k] -= ft[3 + k] + t[k];
     }
   }
+  // forces that are not finite are never handed to MuJoCo: the gel is restarted, its
+  // contribution this evaluation is zero
+  int bad = 0;
+  for (int i = 0; i < m->nv && !bad; i++) bad = !isfinite(e->qfrc[i]);
+  for (int k = 0; k < 6 && !bad; k++) bad = !isfinite(e->wrench[k]);
+  for (int i = 0; i < 3 * gm->nnode && !bad; i++) bad = !isfinite(e->contact_force[i]);
+  if (bad) {
+    e->nwarning++;
+    dtac_warning(
+        "%s instance '%s': the gel's forces were not finite (time %g); they were left out and "
+        "the gel was reset to its rest shape (warning %d)",
+        DTAC_ELASTOMER_NAME, e->name, d->time, e->nwarning);
+    mju_zero(e->qfrc, m->nv);
+    mju_zero(e->body_wrench, 6 * m->nbody);
+    memset(e->wrench, 0, sizeof(e->wrench));
+    memset(e->contact_force, 0, sizeof(double) * 3 * gm->nnode);
+    e->ncontact = 0;
+    mjtNum* st = d->plugin_state + m->plugin_stateadr[e->instance];
+    st[e->L.placed] = 0;
+    dtac_elastomer_ensure_placed(m, d, e);
+    return;
+  }
   mju_addTo(d->qfrc_passive, e->qfrc, m->nv);
 }

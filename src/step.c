@@ -25,6 +25,17 @@ void dtac_gel_state_rest(const dtac_gel_model* gm, const dtac_frame* site, doubl
   state[L.placed] = 1;
 }
 
+void dtac_gel_state_rigid(const dtac_gel_model* gm, const dtac_frame* site, double* state) {
+  dtac_gel_state_rest(gm, site, state);
+  dtac_state_layout L = dtac_gel_state_layout(gm);
+  for (int a = 0; a < gm->nnode; a++) {
+    double r[3], w[3];
+    dtac_sub3(r, state + L.x + 3 * a, site->pos);
+    dtac_cross3(w, site->angvel, r);
+    for (int k = 0; k < 3; k++) state[L.v + 3 * a + k] = site->vel[k] + w[k];
+  }
+}
+
 double dtac_gel_tet_forces(const dtac_gel_model* gm, dtac_gel_scratch* s, const double* x,
                            const double* v) {
   dtac_fem_tet_forces_cpu(gm->ntet, gm->tet, gm->Dm_inv, gm->vol, &gm->mat, x, v, s->tet_force,

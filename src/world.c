@@ -154,7 +154,17 @@ int dtac_world_device_end(const mjModel* m, mjData* d, dtac_world* w, int ngel) 
 }
 
 void dtac_world_advance_end(const mjModel* m, mjData* d, dtac_world* w, int ngel) {
-  if (w->cp.nslot) dtac_coupling_correct(&w->cp, m, d);
+  // a gel that blew up hands nothing to MuJoCo: with any gel non-finite the coupled bodies'
+  // corrections (which hold every coupled gel's impulses) are left out of this step, as they are
+  // when they are not finite themselves; the gels are restarted below
+  int blown = 0;
+  for (int i = 0; i < ngel; i++) blown |= w->steps[i].rep.nonfinite;
+  if (w->cp.nslot && (blown || dtac_coupling_correct(&w->cp, m, d))) {
+    for (int i = 0; i < ngel && !blown; i++) {
+      // finite gels whose impulses are not: restarted too (they are what made them)
+      if (w->gels[i]->def.coupling) w->steps[i].rep.nonfinite = 1;
+    }
+  }
   for (int i = 0; i < ngel; i++) {
     dtac_elastomer* g = w->gels[i];
     dtac_gel_step* st = w->steps + i;
@@ -173,11 +183,11 @@ void dtac_world_advance_end(const mjModel* m, mjData* d, dtac_world* w, int ngel
       g->nwarning++;
       dtac_warning(
           "%s instance '%s': the gel state became non-finite in the step (time %g); the "
-          "gel was reset to its rest shape (warning %d)",
+          "gel was reset to its rest shape and its step left out (warning %d)",
           DTAC_ELASTOMER_NAME, g->name, d->time, g->nwarning);
-      dtac_frame f;
+      dtac_frame f = w->sites[i];
       dtac_frame_at(w->sites + i, m->opt.timestep, f.pos, f.mat);
-      dtac_gel_state_rest(&g->model, &f, st->state);
+      dtac_gel_state_rigid(&g->model, &f, st->state);
     }
   }
 }
