@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void dtac_elastomer_def_default(dtac_elastomer_def* def) {
   memset(def, 0, sizeof(*def));
@@ -81,6 +82,39 @@ void dtac_elastomer_free(dtac_elastomer* e) {
   free(e);
 }
 
+// what a gel of this def will cost in memory per mjData, bytes: per tet its nodes, rest shape,
+// volume, incidences and force scratch (216 B); per node its rest position, masses, incidences,
+// forces, contact forces and their cotangents, and its share of plugin_state as MuJoCo keeps it
+// (about 200 B)
+static double gel_bytes(int nnode, int ntet) {
+  return 216.0 * ntet + 200.0 * nnode;
+}
+
+// a gel too big for this machine is a load error, not a stall; a big one says what it builds,
+// since its load (the mesh, the highest frequency's power iteration, MuJoCo's compile-time step)
+// takes seconds to minutes
+static int load_check(const dtac_elastomer* e, char* err, int errlen) {
+  int n[3], nnode, ntet, nsurf;
+  dtac_gel_counts(&e->def.gel, n, &nnode, &ntet, &nsurf);
+  double bytes = gel_bytes(nnode, ntet);
+  double phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+  if (phys > 0 && bytes > 0.5 * phys) {
+    snprintf(err, errlen,
+             "key 'resolution' has value %g: the gel would have %d nodes and %d tets, about "
+             "%.3g GB per mjData, more than half of this machine's %.3g GB; use a coarser "
+             "resolution",
+             e->def.gel.resolution, nnode, ntet, bytes / 1e9, phys / 1e9);
+    return 1;
+  }
+  if (ntet > DTAC_LOAD_NOTE_TETS) {
+    fprintf(stderr,
+            "difftac: instance '%s': building a gel of %d nodes and %d tets (about %.0f MB per "
+            "mjData); its load takes a while (docs/mjcf.md, resolution)\n",
+            e->name, nnode, ntet, bytes / 1e6);
+  }
+  return 0;
+}
+
 dtac_elastomer* dtac_elastomer_make(const mjModel* m, int instance, const char* name,
                                     const dtac_elastomer_def* def, char* err, int errlen) {
   dtac_elastomer* e = (dtac_elastomer*)calloc(1, sizeof(dtac_elastomer));
@@ -99,7 +133,8 @@ dtac_elastomer* dtac_elastomer_make(const mjModel* m, int instance, const char* 
     return NULL;
   }
   e->body = m->site_bodyid[e->site];
-  if (dtac_gel_model_make(&e->model, &e->def.gel, 0, m->opt.timestep, err, errlen)) {
+  if (load_check(e, err, errlen) ||
+      dtac_gel_model_make(&e->model, &e->def.gel, 0, m->opt.timestep, err, errlen)) {
     dtac_elastomer_free(e);
     return NULL;
   }
@@ -279,8 +314,7 @@ int dtac_elastomer_param_set(const mjModel* m, dtac_elastomer* e, int k, double 
   return 0;
 }
 
-int dtac_elastomer_check_finite(const mjModel* m, mjData* d, dtac_elastomer* e,
-                                const char* where) {
+int dtac_elastomer_check_finite(const mjModel* m, mjData* d, dtac_elastomer* e, const char* where) {
   mjtNum* state = d->plugin_state + m->plugin_stateadr[e->instance];
   // positions, velocities, and per contact node its anchor: a geom id (-1 none) and a point
   int bad = 0;
@@ -288,8 +322,8 @@ int dtac_elastomer_check_finite(const mjModel* m, mjData* d, dtac_elastomer* e,
   const mjtNum* an = state + e->L.anchor;
   for (int s = 0; s < e->model.nsurf && !bad; s++) {
     double id = an[4 * s];
-    bad = !(id == -1 || (id >= 0 && id < m->ngeom && id == floor(id))) || !isfinite(an[4 * s + 1]) ||
-          !isfinite(an[4 * s + 2]) || !isfinite(an[4 * s + 3]);
+    bad = !(id == -1 || (id >= 0 && id < m->ngeom && id == floor(id))) ||
+          !isfinite(an[4 * s + 1]) || !isfinite(an[4 * s + 2]) || !isfinite(an[4 * s + 3]);
   }
   if (!bad) return 0;
   e->nwarning++;

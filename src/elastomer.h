@@ -23,6 +23,7 @@
 
 #define DTAC_ELASTOMER_NAME "difftac.elastomer"
 #define DTAC_NAMELEN 128
+#define DTAC_LOAD_NOTE_TETS 50000  // gels with more tets say what they build at load (seconds)
 
 // everything a difftac.elastomer instance is configured with; dtac_elastomer_def_default gives
 // the documented defaults (docs/mjcf.md), plugin/config.c fills it from the MJCF config keys

@@ -68,3 +68,28 @@ def test_rollout_threads_match_serial():
     s2, _ = rollout.rollout(m, datas[0], state0, ctrl)
     np.testing.assert_array_equal(s1, s2)
     assert np.all(np.isfinite(s1))
+
+
+def _load_stderr(resolution):
+    """stderr of a fresh process that loads a default pad at `resolution` and makes its data."""
+    import subprocess
+    import sys
+    code = f"""
+import mujoco
+mujoco.mj_loadPluginLibrary({str(LIB)!r})
+m = mujoco.MjModel.from_xml_string('''<mujoco><extension><plugin plugin="difftac.elastomer">
+<instance name="pad"><config key="site" value="s"/><config key="resolution" value="{resolution}"/>
+</instance></plugin></extension><worldbody><site name="s"/></worldbody></mujoco>''')
+mujoco.MjData(m)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return r.stderr
+
+
+def test_a_big_gel_says_what_it_builds():
+    # 0.6 mm: 61,740 tets, past the 50,000 above which a load takes seconds
+    err = _load_stderr(0.0006)
+    assert "instance 'pad': building a gel of" in err and "61740 tets" in err, err
+    # the default pad loads quietly
+    assert "building a gel" not in _load_stderr(0.001)
