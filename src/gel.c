@@ -443,6 +443,18 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
     dtac_gel_model_free(gm);
     return 1;
   }
+  // the work of one step is bounded: substeps times elements (about a nanosecond each on one core)
+  double work = timestep > 0 ? (double)dtac_gel_substeps(gm, timestep) * gm->ntet : 0;
+  if (work > DTAC_MAX_STEP_WORK) {
+    snprintf(err, errlen,
+             "one MuJoCo step of the gel would take %d substeps over %d tets (%.3g element "
+             "updates, about %.1f s on one core), more than the limit of %.3g: use a coarser "
+             "'resolution' (now %g), a smaller 'damping' (now %g) or a smaller timestep",
+             dtac_gel_substeps(gm, timestep), gm->ntet, work, 1e-9 * work, DTAC_MAX_STEP_WORK,
+             def->resolution, beta);
+    dtac_gel_model_free(gm);
+    return 1;
+  }
   return 0;
 }
 

@@ -12,6 +12,7 @@
 
 #define DTAC_MAX_NODES 2000000   // mesh size limit: a finer resolution is a load error
 #define DTAC_MAX_SUBSTEPS 20000  // substeps per MuJoCo step limit: more is a load error
+#define DTAC_MAX_STEP_WORK 1e9   // substeps x tets per MuJoCo step limit (about 1 s on one core)
 #define DTAC_ERRLEN 512
 
 typedef enum dtac_shape_ { DTAC_SHAPE_BOX = 0 } dtac_shape;

@@ -114,3 +114,17 @@ TEST(Errors, BlownUpGelIsReportedAndReset) {
   for (int i = 0; i < 20; i++) mj_step(s.m, s.d);
   for (int i = 0; i < s.m->npluginstate; i++) ASSERT_TRUE(std::isfinite(s.d->plugin_state[i]));
 }
+
+// the work of one step is bounded at load: 15,600 substeps over 103,000 tets is over the limit
+// (DTAC_MAX_STEP_WORK), though each count alone is within its own
+TEST(Errors, StepWorkOverTheLimitIsLoadError) {
+  ExpectLoadError({Cfg("size", "0.02075 0.02525 0.004") + Cfg("resolution", "0.0005") +
+                       Cfg("damping", "3e-4"),
+                   "damping", "0.0003"});
+}
+
+// a stable substep of 0 or NaN (a 1e-300 m thin pad, damping 1e300) is a load error, never an
+// overflowed substep count
+TEST(Errors, DegenerateStableSubstepIsLoadError) {
+  ExpectLoadError({Cfg("damping", "1e300"), "damping", "1e+300"});
+}
