@@ -303,10 +303,12 @@ int dtac_elastomer_param_set(const mjModel* m, dtac_elastomer* e, int k, double 
   }
   // the substep follows the new stable limit (a stiffer gel takes more substeps)
   int nsub = dtac_gel_substeps(&e->model, m->opt.timestep);
-  if (nsub > DTAC_MAX_SUBSTEPS) {
-    dtac_warning("%s instance '%s': parameter '%s' = %g needs %d substeps per step, more than %d",
-                 DTAC_ELASTOMER_NAME, e->name, dtac_gel_param_names[k], value, nsub,
-                 DTAC_MAX_SUBSTEPS);
+  if (nsub > DTAC_MAX_SUBSTEPS || (double)nsub * e->model.ntet > DTAC_MAX_STEP_WORK) {
+    dtac_warning(
+        "%s instance '%s': parameter '%s' = %g needs %d substeps per step over %d tets, more "
+        "than the limits of %d substeps and %.3g element updates; the parameter is unchanged",
+        DTAC_ELASTOMER_NAME, e->name, dtac_gel_param_names[k], value, nsub, e->model.ntet,
+        DTAC_MAX_SUBSTEPS, DTAC_MAX_STEP_WORK);
     dtac_gel_param_set(&e->model, k, old, err, sizeof(err));
     return -1;
   }
