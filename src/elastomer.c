@@ -319,8 +319,15 @@ int dtac_elastomer_param_set(const mjModel* m, dtac_elastomer* e, int k, double 
 int dtac_elastomer_check_finite(const mjModel* m, mjData* d, dtac_elastomer* e, const char* where) {
   mjtNum* state = d->plugin_state + m->plugin_stateadr[e->instance];
   // positions, velocities, and per contact node its anchor: a geom id (-1 none) and a point
+  // (a node farther from the site than 100 gel extents plus 1 m, or faster than 1e4 m/s, has
+  // blown up without overflowing yet)
+  const double* sz = e->def.gel.size;
+  const double* sp = d->site_xpos + 3 * e->site;
+  double far = 100 * fmax(sz[0], fmax(sz[1], sz[2])) + 1;
   int bad = 0;
-  for (int i = 0; i < 6 * e->model.nnode && !bad; i++) bad = !isfinite(state[e->L.x + i]);
+  for (int i = 0; i < 3 * e->model.nnode && !bad; i++) {
+    bad = !(fabs(state[e->L.x + i] - sp[i % 3]) < far) || !(fabs(state[e->L.v + i]) < 1e4);
+  }
   const mjtNum* an = state + e->L.anchor;
   for (int s = 0; s < e->model.nsurf && !bad; s++) {
     double id = an[4 * s];

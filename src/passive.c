@@ -86,16 +86,19 @@ void dtac_elastomer_passive(const mjModel* m, mjData* d, dtac_elastomer* e) {
   }
   // forces that are not finite are never handed to MuJoCo: the gel is restarted, its
   // contribution this evaluation is zero
+  // (nor a force beyond MuJoCo's own bound on a sane value, mjMAXVAL: a gel that has blown up
+  // without overflowing yet)
   int bad = 0;
-  for (int i = 0; i < m->nv && !bad; i++) bad = !isfinite(e->qfrc[i]);
-  for (int k = 0; k < 6 && !bad; k++) bad = !isfinite(e->wrench[k]);
-  for (int i = 0; i < 3 * gm->nnode && !bad; i++) bad = !isfinite(e->contact_force[i]);
+  for (int i = 0; i < m->nv && !bad; i++) bad = !(fabs(e->qfrc[i]) < mjMAXVAL);
+  for (int k = 0; k < 6 && !bad; k++) bad = !(fabs(e->wrench[k]) < mjMAXVAL);
+  for (int i = 0; i < 3 * gm->nnode && !bad; i++) bad = !(fabs(e->contact_force[i]) < mjMAXVAL);
   if (bad) {
     e->nwarning++;
     dtac_warning(
-        "%s instance '%s': the gel's forces were not finite (time %g); they were left out and "
+        "%s instance '%s': the gel's forces were not finite (or above %g; time %g); they were "
+        "left out and "
         "the gel was reset to its rest shape (warning %d)",
-        DTAC_ELASTOMER_NAME, e->name, d->time, e->nwarning);
+        DTAC_ELASTOMER_NAME, e->name, mjMAXVAL, d->time, e->nwarning);
     mju_zero(e->qfrc, m->nv);
     mju_zero(e->body_wrench, 6 * m->nbody);
     memset(e->wrench, 0, sizeof(e->wrench));
