@@ -24,6 +24,7 @@ import math
 import random
 from xml.sax.saxutils import quoteattr
 
+NO_EXTREME = ("site", "shape", "coupling", "elastomer", "output", "optics_file")
 DEFAULT_SIZE = [0.02075, 0.02525, 0.004]
 GEOM_TYPES = ("plane", "sphere", "capsule", "ellipsoid", "cylinder", "box", "mesh")
 OUTPUTS = ("rgb", "depth", "pressure", "shear", "markers", "force")
@@ -88,9 +89,11 @@ def _gel_value(r, key, ctx, mode):
             return r.choice(("0.01 0.01", "0.01 0.01 0", "-0.01 0.01 0.004", "0.01 0.01 nan",
                              "0.01 inf 0.004", "0.01 0.01 0.004 0.1", "a b c"))
         if mode == "extreme":
-            return " ".join(fmt(r, v) for v in r.choice((
-                (1e-6, 1e-6, 1e-6), (0.02, 0.02, 1e-300), (0.5, 0.5, 0.05), (1e-300, 0.01, 0.004),
-                (10.0, 10.0, 1.0), (0.02, 0.02, 1e-5))))
+            ext = [(1e-6, 1e-6, 1e-6), (0.02, 0.02, 1e-300), (0.5, 0.5, 0.05),
+                   (1e-300, 0.01, 0.004), (10.0, 10.0, 1.0), (0.02, 0.02, 1e-5)]
+            if prof == "sample":  # a 1e-5 m thin pad takes seconds per step (issue 17 item 3)
+                ext = ext[:5]
+            return " ".join(fmt(r, v) for v in r.choice(ext))
         return " ".join(fmt(r, v) for v in ctx["size"])
     if key == "resolution":
         if mode == "bad":
@@ -108,6 +111,8 @@ def _gel_value(r, key, ctx, mode):
         if mode == "bad":
             return r.choice(("0", "-3e5", "nan", "inf", "1e400", "3e5Pa"))
         if mode == "extreme":
+            if prof == "sample":
+                return fmt(r, r.choice((1e-300, 1e-6, 1.0, 1e300)))
             return fmt(r, r.choice((1e-300, 1e-6, 1.0, 1e10, 1e13, 1e300)))
         return fmt(r, loguni(r, 1e4, 3e6))
     if key == "poisson":
@@ -276,7 +281,7 @@ def _pick_values(r, keys, required, value_fn, ctx, bad_slot, tags, owner_kind):
                 ctx["eff_size"] = [float(t) for t in v.split()][:3]
             except ValueError:
                 pass
-        if mode == "extreme":
+        if mode == "extreme" and key not in NO_EXTREME:
             tags.append("extreme:%s.%s" % (owner_kind, key))
         out.append((key, v))
     return out, bad
@@ -438,6 +443,30 @@ def _finger(r, i, x0, h, prof, tags, actuators):
     return bname, body, sname, kind
 
 
+SAMPLE_MAX_NODES = 20000
+
+
+def _cap_nodes(vals, cap):
+    """The sample profile: a valid size and resolution that would mesh more than ``cap`` nodes
+    get a coarser resolution (a big mesh is seconds to minutes of load, issue 17 item 3)."""
+    d = dict(vals)
+    try:
+        sz = [float(t) for t in d["size"].split()]
+        res = float(d["resolution"])
+    except (KeyError, ValueError):
+        return
+    if len(sz) != 3 or not all(math.isfinite(x) and x > 0 for x in sz) or \
+            not (math.isfinite(res) and res > 0):
+        return
+    n = 1.0
+    for x in sz:
+        n *= max(1, round(x / res)) + 1
+    if n > cap:
+        for j, (k, v) in enumerate(vals):
+            if k == "resolution":
+                vals[j] = (k, repr(max(sz) / 10))
+
+
 # ---- the case ------------------------------------------------------------------------------------
 
 def make_case(seed, profile="full"):
@@ -494,6 +523,8 @@ def make_case(seed, profile="full"):
             vals.append(("resolution", fmt(r, res)))
         if not any(k == "size" for k, _ in vals) and profile == "sample":
             vals.append(("size", " ".join(fmt(r, v) for v in size)))
+        if profile == "sample":
+            _cap_nodes(vals, SAMPLE_MAX_NODES)
         ext_instances.append((gname, vals))
         # sensors of this gel
         nsens = r.choice((0, 0, 1, 1, 2, 3))
