@@ -426,7 +426,7 @@ def run_many(seeds, profile="full", jobs=2, timeout=30.0, mem_mb=3000, minutes=N
     """Runs the cases of ``seeds`` (an iterable; with ``minutes``, stops starting new ones when the
     time is up) and returns (list of per-case records, summary)."""
     t0 = time.time()
-    outdir = pathlib.Path(outdir) if outdir else None
+    outdir = pathlib.Path(outdir).resolve() if outdir else None
     scratch = (outdir or (ROOT / "out" / "fuzz")) / ("scratch_%d" % os.getpid())
     runner = Runner(timeout, mem_mb, scratch)
     seeds = iter(seeds)
@@ -550,7 +550,7 @@ def main(argv=None):
             print(c["xml"])
             print(json.dumps(c["steps"]))
         return 0
-    out = pathlib.Path(a.out) if a.out else ROOT / "out" / "fuzz" / time.strftime("%Y%m%d-%H%M%S")
+    out = pathlib.Path(a.out).resolve() if a.out else ROOT / "out" / "fuzz" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     print("[fuzz] library %s, profile %s, %d jobs, timeout %g s, output %s" % (
         library_path(), a.profile, a.jobs, a.timeout, out), file=sys.stderr, flush=True)
