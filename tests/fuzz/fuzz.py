@@ -394,7 +394,20 @@ def summarize(results, elapsed):
     for r in results:
         for f in r.get("flags", []):
             flags[f] += 1
-    return {"cases": len(results), "elapsed_s": round(elapsed, 1),
+    # per failing or kept class, the three simplest cases (fewest tags): where to start
+    examples = {}
+    for c in KEEP:
+        rs = sorted((r for r in results if r["class"] == c), key=lambda r: (len(r["tags"]),
+                                                                            r["seed"]))[:3]
+        if rs:
+            examples[c] = [{"seed": r["seed"], "tags": r["tags"],
+                            "what": (r.get("nonfinite") and "%s at step %d" % (
+                                ",".join(r["nonfinite"]), r["nonfinite_step"])) or
+                            r.get("error", "")[:160] or r.get("where") or
+                            ("signal %s" % r.get("signal")),
+                            "first_warning": (r.get("warnings") or [""])[0][:160]}
+                           for r in rs]
+    return {"cases": len(results), "elapsed_s": round(elapsed, 1), "examples": examples,
             "counts": {c: counts.get(c, 0) for c in CLASSES}, "flags": dict(flags),
             "failing": {c: sorted(r["seed"] for r in results if r["class"] == c)
                         for c in FAILING},

@@ -282,7 +282,7 @@ def _pick_values(r, keys, required, value_fn, ctx, bad_slot, tags, owner_kind):
             except ValueError:
                 pass
         if mode == "extreme" and key not in NO_EXTREME:
-            tags.append("extreme:%s.%s" % (owner_kind, key))
+            tags.append("extreme:%s.%s=%s" % (owner_kind, key, v[:24]))
         out.append((key, v))
     return out, bad
 
