@@ -301,7 +301,15 @@ class Runner:
                 res["signal"] = -1  # exited without a result (os._exit from C?)
                 res["exit"] = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
             try:
-                res["log"] = log.read_text(errors="replace")[-6000:]
+                text = log.read_text(errors="replace")
+                res["log"] = text[-6000:]
+                # a sanitizer's report (a build with -fsanitize, docs/fuzz.md): its first lines
+                for pat in ("runtime error", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer"):
+                    i = text.find(pat)
+                    if i >= 0:
+                        i = text.rfind("\n", 0, i) + 1
+                        res["sanitizer"] = "\n".join(text[i:].splitlines()[:14])
+                        break
                 log.unlink()
             except OSError:
                 res["log"] = ""
@@ -480,6 +488,8 @@ def run_many(seeds, profile="full", jobs=2, timeout=30.0, mem_mb=3000, minutes=N
                 rec.update(info)
                 if rec["elapsed_s"] > SLOW_S:
                     rec["flags"].append("slow>%gs" % SLOW_S)
+                if res.get("sanitizer"):
+                    rec["sanitizer"] = res["sanitizer"]
                 if cls in ("crash", "hang"):
                     rec["log_tail"] = res.get("log", "")[-3000:]
                     # where it was: "load" (no progress line) or the last step it finished
