@@ -10,7 +10,9 @@ Every other episode is a grasp_tactile.xml grasp (open, close, lift, hold, relea
 steps); the others rotate over grasp.xml, grasp_env.xml, press.xml, press_tactile.xml,
 press_small.xml and sysid.xml (press onto an indenter, slide, lift). Each episode starts from
 mj_resetData; every 10th episode of a scene reloads its model (the old MjModel/MjData freed), so
-that leaks of load and free show as RSS growth. A progress line every --every seconds (stderr);
+that leaks of load and free show as RSS growth. RSS grows while scenes are met for the first time
+(each model, its images and caches); `rss_mb.every_scene_loaded` is RSS once every scene has run
+an episode, the baseline for judging growth after it. A progress line every --every seconds (stderr);
 at the end one JSON object (stdout, and --json FILE). Exit status 1 if any step was non-finite.
 """
 import argparse
@@ -149,6 +151,7 @@ def main(argv=None):
     series = [{"t_s": 0.0, "rss_mb": round(rss0, 1), "episodes": 0, "steps": 0}]
     last = t0
     ep = 0
+    all_loaded = None  # RSS once every scene has run an episode (its model and caches exist)
     print("[soak] %s for %g min, scenes %s (library %s)" % (
         time.strftime("%H:%M:%S"), a.minutes, ",".join(names), difftac.library_path()),
         file=sys.stderr, flush=True)
@@ -173,6 +176,9 @@ def main(argv=None):
             if h not in st["final_hashes"]:
                 st["final_hashes"].append(h)
             ep += 1
+            if all_loaded is None and all(per[x]["episodes"] for x in names):
+                all_loaded = {"t_s": round(time.time() - t0, 1), "rss_mb": round(rss_mb(), 1),
+                              "episodes": ep}
             w.poll()
             now = time.time()
             if now - last >= a.every:
@@ -199,7 +205,8 @@ def main(argv=None):
     warm = [p for p in series if p["t_s"] >= elapsed / 10] or series
     out = {"minutes": round(elapsed / 60, 2), "episodes": ep, "steps": steps,
            "rss_mb": {"start": round(rss0, 1), "warm": warm[0]["rss_mb"],
-                      "end": series[-1]["rss_mb"], "max": max(p["rss_mb"] for p in series)},
+                      "every_scene_loaded": all_loaded, "end": series[-1]["rss_mb"],
+                      "max": max(p["rss_mb"] for p in series)},
            "warnings": w.count, "difftac_warnings": w.difftac, "last_warnings": w.last,
            "nonfinite_steps": sum(s["nonfinite_steps"] for s in per.values()),
            "scenes": per, "rss_series": series}
