@@ -208,6 +208,16 @@ def _vmsize():
     return 0
 
 
+def _cpu_seconds(pid):
+    """user + system CPU seconds of a running child (0 if it cannot be read)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class Runner:
     """Forks one child per case (the parent has libmujoco and libdifftac loaded already, so a
     child starts in about a millisecond), with RLIMIT_AS and a wall-time limit."""
@@ -275,12 +285,16 @@ class Runner:
         out = []
         for pid in list(self.running):
             fd, t0, job, log, buf = self.running[pid]
-            timed_out = now - t0 > self.timeout
+            # the limit is on the child's CPU time (a shared, loaded machine or nice 19 must not
+            # turn slow into "hang"), with a wall-time cap of 3x for a child that blocks
+            cpu = _cpu_seconds(pid)
+            timed_out = cpu > self.timeout or now - t0 > 3 * self.timeout
             if pid not in done and not timed_out:
                 continue
             if timed_out and pid not in done:
                 os.kill(pid, signal.SIGKILL)
-            _, status = os.waitpid(pid, 0)
+            _, status, ru = os.wait4(pid, 0)
+            cpu = ru.ru_utime + ru.ru_stime
             os.close(fd)
             del self.running[pid]
             res = {}
@@ -293,6 +307,7 @@ class Runner:
             if res.get("stage") == "step" and "nonfinite" not in res:
                 res = {"progress": res}  # only a progress line: the case did not finish
             res["elapsed_s"] = now - t0
+            res["cpu_s"] = cpu
             if timed_out and pid not in done:
                 res["hang"] = True
             elif os.WIFSIGNALED(status):
@@ -480,13 +495,15 @@ def run_many(seeds, profile="full", jobs=2, timeout=30.0, mem_mb=3000, minutes=N
                 cls, info = classify(case, res)
                 rec = {"seed": case["seed"], "class": cls, "tags": case["tags"],
                        "elapsed_s": round(res.get("elapsed_s", 0), 3),
+                       "cpu_s": round(res.get("cpu_s", 0), 2),
                        "error": (res.get("error") or "")[:500],
                        "nonfinite": res.get("nonfinite", []),
                        "nonfinite_step": res.get("nonfinite_step", -1),
                        "signal": res.get("signal"), "warnings": _warnings(res.get("log", ""))[:5],
                        "flags": []}
                 rec.update(info)
-                if rec["elapsed_s"] > SLOW_S:
+                if max(rec["cpu_s"], rec["elapsed_s"] if cls != "hang" else 0) > SLOW_S and \
+                        rec["cpu_s"] > SLOW_S / 2:
                     rec["flags"].append("slow>%gs" % SLOW_S)
                 if res.get("sanitizer"):
                     rec["sanitizer"] = res["sanitizer"]
@@ -538,7 +555,8 @@ def main(argv=None):
     ap.add_argument("--profile", default="full", choices=("full", "sample"))
     ap.add_argument("--jobs", type=int, default=2, help="cases at once (default 2)")
     ap.add_argument("--timeout", type=float, default=30.0,
-                    help="wall-time limit per case, s; over it is a hang (default 30)")
+                    help="CPU-time limit per case, s (wall-time cap 3x); over it is a hang "
+                         "(default 30)")
     ap.add_argument("--mem-mb", type=int, default=3000,
                     help="address space a case may add to the parent's, MiB (default 3000)")
     ap.add_argument("--out", help="output folder (default out/fuzz/<date-time>)")
