@@ -1,10 +1,12 @@
 """Reliability cases of issue 17, one small named test each: a gel never hands a non-finite value
 to MuJoCo, parsers take decimal numbers only, failed loads do not leak, loads end.
 
-Tests marked ``xfail(strict=True)`` fail with today's C code; each reason names the defect (and
-the file:line on the `fuzz` branch's base where it can be told). When the fix lands the test
-passes, strict xfail turns that into a failure ("XPASS(strict)"), and the marker must be removed:
-that is the point. Unmarked tests hold today and guard the invariant.
+Each failed on the code before the issue-17 fixes (they were strict xfails then, naming the
+defect) and passes now: a blown-up gel's corrections are left out and it restarts moving with its
+site (src/world.c), non-finite or absurd forces are never applied (src/passive.c), the 'placed'
+flag and the friction anchors are checked (src/elastomer.c), the substep count cannot overflow
+(src/gel.c), numbers are decimal only and optics files regular files (plugin/config.c), a failed
+init frees what was made (dtac_init_abort).
 """
 import importlib.util
 import os
@@ -20,14 +22,6 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 LIB = ROOT / os.environ.get("DTAC_BUILD_DIR", "build") / "libdifftac.so"
 FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS
-
-# the defect behind most of the non-finite cases, found by reading the code (plugin/elastomer.c):
-# dtac_elastomer_advance_end applies the substep coupling's qvel/qpos corrections
-# (dtac_elastomer_corrections, line 996) before it looks at the step's non-finite flag and
-# resets the gel (line 1011), so a blown-up gel's corrections reach qpos/qvel.
-CORRECTIONS = ("NaN reaches qpos/qvel after the gel's own warning: dtac_elastomer_advance_end "
-               "applies the coupling corrections (plugin/elastomer.c:996) before it checks "
-               "rep.nonfinite and resets the gel (:1011); issue 17 item 1")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -81,7 +75,7 @@ FINGER = """<body pos="0 0 {z}"><joint name="z" type="slide" axis="0 0 1"/>
 # ---- issue 17 item 1: the minimal cases ---------------------------------------------------------
 
 @pytest.mark.parametrize("mass", [
-    pytest.param(1e-4, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason="0.1 g finger: " + CORRECTIONS)),
+    1e-4,
     1e-3])
 def test_light_finger_resting_on_a_plane(mass):
     """A default-sized gel (about 2 g) at 2 mm resolution on a slide-jointed finger resting on a
@@ -94,8 +88,7 @@ def test_light_finger_resting_on_a_plane(mass):
 
 
 @pytest.mark.parametrize("mass", [
-    pytest.param(1e-4, marks=pytest.mark.xfail(strict=True, raises=AssertionError,
-                                               reason="0.1 g finger: " + CORRECTIONS)),
+    1e-4,
     1e-3])
 def test_light_finger_without_contact(mass):
     """Issue 17's first case: a default-sized gel (2 mm resolution) on a 0.1 g slide-jointed
@@ -106,7 +99,6 @@ def test_light_finger_without_contact(mass):
     assert step_finite(m, d, 15) is None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="a pad starting deep inside a box: " + CORRECTIONS)
 def test_pad_starting_inside_a_box():
     """The pad starts buried in a box turned 45 degrees (its edge 18 mm above the gel's face):
     NaN in qpos on the first step today."""
@@ -142,8 +134,6 @@ def pressed():
     return m, s
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="press_tactile.xml pressed, then a legal control jump "
-                   "to the corner of ctrlrange: " + CORRECTIONS)
 def test_press_then_control_jump_to_ctrlrange_corner(pressed):
     m, s = pressed
     d = mujoco.MjData(m)
@@ -222,8 +212,6 @@ def fetch_with_gels(tmp_path):
 
 @pytest.mark.skipif(_fetch_dir() is None, reason="gymnasium-robotics is not installed "
                     "(pip install --no-deps gymnasium-robotics)")
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="Fetch's reset motion with default gels on its fingers: "
-                   + CORRECTIONS)
 def test_fetch_reset_motion(tmp_path):
     """The motion of gymnasium-robotics' FetchPickAndPlace reset (_env_setup): initial joint
     positions, mocap welds reset, the gripper target 0.2 m above the table, 10 x 20 steps."""
@@ -265,9 +253,6 @@ def _poke(m, d, index_from_end):
     mujoco.mj_setState(m, d, s, FULL)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="a NaN 'placed' flag counts as placed: "
-                   "dtac_elastomer_ensure_placed tests state[placed] != 0 (plugin/elastomer.c:48) "
-                   "and recover_nonfinite checks positions and velocities only (:522)")
 def test_nan_placed_flag_in_plugin_state_is_recovered():
     m, d = _small_press()
     _poke(m, d, 1)  # the last plugin_state entry: the gel's placed flag
@@ -276,9 +261,6 @@ def test_nan_placed_flag_in_plugin_state_is_recovered():
     assert np.all(np.isfinite(d.plugin_state))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="NaN friction anchors are never detected: "
-                   "recover_nonfinite checks 6*nnode entries (plugin/elastomer.c:522), not the "
-                   "anchors; mj_getState keeps returning the NaN")
 def test_nan_friction_anchor_in_plugin_state_is_recovered():
     m, d = _small_press()
     _poke(m, d, 2)  # the last anchor entry, just before the placed flag
@@ -290,9 +272,6 @@ def test_nan_friction_anchor_in_plugin_state_is_recovered():
 
 # ---- documented-valid extremes (issue 17 item 2) ----------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="damping=1e300 (documented valid: >= 0) gives dt_stable NaN, nsub -2147483648 and a negative dt_sub; the "
-                   "conversion (int)ceil(timestep/dt_stable) in dtac_gel_substeps "
-                   "(src/gel.c:296-297) is undefined and the 20000-substep check passes it")
 def test_huge_damping_is_a_load_error_or_steps_finite():
     xml = gel_xml({"site": "s", "size": "0.01 0.01 0.004", "resolution": "0.002",
                    "damping": "1e300"},
@@ -310,13 +289,9 @@ def test_huge_damping_is_a_load_error_or_steps_finite():
 # ---- parser strictness (issue 17 item 2: decimal numbers only) --------------------------------
 
 @pytest.mark.parametrize("key,value", [
-    pytest.param("resolution", "0x10", marks=pytest.mark.xfail(
-        strict=True, raises=pytest.fail.Exception, reason="strtod reads hexadecimal: parse_numbers (plugin/config.c:33-44)")),
-    pytest.param("friction", "  7  ", marks=pytest.mark.xfail(
-        strict=True, raises=pytest.fail.Exception, reason="strtod skips leading blanks, trailing ones are skipped too: "
-                            "parse_numbers (plugin/config.c:33-44)")),
-    pytest.param("young", "0x1p+18", marks=pytest.mark.xfail(
-        strict=True, raises=pytest.fail.Exception, reason="strtod reads hexadecimal floats: plugin/config.c:33-44")),
+    ("resolution", "0x10"),
+    ("friction", "  7  "),
+    ("young", "0x1p+18"),
     ("poisson", "0.3abc"),
     ("young", "inf"),
 ])
@@ -352,10 +327,6 @@ print(rss() - r0)
                       '<config key="output" value="rgb"/></plugin></sensor>')
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="a load that fails in a plugin's init (a tactile sensor "
-                   "whose objname is not its gel's site) raises mju_error from tactile_init "
-                   "(plugin/tactile.c:401) and elastomer_init (plugin/elastomer.c:410): MuJoCo's "
-                   "cleanup is skipped and the mjData and plugin_data leak")
 def test_failed_loads_do_not_grow_rss():
     out = subprocess.run([sys.executable, "-c", LEAK_SCRIPT, str(LIB)], capture_output=True,
                          text=True, timeout=300)
@@ -363,9 +334,6 @@ def test_failed_loads_do_not_grow_rss():
     assert grow < 4.0, "40 failed loads grew RSS by %.1f MB" % grow
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason="an optics_file naming a FIFO blocks the load forever: "
-                   "the sensor's parser fopen()s and reads whatever the path names "
-                   "(plugin/tactile.c:105); a load must end (issue 17 item 3)")
 def test_optics_file_fifo_does_not_hang(tmp_path):
     fifo = tmp_path / "optics.fifo"
     os.mkfifo(fifo)
