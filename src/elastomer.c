@@ -335,12 +335,17 @@ int dtac_elastomer_check_finite(const mjModel* m, mjData* d, dtac_elastomer* e, 
           !isfinite(an[4 * s + 1]) || !isfinite(an[4 * s + 2]) || !isfinite(an[4 * s + 3]);
   }
   if (!bad) return 0;
+  char what[200];
+  snprintf(what, sizeof(what), "the gel state became non-finite or blew up, %s", where);
+  dtac_elastomer_restart(m, d, e, what);
+  return 1;
+}
+
+void dtac_elastomer_restart(const mjModel* m, mjData* d, dtac_elastomer* e, const char* what) {
   e->nwarning++;
-  dtac_warning(
-      "%s instance '%s': the gel state became non-finite (%s, time %g); the gel was "
-      "reset to its rest shape (warning %d)",
-      DTAC_ELASTOMER_NAME, e->name, where, d->time, e->nwarning);
+  dtac_warning("%s instance '%s': %s (time %g); the gel was reset to its rest shape (warning %d)",
+               DTAC_ELASTOMER_NAME, e->name, what, d->time, e->nwarning);
+  mjtNum* state = d->plugin_state + m->plugin_stateadr[e->instance];
   state[e->L.placed] = 0;
   dtac_elastomer_ensure_placed(m, d, e);
-  return 1;
 }

@@ -142,6 +142,8 @@ int dtac_elastomer_param_set(const mjModel* m, dtac_elastomer* e, int k, double 
 // frees e's device copy (and the lead's block): e is stepped on the CPU from now on
 void dtac_elastomer_device_off(dtac_elastomer* e);
 // a non-finite gel state is reported, counted and restarted from rest at the site; 1 if it was
+// the gel restarted from rest at its site, the blow-up counted and warned with `what`
+void dtac_elastomer_restart(const mjModel* m, mjData* d, dtac_elastomer* e, const char* what);
 int dtac_elastomer_check_finite(const mjModel* m, mjData* d, dtac_elastomer* e, const char* where);
 // the site's pose (velocities zero)
 void dtac_site_pose(const mjData* d, int site, dtac_frame* f);

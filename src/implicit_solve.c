@@ -173,6 +173,24 @@ int dtac_imp_pcg(dtac_implicit* im, const dtac_gel_model* gm, const double* Hx, 
   return -1;
 }
 
+// a factorization of the Hessian at x (assembled in full for the matrix-free solver) and the
+// direction by it: 0 or the solve's status, 1 if the factorization failed (indefinite: the
+// caller retries projected), -1 if it failed on the projected Hessian
+static int refactor_solve(dtac_implicit* im, const dtac_gel_model* gm, const double* x,
+                          int project, int matfree, double* Hx, dtac_implicit_report* rep) {
+  double t0;
+  if (matfree) {
+    t0 = dtac_imp_now_s();
+    dtac_imp_assemble(im, gm, x, project, Hx, 0);
+    rep->t_assemble += dtac_imp_now_s() - t0;
+  }
+  if (dtac_imp_factorize_at(im, gm, x, &rep->t_factor, &rep->nfactor)) return project ? -1 : 1;
+  t0 = dtac_imp_now_s();
+  int e = dtac_imp_prec(im, im->b, im->dx);
+  rep->t_solve += dtac_imp_now_s() - t0;
+  return e;
+}
+
 // the Newton direction dx = -H^{-1} g at x by the chosen solver; 0 on success. With
 // p->project = 0 the true Hessian is tried first and the projected one taken when it is found
 // indefinite (negative curvature in CG, or CHOLMOD's factorization failing).
@@ -187,18 +205,8 @@ int dtac_imp_newton_dir(dtac_implicit* im, const dtac_gel_model* gm, const doubl
     rep->nproject = im->nproject;
     rep->t_assemble += dtac_imp_now_s() - t0;
     if (p->solver == DTAC_SOLVE_FACTOR || !im->factor_ok) {
-      if (matfree) {
-        t0 = dtac_imp_now_s();
-        dtac_imp_assemble(im, gm, x, project, Hx, 0);
-        rep->t_assemble += dtac_imp_now_s() - t0;
-      }
-      if (dtac_imp_factorize_at(im, gm, x, &rep->t_factor, &rep->nfactor)) {
-        if (!project) continue;
-        return -1;
-      }
-      t0 = dtac_imp_now_s();
-      int e = dtac_imp_prec(im, im->b, im->dx);
-      rep->t_solve += dtac_imp_now_s() - t0;
+      int e = refactor_solve(im, gm, x, project, matfree, Hx, rep);
+      if (e == 1) continue;
       return e;
     }
     // the kept factor follows the contact patch
@@ -224,18 +232,8 @@ int dtac_imp_newton_dir(dtac_implicit* im, const dtac_gel_model* gm, const doubl
     if (it == -2 && !project) continue;
     // the kept factor no longer preconditions well: renew it with this Hessian
     rep->ncg += p->cg_iterations;
-    if (matfree) {
-      t0 = dtac_imp_now_s();
-      dtac_imp_assemble(im, gm, x, project, Hx, 0);
-      rep->t_assemble += dtac_imp_now_s() - t0;
-    }
-    if (dtac_imp_factorize_at(im, gm, x, &rep->t_factor, &rep->nfactor)) {
-      if (!project) continue;
-      return -1;
-    }
-    t0 = dtac_imp_now_s();
-    int e = dtac_imp_prec(im, im->b, im->dx);
-    rep->t_solve += dtac_imp_now_s() - t0;
+    int e = refactor_solve(im, gm, x, project, matfree, Hx, rep);
+    if (e == 1) continue;
     return e;
   }
   return -1;

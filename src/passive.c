@@ -93,20 +93,12 @@ void dtac_elastomer_passive(const mjModel* m, mjData* d, dtac_elastomer* e) {
   for (int k = 0; k < 6 && !bad; k++) bad = !(fabs(e->wrench[k]) < mjMAXVAL);
   for (int i = 0; i < 3 * gm->nnode && !bad; i++) bad = !(fabs(e->contact_force[i]) < mjMAXVAL);
   if (bad) {
-    e->nwarning++;
-    dtac_warning(
-        "%s instance '%s': the gel's forces were not finite (or above %g; time %g); they were "
-        "left out and "
-        "the gel was reset to its rest shape (warning %d)",
-        DTAC_ELASTOMER_NAME, e->name, mjMAXVAL, d->time, e->nwarning);
     mju_zero(e->qfrc, m->nv);
     mju_zero(e->body_wrench, 6 * m->nbody);
     memset(e->wrench, 0, sizeof(e->wrench));
     memset(e->contact_force, 0, sizeof(double) * 3 * gm->nnode);
     e->ncontact = 0;
-    mjtNum* st = d->plugin_state + m->plugin_stateadr[e->instance];
-    st[e->L.placed] = 0;
-    dtac_elastomer_ensure_placed(m, d, e);
+    dtac_elastomer_restart(m, d, e, "the gel's forces were not finite or above mjMAXVAL, left out");
     return;
   }
   mju_addTo(d->qfrc_passive, e->qfrc, m->nv);
