@@ -33,6 +33,7 @@ void dtac_implicit_params_default(dtac_implicit_params* p) {
   p->contact_update = 1;
   p->adj_projected = 0;
   p->adj_tolerance = 1e-8;
+  p->fresh_factor = 1;
 }
 
 int dtac_implicit_ndof(const dtac_implicit* im) {
@@ -122,12 +123,33 @@ int dtac_imp_all_finite(const double* a, int n) {
   return 1;
 }
 
-int dtac_implicit_step(dtac_implicit* im, const dtac_gel_model* gm, double* state,
-                       const dtac_frame* site0, const dtac_frame* site1, const dtac_collider* col,
-                       int ncol, const double gravity[3], double h, const dtac_implicit_params* p,
-                       dtac_implicit_report* rep) {
-  dtac_implicit_report rloc;
-  if (!rep) rep = &rloc;
+// the deepest collider node a at xa is inside, with its correction (dtac_deepest_collider on
+// each collider's relative position), -1 if none; y: xa relative to it
+int dtac_imp_deepest(const dtac_implicit* im, int a, const double* xa, double y[3]) {
+  if (!im->delta) {
+    double dmin, n[3];
+    for (int k = 0; k < 3; k++) y[k] = xa[k];
+    return dtac_deepest_collider(im->col, im->ncol, xa, &dmin, n);
+  }
+  int deepest = -1;
+  double dmin = 0;
+  for (int c = 0; c < im->ncol; c++) {
+    double yc[3], r[3], n[3];
+    dtac_imp_rel_pos(im, c, a, xa, yc, r);
+    double d = dtac_collider_dist_near(im->col + c, yc, n);
+    if (d < dmin) {
+      dmin = d;
+      deepest = c;
+      for (int k = 0; k < 3; k++) y[k] = yc[k];
+    }
+  }
+  return deepest;
+}
+
+int dtac_imp_begin(dtac_implicit* im, const dtac_gel_model* gm, double* state,
+                   const dtac_frame* site0, const dtac_frame* site1, const dtac_collider* col,
+                   int ncol, const double gravity[3], double h, const dtac_implicit_params* p,
+                   dtac_implicit_report* rep) {
   memset(rep, 0, sizeof(*rep));
   dtac_state_layout Ly = dtac_gel_state_layout(gm);
   int n3 = 3 * gm->nnode;
@@ -137,109 +159,46 @@ int dtac_implicit_step(dtac_implicit* im, const dtac_gel_model* gm, double* stat
     return rep->status;
   }
   dtac_imp_set_context(im, gm, state, col, ncol, gravity, h, p->material);
+  // the preconditioner starts every step from the first factor, so that a step depends on the
+  // state alone (mj_getState / mj_setState and mj_copyData continue bit for bit)
+  if (p->fresh_factor && dtac_imp_restore_factor(im)) {
+    rep->status = DTAC_IMPLICIT_SOLVE;
+    return rep->status;
+  }
 
   // warm start: the start state moved on by its velocity (or the start itself if that is worse)
   double t0 = dtac_imp_now_s();
   for (int i = 0; i < n3; i++) im->x[i] = im->x0[i] + h * im->v0[i];
   dtac_imp_place(im, gm, site1, im->x, NULL);
-  double e = dtac_imp_energy_grad(im, gm, im->x, im->g);
+  double e = dtac_imp_energy_grad(im, gm, im->x, NULL);
   for (int i = 0; i < n3; i++) im->xt[i] = im->x0[i];
   dtac_imp_place(im, gm, site1, im->xt, NULL);
   double e0 = dtac_imp_energy_grad(im, gm, im->xt, NULL);
-  if (!(e <= e0) && isfinite(e0)) {
-    memcpy(im->x, im->xt, n3 * sizeof(double));
-    e = dtac_imp_energy_grad(im, gm, im->x, im->g);
-  }
+  if (!(e <= e0) && isfinite(e0)) memcpy(im->x, im->xt, n3 * sizeof(double));
   rep->t_grad += dtac_imp_now_s() - t0;
-  if (!isfinite(e) || !dtac_imp_all_finite(im->g, n3)) {
-    rep->status = DTAC_IMPLICIT_NONFINITE;
-    return rep->status;
-  }
+  return DTAC_IMPLICIT_OK;
+}
 
-  int status = DTAC_IMPLICIT_MAXITER;
-  double rel = INFINITY;
-  for (int it = 0;; it++) {
-    double gg = 0;
-    for (int d = 0; d < im->ndof; d++) gg += im->g[im->dof_node[d]] * im->g[im->dof_node[d]];
-    rel = sqrt(gg) / fmax(im->scale, 1e-300);
-    if (rel <= p->tolerance) {
-      status = DTAC_IMPLICIT_OK;
-      break;
-    }
-    if (it >= p->iterations) break;
-    rep->iterations = it + 1;
-    if (dtac_imp_newton_dir(im, gm, im->x, p, rel, rep)) {
-      rep->status = DTAC_IMPLICIT_SOLVE;
-      return rep->status;
-    }
-    // Armijo backtracking on E along dx
-    double slope = 0, dxmax = 0;
-    for (int d = 0; d < im->ndof; d++) slope += im->g[im->dof_node[d]] * im->dx[d];
-    if (!(slope < 0) && !p->project) {
-      // the true Hessian gave no descent direction (indefinite without CG noticing): project
-      dtac_implicit_params pp = *p;
-      pp.project = 1;
-      if (dtac_imp_newton_dir(im, gm, im->x, &pp, rel, rep)) {
-        rep->status = DTAC_IMPLICIT_SOLVE;
-        return rep->status;
-      }
-      slope = 0;
-      for (int d = 0; d < im->ndof; d++) slope += im->g[im->dof_node[d]] * im->dx[d];
-    }
-    for (int d = 0; d < im->ndof; d++) dxmax = fmax(dxmax, fabs(im->dx[d]));
-    double alpha = 1, et = INFINITY;
-    int ok = 0;
-    t0 = dtac_imp_now_s();
-    for (int ls = 0; ls < 30; ls++) {
-      memcpy(im->xt, im->x, n3 * sizeof(double));
-      for (int d = 0; d < im->ndof; d++) im->xt[im->dof_node[d]] += alpha * im->dx[d];
-      et = dtac_imp_energy_grad(im, gm, im->xt, im->gt);
-      if (isfinite(et) && et <= e + 1e-4 * alpha * slope) {
-        ok = 1;
-        break;
-      }
-      // near the minimum E no longer resolves the decrease (its rounding is ~1e-16 |E| while
-      // the decrease is ~|g|^2/H): accept a full step that reduces the gradient instead
-      if (ls == 0 && isfinite(et) && fabs(et - e) <= 1e-12 * (fabs(e) + fabs(et))) {
-        double gt2 = 0;
-        for (int d = 0; d < im->ndof; d++) gt2 += im->gt[im->dof_node[d]] * im->gt[im->dof_node[d]];
-        if (dtac_imp_all_finite(im->gt, n3) && gt2 < gg) {
-          ok = 1;
-          break;
-        }
-      }
-      // rounding: below a femtometre the energy no longer resolves the step
-      if (alpha * dxmax < 1e-15) break;
-      alpha *= 0.5;
-    }
-    rep->t_grad += dtac_imp_now_s() - t0;
-    if (!ok) {
-      // at the rounding floor the iterate is as converged as double allows
-      status = alpha * dxmax < 1e-15 ? DTAC_IMPLICIT_OK : DTAC_IMPLICIT_LINESEARCH;
-      break;
-    }
-    memcpy(im->x, im->xt, n3 * sizeof(double));
-    double* tmp = im->g;
-    im->g = im->gt;
-    im->gt = tmp;
-    e = et;
-  }
+int dtac_imp_finish(dtac_implicit* im, const dtac_gel_model* gm, double* state,
+                    const dtac_frame* site1, double h, dtac_implicit_report* rep) {
+  dtac_state_layout Ly = dtac_gel_state_layout(gm);
+  int n3 = 3 * gm->nnode;
   if (!dtac_imp_all_finite(im->x, n3)) {
     rep->status = DTAC_IMPLICIT_NONFINITE;
     return rep->status;
   }
-
   // the new state: positions, velocities (x - x0)/h, back face with the site's velocity,
-  // locked components at rest; anchors as the explicit contact moves them
-  t0 = dtac_imp_now_s();
+  // locked components at rest; anchors as the explicit contact moves them, on the collider as
+  // its body's correction placed it
+  double t0 = dtac_imp_now_s();
   double* xs = state + Ly.x;
   double* vs = state + Ly.v;
+  rep->ncontact = 0;
   for (int s = 0; s < gm->nsurf; s++) {
     int a = gm->surf[s];
     double* an = state + Ly.anchor + 4 * s;
-    const double* xa = im->x + 3 * a;
-    double dmin, n[3];
-    int c = dtac_deepest_collider(im->col, im->ncol, xa, &dmin, n);
+    double xa[3];
+    int c = dtac_imp_deepest(im, a, im->x + 3 * a, xa);
     if (c < 0) {
       an[0] = -1;
       continue;
@@ -276,9 +235,16 @@ int dtac_implicit_step(dtac_implicit* im, const dtac_gel_model* gm, double* stat
     minJ = fmin(minJ, dtac_det33(F));
   }
   rep->min_J = minJ;
-  rep->residual = rel;
-  rep->energy = e;
-  rep->status = status;
+  return rep->status;
+}
+
+int dtac_implicit_step(dtac_implicit* im, const dtac_gel_model* gm, double* state,
+                       const dtac_frame* site0, const dtac_frame* site1, const dtac_collider* col,
+                       int ncol, const double gravity[3], double h, const dtac_implicit_params* p,
+                       dtac_implicit_report* rep) {
+  dtac_implicit_gel g = {im, gm, state, site0, site1, col, ncol, NULL, -1, {0}};
+  int status = dtac_implicit_joint_step(&g, 1, NULL, NULL, 0, gravity, h, p);
+  if (rep) *rep = g.rep;
   return status;
 }
 

@@ -31,6 +31,9 @@ typedef struct dtac_implicit_params_ {
   double adj_tolerance;  // relative residual of the VJP's CG solve (1e-8)
   int adj_projected;     // VJP with the projected Hessian instead of the true one (0 default; 1
                          // only to measure the error that makes, tests/kernels/test_implicit.cc)
+  int fresh_factor;  // 1 (default): each step's preconditioner starts from the first factor, so
+                     // that a step is a function of its inputs alone; 0: the factor is kept
+                     // from step to step (fewer CG iterations on a long hold)
 } dtac_implicit_params;
 
 // step status
@@ -125,5 +128,38 @@ void dtac_implicit_reactions(dtac_implicit* im, const dtac_gel_model* gm, const 
 double dtac_implicit_energy(dtac_implicit* im, const dtac_gel_model* gm, const double* state0,
                             const dtac_collider* col, int ncol, const double gravity[3], double h,
                             int material, const double* x, double* g);
+
+// ---- joint step of several gels and the rigid bodies they touch (implicit_joint.c)
+
+// a gel of a joint step: as dtac_implicit_step's arguments, with each collider's body slot
+typedef struct dtac_implicit_gel_ {
+  dtac_implicit* im;
+  const dtac_gel_model* gm;
+  double* state;
+  const dtac_frame* site0;
+  const dtac_frame* site1;
+  const dtac_collider* col;  // posed at the step end as MuJoCo's step moves them
+  int ncol;
+  const int* col_slot;       // body slot of each collider (NULL, -1: moves as given)
+  int site_slot;             // body slot holding the back face (-1: none)
+  dtac_implicit_report rep;  // out
+} dtac_implicit_gel;
+
+// work of a joint step with up to DTAC_MAX_BODY coupled bodies (dtac_implicit_joint_make)
+typedef struct dtac_implicit_joint_ dtac_implicit_joint;
+dtac_implicit_joint* dtac_implicit_joint_make(void);
+void dtac_implicit_joint_free(dtac_implicit_joint* J);
+
+// one backward-Euler step of gels g over h with the rigid bodies of slots (dtac_body: frame and
+// velocity at the step start, inverse effective mass W, the wrench the rigid step already
+// applied) as unknowns of the same potential: each body's correction delta (displacement of its
+// point, rotation) from where MuJoCo's step moves it adds delta' W^-1 delta / (2 h^2) + delta .
+// wrench_app (W's null space held), and its colliders move with it. Out: each gel's state and
+// report, each slot's dP = h (gel wrench at the end - wrench_app) and dQ = h dP (about the slot's
+// step-start point), what dtac_coupling_correct hands to MuJoCo. With nslot = 0 (J may be NULL)
+// the gels are stepped one by one. Returns the worst status.
+int dtac_implicit_joint_step(dtac_implicit_gel* g, int ngel, dtac_body* slots,
+                             dtac_implicit_joint* J, int nslot, const double gravity[3], double h,
+                             const dtac_implicit_params* p);
 
 #endif  // DTAC_SRC_IMPLICIT_H_

@@ -45,30 +45,101 @@ void dtac_imp_make_lag(dtac_implicit* im, const dtac_gel_model* gm, const double
   }
 }
 
+// node a at xa relative to collider c as its body's correction moves the collider (im->delta):
+// y = xa - (dl + dw x r), r the lever from the slot's point to the node's start position (held
+// over the step, so that y is linear in the correction); the slot, or -1 (y = xa)
+int dtac_imp_rel_pos(const dtac_implicit* im, int c, int a, const double* xa, double y[3],
+                     double r[3]) {
+  int k = im->delta && im->cslot ? im->cslot[c] : -1;
+  if (k < 0) {
+    for (int i = 0; i < 3; i++) y[i] = xa[i];
+    return -1;
+  }
+  const double* dl = im->delta + 6 * k;
+  dtac_sub3(r, im->x0 + 3 * a, im->slot_pos + 3 * k);
+  double wr[3];
+  dtac_cross3(wr, dl + 3, r);
+  for (int i = 0; i < 3; i++) y[i] = xa[i] - dl[i] - wr[i];
+  return k;
+}
+
 // contact and friction energy of contact node s at xa, gradient g3, Hessian H3 (may be null;
-// projected if project)
+// projected if project); with gb (may be null), the gradient in the coupled slots'
+// corrections is accumulated into it (6 per slot: -f, -r x f for the node's gradient f)
 double dtac_imp_node_contact(const dtac_implicit* im, const dtac_gel_model* gm, int s,
-                           const double* xa, double g3[3], double* H3, int project) {
-  double e = 0, gk[3], Hk[9];
+                             const double* xa, double g3[3], double* H3, int project, double* gb) {
+  double e = 0, gk[3], Hk[9], y[3], r[3];
+  int a = gm->surf[s];
   g3[0] = g3[1] = g3[2] = 0;
   if (H3) memset(H3, 0, 9 * sizeof(double));
+  const lag* lg = im->lag + s;
   for (int c = 0; c < im->ncol; c++) {
     dtac_contact_node_param pe = dtac_contact_scaled(gm->surf_param + s, im->col + c);
-    e += dtac_contact_energy(pe.kn, pe.width, im->col + c, xa, gk, H3 ? Hk : NULL, project);
-    for (int k = 0; k < 3; k++) g3[k] += gk[k];
+    int k = dtac_imp_rel_pos(im, c, a, xa, y, r);
+    double gc[3] = {0, 0, 0};
+    e += dtac_contact_energy(pe.kn, pe.width, im->col + c, y, gk, H3 ? Hk : NULL, project);
+    for (int i = 0; i < 3; i++) gc[i] += gk[i];
     if (H3) {
-      for (int k = 0; k < 9; k++) H3[k] += Hk[k];
+      for (int i = 0; i < 9; i++) H3[i] += Hk[i];
     }
-  }
-  const lag* lg = im->lag + s;
-  if (lg->c >= 0) {
-    e += dtac_friction_energy(lg->L, gm->surf_param[s].kt, lg->n, xa, lg->a, gk, H3 ? Hk : NULL);
-    for (int k = 0; k < 3; k++) g3[k] += gk[k];
-    if (H3) {
-      for (int k = 0; k < 9; k++) H3[k] += Hk[k];
+    // friction against its stuck collider, the anchor moving with it
+    if (lg->c == c) {
+      e += dtac_friction_energy(lg->L, gm->surf_param[s].kt, lg->n, y, lg->a, gk, H3 ? Hk : NULL);
+      for (int i = 0; i < 3; i++) gc[i] += gk[i];
+      if (H3) {
+        for (int i = 0; i < 9; i++) H3[i] += Hk[i];
+      }
+    }
+    for (int i = 0; i < 3; i++) g3[i] += gc[i];
+    if (gb && k >= 0) {
+      double rf[3];
+      dtac_cross3(rf, r, gc);
+      for (int i = 0; i < 3; i++) {
+        gb[6 * k + i] -= gc[i];
+        gb[6 * k + 3 + i] -= rf[i];
+      }
     }
   }
   return e;
+}
+
+// the contact Hessian blocks between the contact nodes and the coupled slots at x (each node's
+// colliders on one slot summed; im->npair of them, at most maxpair)
+void dtac_imp_pairs(dtac_implicit* im, const dtac_gel_model* gm, const double* x, int project) {
+  im->npair = 0;
+  if (!im->delta) return;
+  const lag* lgs = im->lag;
+  for (int s = 0; s < gm->nsurf; s++) {
+    int a = gm->surf[s];
+    const double* xa = x + 3 * a;
+    for (int c = 0; c < im->ncol; c++) {
+      double y[3], r[3], gk[3], Hk[9];
+      int k = dtac_imp_rel_pos(im, c, a, xa, y, r);
+      if (k < 0) continue;
+      dtac_contact_node_param pe = dtac_contact_scaled(gm->surf_param + s, im->col + c);
+      double H[9];
+      dtac_contact_energy(pe.kn, pe.width, im->col + c, y, gk, H, project);
+      if (lgs[s].c == c) {
+        dtac_friction_energy(lgs[s].L, gm->surf_param[s].kt, lgs[s].n, y, lgs[s].a, gk, Hk);
+        for (int i = 0; i < 9; i++) H[i] += Hk[i];
+      }
+      int zero = 1;
+      for (int i = 0; i < 9; i++) zero &= H[i] == 0;
+      if (zero) continue;
+      // merged with this node's pair on the same slot (the last ones: nodes come in order)
+      int q = im->npair - 1;
+      while (q >= 0 && im->pair_a[q] == a && im->pair_k[q] != k) q--;
+      if (q < 0 || im->pair_a[q] != a) {
+        if (im->npair >= im->maxpair) continue;  // beyond the bound: out of the Hessian only
+        q = im->npair++;
+        im->pair_a[q] = a;
+        im->pair_k[q] = k;
+        memset(im->pair_H + 9 * q, 0, 9 * sizeof(double));
+        for (int i = 0; i < 3; i++) im->pair_r[3 * q + i] = r[i];
+      }
+      for (int i = 0; i < 9; i++) im->pair_H[9 * q + i] += H[i];
+    }
+  }
 }
 
 // the incremental potential at x (all nodes); gradient of every node component into g (may be
@@ -115,7 +186,7 @@ double dtac_imp_energy_grad(dtac_implicit* im, const dtac_gel_model* gm, const d
   for (int s = 0; s < gm->nsurf; s++) {
     int a = gm->surf[s];
     double g3[3];
-    e_c += dtac_imp_node_contact(im, gm, s, x + 3 * a, g3, NULL, 0);
+    e_c += dtac_imp_node_contact(im, gm, s, x + 3 * a, g3, NULL, 0, g ? im->gbody : NULL);
     if (g) {
       for (int k = 0; k < 3; k++) im->gc[3 * a + k] += g3[k];
     }
@@ -200,7 +271,7 @@ void dtac_imp_assemble(dtac_implicit* im, const dtac_gel_model* gm, const double
   for (int s = 0; s < gm->nsurf; s++) {
     int a = gm->surf[s];
     double g3[3], H3[9];
-    dtac_imp_node_contact(im, gm, s, x + 3 * a, g3, H3, project);
+    dtac_imp_node_contact(im, gm, s, x + 3 * a, g3, H3, project, NULL);
     if (matfree) {
       memcpy(im->surfH + 9 * s, H3, sizeof(H3));
       continue;
@@ -282,7 +353,7 @@ void dtac_imp_hvp_full_true(dtac_implicit* im, const dtac_gel_model* gm, const d
   for (int s = 0; s < gm->nsurf; s++) {
     int a = gm->surf[s];
     double g3[3], H3[9];
-    dtac_imp_node_contact(im, gm, s, x + 3 * a, g3, H3, 0);
+    dtac_imp_node_contact(im, gm, s, x + 3 * a, g3, H3, 0, NULL);
     for (int i = 0; i < 3; i++) {
       for (int j = 0; j < 3; j++) y[3 * a + i] += H3[3 * i + j] * lam[3 * a + j];
     }

@@ -56,6 +56,22 @@ struct dtac_implicit_ {
   int nptet;      // tets with a placed node component ...
   int* ptet;      // ... (nptet): all the placed components' coupling to the free ones
   lag* lag;       // (nsurf)
+  // coupled bodies (implicit_joint.c): the body slot of each collider (maxcol, -1: it moves as
+  // given), and for the step in progress each slot's correction delta (6: displacement of its
+  // point slot_pos, rotation) and the gradient of E in it (gbody, 6 per slot, accumulated by
+  // the gradient pass); delta NULL: no coupled body
+  int* cslot;
+  const double* delta;
+  const double* slot_pos;
+  double* gbody;
+  // contact Hessian blocks between a node and a coupled slot (node id, slot, 3x3, lever)
+  int maxpair, npair;
+  int* pair_a;
+  int* pair_k;
+  double* pair_H;
+  double* pair_r;
+  cholmod_factor* L0;  // the first factor, kept: each step's preconditioner starts from it
+  int L_dirty;         // L was changed since it was copied from L0
   // step context
   const double* x0;
   const double* v0;
@@ -78,7 +94,20 @@ void dtac_imp_tet_F(const dtac_gel_model* gm, int t, const double* x, double F[9
 const double* dtac_imp_lag_F(const dtac_implicit* im, int t);
 void dtac_imp_make_lag(dtac_implicit* im, const dtac_gel_model* gm, const double* state0);
 double dtac_imp_node_contact(const dtac_implicit* im, const dtac_gel_model* gm, int s,
-                             const double* xa, double g3[3], double* H3, int project);
+                             const double* xa, double g3[3], double* H3, int project, double* gb);
+int dtac_imp_rel_pos(const dtac_implicit* im, int c, int a, const double* xa, double y[3],
+                     double r[3]);
+void dtac_imp_pairs(dtac_implicit* im, const dtac_gel_model* gm, const double* x, int project);
+int dtac_imp_restore_factor(dtac_implicit* im);
+int dtac_imp_deepest(const dtac_implicit* im, int a, const double* xa, double y[3]);
+// the step in parts (implicit.c): begin sets the context and the warm start (im->x), or returns
+// a failed status; finish writes the state (positions, velocities, anchors) from im->x
+int dtac_imp_begin(dtac_implicit* im, const dtac_gel_model* gm, double* state,
+                   const dtac_frame* site0, const dtac_frame* site1, const dtac_collider* col,
+                   int ncol, const double gravity[3], double h, const dtac_implicit_params* p,
+                   dtac_implicit_report* rep);
+int dtac_imp_finish(dtac_implicit* im, const dtac_gel_model* gm, double* state,
+                    const dtac_frame* site1, double h, dtac_implicit_report* rep);
 double dtac_imp_energy_grad(dtac_implicit* im, const dtac_gel_model* gm, const double* x,
                             double* g);
 int dtac_imp_tet_block(const dtac_implicit* im, const dtac_gel_model* gm, int t, const double* x,

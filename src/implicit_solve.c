@@ -35,6 +35,7 @@ int dtac_imp_factorize_at(dtac_implicit* im, const dtac_gel_model* gm, const dou
   double t0 = dtac_imp_now_s();
   cholmod_factorize(im->A, im->Ls, &im->cc);
   (*nfactor)++;
+  im->L_dirty = 1;
   im->factor_ok = 0;
   if (im->cc.status == CHOLMOD_OK) {
     if (im->L) cholmod_free_factor(&im->L, &im->cc);
@@ -108,6 +109,7 @@ int dtac_imp_contact_update(dtac_implicit* im, const dtac_gel_model* gm, const d
     for (int c = 0; c < 3; c++) im->app_n[3 * s + c] = n[c];
   }
   int ok = 1;
+  if (ndn + nup > 0) im->L_dirty = 1;
   if (ndn > 0) {
     im->Cdown->ncol = ndn;
     ok = ok && cholmod_updown(0, im->Cdown, im->L, &im->cc) && im->cc.status == CHOLMOD_OK;
@@ -121,6 +123,22 @@ int dtac_imp_contact_update(dtac_implicit* im, const dtac_gel_model* gm, const d
     return -1;
   }
   return nup + ndn;
+}
+
+// the kept factor back to the first one (a copy: CHOLMOD allocates it), contact stiffness 0;
+// nothing to do if it was not changed since. 0, or -1 out of memory
+int dtac_imp_restore_factor(dtac_implicit* im) {
+  if (!im->L0 || !im->L_dirty) return 0;
+  if (im->L) cholmod_free_factor(&im->L, &im->cc);
+  im->L = cholmod_copy_factor(im->L0, &im->cc);
+  im->factor_ok = im->L != NULL;
+  if (!im->L) return -1;
+  const int* perm = (const int*)im->L->Perm;
+  for (int k = 0; k < im->ndof; k++) im->iperm[perm[k]] = k;
+  memset(im->app_k, 0, sizeof(double) * im->nsurf);
+  memset(im->app_n, 0, sizeof(double) * 3 * im->nsurf);
+  im->L_dirty = 0;
+  return 0;
 }
 
 // z = L^{-1} r with the kept factor (workspaces kept: no allocation after the first call)
@@ -467,12 +485,31 @@ dtac_implicit* dtac_implicit_make(const dtac_gel_model* gm, int maxcol, char* er
   im->Cup->ncol = nw;
   if (!cholmod_updown(1, im->Cup, im->L, &im->cc))
     return dtac_imp_fail(im, err, errlen, "CHOLMOD update failed");
+  im->L0 = cholmod_copy_factor(im->L, &im->cc);
+  if (!im->L0) return dtac_imp_fail(im, err, errlen, "out of memory");
+  im->L_dirty = 0;
+  // coupled bodies: a node's contact blocks with up to two slots
+  im->maxpair = 2 * gm->nsurf + 1;
+  im->cslot = (int*)malloc(sizeof(int) * (maxcol > 0 ? maxcol : 1));
+  im->pair_a = (int*)malloc(sizeof(int) * im->maxpair);
+  im->pair_k = (int*)malloc(sizeof(int) * im->maxpair);
+  im->pair_H = (double*)malloc(sizeof(double) * 9 * im->maxpair);
+  im->pair_r = (double*)malloc(sizeof(double) * 3 * im->maxpair);
+  if (!im->cslot || !im->pair_a || !im->pair_k || !im->pair_H || !im->pair_r)
+    return dtac_imp_fail(im, err, errlen, "out of memory");
+  for (int c = 0; c < maxcol; c++) im->cslot[c] = -1;
   return im;
 }
 
 void dtac_implicit_free(dtac_implicit* im) {
   if (!im) return;
   if (im->L) cholmod_free_factor(&im->L, &im->cc);
+  if (im->L0) cholmod_free_factor(&im->L0, &im->cc);
+  free(im->cslot);
+  free(im->pair_a);
+  free(im->pair_k);
+  free(im->pair_H);
+  free(im->pair_r);
   if (im->Ls) cholmod_free_factor(&im->Ls, &im->cc);
   if (im->Cup) cholmod_free_sparse(&im->Cup, &im->cc);
   if (im->Cdown) cholmod_free_sparse(&im->Cdown, &im->cc);

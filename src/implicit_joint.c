@@ -1,0 +1,681 @@
+// implicit_joint.c: the Newton iteration of the implicit step (implicit.h), for one gel or for
+// several gels together with the rigid bodies they touch. A coupled body's unknown is its
+// correction delta (displacement of its point, rotation vector) from where MuJoCo's step moved
+// it, in the range of its inverse effective mass W = U diag(lam) U^T (its null space is what its
+// joints forbid): delta = U z, and the potential gains
+//   E_b(z) = z' diag(1/lam) z / (2 h^2) + (U z) . wrench_app,
+// backward Euler of the body under the gel's wrench at the step end in place of the wrench the
+// rigid step already applied. Its colliders move with it (dtac_imp_rel_pos), so the gels'
+// contact energies depend on z. Newton directions by CG on [gels' dofs, z] preconditioned by
+// each gel's kept factor and a dense Cholesky of each body's block: the coupling is of rank at
+// most 2 dim(z), which bounds the extra CG iterations it costs.
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "implicit_internal.h"
+
+#define NB DTAC_MAX_BODY
+
+struct dtac_implicit_joint_ {
+  int nslot, nz;
+  int off[NB], rank[NB];    // each slot's first unknown in z, and its count (rank of W)
+  double U[NB][36];         // eigenvectors of W (columns), the first rank[k] kept
+  double lam[NB][6];        // their eigenvalues
+  double pos[NB][3];        // each slot's point at the step end (MuJoCo's prediction)
+  double Kc[NB][36];        // Cholesky factor of each slot's reduced block (rank x rank)
+  double delta[NB][6], delta_t[NB][6];  // corrections of the iterate and of the trial
+  double gb[NB][6], gb_t[NB][6];        // gradients of the gels' energy in them
+  double z[6 * NB], zt[6 * NB], gz[6 * NB], gzt[6 * NB];
+  double zb[6 * NB], zdx[6 * NB], zr[6 * NB], zs[6 * NB], zp[6 * NB], zq[6 * NB];
+  double scale;  // |forces in balance| of the bodies' gradient
+  dtac_implicit_gel cg[NB];  // the gels solved together with the bodies ...
+  int cg_of[NB];             // ... and their places in the caller's list
+};
+
+dtac_implicit_joint* dtac_implicit_joint_make(void) {
+  return (dtac_implicit_joint*)calloc(1, sizeof(dtac_implicit_joint));
+}
+
+void dtac_implicit_joint_free(dtac_implicit_joint* J) {
+  free(J);
+}
+
+// ---- the bodies' block --------------------------------------------------------------------------
+
+// eigen-decomposition of the symmetric 6x6 A by cyclic Jacobi rotations: A = V diag(w) V^T
+static void eig6(const double A[36], double V[36], double w[6]) {
+  double a[36];
+  memcpy(a, A, sizeof(a));
+  for (int i = 0; i < 36; i++) V[i] = i % 7 == 0;
+  for (int sweep = 0; sweep < 50; sweep++) {
+    double off = 0, diag = 0;
+    for (int i = 0; i < 6; i++) {
+      diag += a[7 * i] * a[7 * i];
+      for (int j = i + 1; j < 6; j++) off += a[6 * i + j] * a[6 * i + j];
+    }
+    if (off <= 1e-30 * diag || off == 0) break;
+    for (int p = 0; p < 6; p++) {
+      for (int q = p + 1; q < 6; q++) {
+        double apq = a[6 * p + q];
+        if (apq == 0) continue;
+        double th = (a[6 * q + q] - a[6 * p + p]) / (2 * apq);
+        double t = (th >= 0 ? 1 : -1) / (fabs(th) + sqrt(th * th + 1));
+        double c = 1 / sqrt(t * t + 1), s = t * c;
+        for (int k = 0; k < 6; k++) {
+          double akp = a[6 * k + p], akq = a[6 * k + q];
+          a[6 * k + p] = c * akp - s * akq;
+          a[6 * k + q] = s * akp + c * akq;
+        }
+        for (int k = 0; k < 6; k++) {
+          double apk = a[6 * p + k], aqk = a[6 * q + k];
+          a[6 * p + k] = c * apk - s * aqk;
+          a[6 * q + k] = s * apk + c * aqk;
+        }
+        for (int k = 0; k < 6; k++) {
+          double vkp = V[6 * k + p], vkq = V[6 * k + q];
+          V[6 * k + p] = c * vkp - s * vkq;
+          V[6 * k + q] = s * vkp + c * vkq;
+        }
+      }
+    }
+  }
+  for (int i = 0; i < 6; i++) w[i] = a[7 * i];
+}
+
+// each slot's range of W (eigenvalues above 1e-9 of the largest of its translational and of its
+// rotational part, each measured on its own units), its point at the step end
+static void bodies_setup(dtac_implicit_joint* J, const dtac_body* slots, int nslot, double h) {
+  J->nslot = nslot;
+  J->nz = 0;
+  for (int k = 0; k < nslot; k++) {
+    const dtac_body* B = slots + k;
+    double V[36], w[6];
+    eig6(B->Winv, V, w);
+    double wmax = 0;
+    for (int i = 0; i < 6; i++) wmax = fmax(wmax, w[i]);
+    J->off[k] = J->nz;
+    int r = 0;
+    for (int i = 0; i < 6; i++) {
+      if (!(w[i] > 1e-9 * wmax) || !isfinite(w[i])) continue;
+      for (int j = 0; j < 6; j++) J->U[k][6 * j + r] = V[6 * j + i];
+      J->lam[k][r] = w[i];
+      r++;
+    }
+    J->rank[k] = r;
+    J->nz += r;
+    for (int i = 0; i < 3; i++) J->pos[k][i] = B->frame.pos[i] + h * B->frame.vel[i];
+  }
+}
+
+// delta of each slot from z
+static void bodies_delta(const dtac_implicit_joint* J, const double* z, double delta[][6]) {
+  for (int k = 0; k < J->nslot; k++) {
+    for (int i = 0; i < 6; i++) {
+      double s = 0;
+      for (int r = 0; r < J->rank[k]; r++) s += J->U[k][6 * i + r] * z[J->off[k] + r];
+      delta[k][i] = s;
+    }
+  }
+}
+
+// E_b(z) and its gradient gz (with the gels' gradient gb in delta); J->scale
+static double bodies_energy(dtac_implicit_joint* J, const dtac_body* slots, const double* z,
+                            double gb[][6], double* gz, double h) {
+  double e = 0, s_app = 0, s_gel = 0;
+  for (int k = 0; k < J->nslot; k++) {
+    for (int r = 0; r < J->rank[k]; r++) {
+      double zr = z[J->off[k] + r], ua = 0, ug = 0;
+      for (int i = 0; i < 6; i++) {
+        ua += J->U[k][6 * i + r] * slots[k].wrench_app[i];
+        ug += J->U[k][6 * i + r] * gb[k][i];
+      }
+      e += 0.5 * zr * zr / (J->lam[k][r] * h * h) + zr * ua;
+      if (gz) gz[J->off[k] + r] = zr / (J->lam[k][r] * h * h) + ua + ug;
+      s_app += ua * ua;
+      s_gel += ug * ug;
+    }
+  }
+  J->scale = sqrt(s_app) + sqrt(s_gel);
+  return e;
+}
+
+// each slot's reduced block diag(1/(lam h^2)) + U^T (sum of B^T H B over its contact pairs) U,
+// factored (Cholesky) into J->Kc; nonzero if a block is not positive definite
+static int bodies_block(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel, double h) {
+  double K6[NB][36];
+  memset(K6, 0, sizeof(double) * 36 * J->nslot);
+  for (int i = 0; i < ngel; i++) {
+    const dtac_implicit* im = g[i].im;
+    for (int q = 0; q < im->npair; q++) {
+      int k = im->pair_k[q];
+      const double* H = im->pair_H + 9 * q;
+      const double* r = im->pair_r + 3 * q;
+      // B = [I, -[r]x]: B^T H B = [H, -H[r]x; [r]x H, -[r]x H [r]x]
+      double R[9] = {0, -r[2], r[1], r[2], 0, -r[0], -r[1], r[0], 0};
+      double HR[9], RH[9], RHR[9];
+      dtac_mul33(HR, H, R);
+      dtac_mul33(RH, R, H);
+      dtac_mul33(RHR, R, HR);
+      for (int a = 0; a < 3; a++) {
+        for (int b = 0; b < 3; b++) {
+          K6[k][6 * a + b] += H[3 * a + b];
+          K6[k][6 * a + 3 + b] -= HR[3 * a + b];
+          K6[k][6 * (3 + a) + b] += RH[3 * a + b];
+          K6[k][6 * (3 + a) + 3 + b] -= RHR[3 * a + b];
+        }
+      }
+    }
+  }
+  for (int k = 0; k < J->nslot; k++) {
+    int n = J->rank[k];
+    double* L = J->Kc[k];
+    for (int a = 0; a < n; a++) {
+      for (int b = 0; b < n; b++) {
+        double s = a == b ? 1 / (J->lam[k][a] * h * h) : 0;
+        for (int i = 0; i < 6; i++) {
+          for (int j = 0; j < 6; j++) s += J->U[k][6 * i + a] * K6[k][6 * i + j] * J->U[k][6 * j + b];
+        }
+        L[6 * a + b] = s;
+      }
+    }
+    // in place, lower triangle
+    for (int j = 0; j < n; j++) {
+      double d = L[6 * j + j];
+      for (int m = 0; m < j; m++) d -= L[6 * j + m] * L[6 * j + m];
+      if (!(d > 0)) return -1;
+      L[6 * j + j] = sqrt(d);
+      for (int i = j + 1; i < n; i++) {
+        double s = L[6 * i + j];
+        for (int m = 0; m < j; m++) s -= L[6 * i + m] * L[6 * j + m];
+        L[6 * i + j] = s / L[6 * j + j];
+      }
+    }
+  }
+  return 0;
+}
+
+// ---- products and the preconditioner of the joint system ---------------------------------------
+
+// y = H p over [each gel's dofs (its own p, q arrays), z (zp -> zq)]
+static void joint_hvp(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel, const double* zp,
+                      double* zq, double h) {
+  // the bodies' own block and the contact pairs' z-z part are in Kc: L L^T zp
+  for (int k = 0; k < J->nslot; k++) {
+    int n = J->rank[k], o = J->off[k];
+    const double* L = J->Kc[k];
+    double t[6];
+    for (int a = 0; a < n; a++) {
+      double s = 0;
+      for (int m = a; m < n; m++) s += L[6 * m + a] * zp[o + m];
+      t[a] = s;
+    }
+    for (int a = 0; a < n; a++) {
+      double s = 0;
+      for (int m = 0; m <= a; m++) s += L[6 * a + m] * t[m];
+      zq[o + a] = s;
+    }
+  }
+  double dl[NB][6];
+  bodies_delta(J, zp, dl);
+  for (int i = 0; i < ngel; i++) {
+    dtac_implicit* im = g[i].im;
+    dtac_imp_spmv(im, (const double*)im->A->x, im->p, im->q);
+    for (int q = 0; q < im->npair; q++) {
+      int a = im->pair_a[q], k = im->pair_k[q];
+      const double* H = im->pair_H + 9 * q;
+      const double* r = im->pair_r + 3 * q;
+      // the collider's point at the node moves by u = dl + dw x r; the node's p is pa
+      double u[3], wr[3], pa[3];
+      dtac_cross3(wr, dl[k] + 3, r);
+      for (int c = 0; c < 3; c++) {
+        u[c] = dl[k][c] + wr[c];
+        int d = im->dof[3 * a + c];
+        pa[c] = d >= 0 ? im->p[d] : 0;
+      }
+      double Hu[3], Hp[3];
+      dtac_mulmv3(Hu, H, u);
+      dtac_mulmv3(Hp, H, pa);
+      for (int c = 0; c < 3; c++) {
+        int d = im->dof[3 * a + c];
+        if (d >= 0) im->q[d] -= Hu[c];
+      }
+      // -B^T H pa = -[Hp; r x Hp], reduced by U^T
+      double w[6], rHp[3];
+      dtac_cross3(rHp, r, Hp);
+      for (int c = 0; c < 3; c++) {
+        w[c] = -Hp[c];
+        w[3 + c] = -rHp[c];
+      }
+      for (int m = 0; m < J->rank[k]; m++) {
+        double s = 0;
+        for (int c = 0; c < 6; c++) s += J->U[k][6 * c + m] * w[c];
+        zq[J->off[k] + m] += s;
+      }
+    }
+  }
+  (void)h;
+}
+
+// preconditioner: each gel's kept factor on its r (into its z), each body's block on zr -> zs
+static int joint_prec(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel) {
+  for (int i = 0; i < ngel; i++) {
+    if (dtac_imp_prec(g[i].im, g[i].im->r, g[i].im->z)) return -1;
+  }
+  for (int k = 0; k < J->nslot; k++) {
+    int n = J->rank[k], o = J->off[k];
+    const double* L = J->Kc[k];
+    double t[6];
+    for (int a = 0; a < n; a++) {
+      double s = J->zr[o + a];
+      for (int m = 0; m < a; m++) s -= L[6 * a + m] * t[m];
+      t[a] = s / L[6 * a + a];
+    }
+    for (int a = n - 1; a >= 0; a--) {
+      double s = t[a];
+      for (int m = a + 1; m < n; m++) s -= L[6 * m + a] * J->zs[o + m];
+      J->zs[o + a] = s / L[6 * a + a];
+    }
+  }
+  return 0;
+}
+
+// the joint system H [dx; dz] = [b; zb] by preconditioned CG (each gel's b into its dx); returns
+// iterations, -1 unconverged or failed, -2 on negative curvature
+static int joint_pcg(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel, double tol, int maxit,
+                     double h) {
+  int nz = J->nz;
+  double bb = 0;
+  for (int i = 0; i < ngel; i++) {
+    dtac_implicit* im = g[i].im;
+    for (int d = 0; d < im->ndof; d++) bb += im->b[d] * im->b[d];
+    memset(im->dx, 0, sizeof(double) * im->ndof);
+    memcpy(im->r, im->b, sizeof(double) * im->ndof);
+  }
+  for (int d = 0; d < nz; d++) bb += J->zb[d] * J->zb[d];
+  memset(J->zdx, 0, sizeof(double) * nz);
+  memcpy(J->zr, J->zb, sizeof(double) * nz);
+  if (bb == 0) return 0;
+  if (joint_prec(J, g, ngel)) return -1;
+  double rz = 0;
+  for (int i = 0; i < ngel; i++) {
+    dtac_implicit* im = g[i].im;
+    memcpy(im->p, im->z, sizeof(double) * im->ndof);
+    for (int d = 0; d < im->ndof; d++) rz += im->r[d] * im->z[d];
+  }
+  memcpy(J->zp, J->zs, sizeof(double) * nz);
+  for (int d = 0; d < nz; d++) rz += J->zr[d] * J->zs[d];
+  for (int it = 1; it <= maxit; it++) {
+    joint_hvp(J, g, ngel, J->zp, J->zq, h);
+    double pq = 0;
+    for (int i = 0; i < ngel; i++) {
+      dtac_implicit* im = g[i].im;
+      for (int d = 0; d < im->ndof; d++) pq += im->p[d] * im->q[d];
+    }
+    for (int d = 0; d < nz; d++) pq += J->zp[d] * J->zq[d];
+    if (!(pq > 0)) return -2;
+    double alpha = rz / pq, rr = 0;
+    for (int i = 0; i < ngel; i++) {
+      dtac_implicit* im = g[i].im;
+      for (int d = 0; d < im->ndof; d++) {
+        im->dx[d] += alpha * im->p[d];
+        im->r[d] -= alpha * im->q[d];
+        rr += im->r[d] * im->r[d];
+      }
+    }
+    for (int d = 0; d < nz; d++) {
+      J->zdx[d] += alpha * J->zp[d];
+      J->zr[d] -= alpha * J->zq[d];
+      rr += J->zr[d] * J->zr[d];
+    }
+    if (rr <= tol * tol * bb) return it;
+    if (joint_prec(J, g, ngel)) return -1;
+    double rz1 = 0;
+    for (int i = 0; i < ngel; i++) {
+      dtac_implicit* im = g[i].im;
+      for (int d = 0; d < im->ndof; d++) rz1 += im->r[d] * im->z[d];
+    }
+    for (int d = 0; d < nz; d++) rz1 += J->zr[d] * J->zs[d];
+    double beta = rz1 / rz;
+    rz = rz1;
+    for (int i = 0; i < ngel; i++) {
+      dtac_implicit* im = g[i].im;
+      for (int d = 0; d < im->ndof; d++) im->p[d] = im->z[d] + beta * im->p[d];
+    }
+    for (int d = 0; d < nz; d++) J->zp[d] = J->zs[d] + beta * J->zp[d];
+  }
+  return -1;
+}
+
+// the joint Newton direction at the iterate (each gel's im->x, J->z); 0, or nonzero on failure.
+// The true Hessian first, the projected one where it is found indefinite; a kept factor that no
+// longer preconditions is renewed (every gel's, at its iterate) and CG run once more.
+static int joint_dir(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel,
+                     const dtac_implicit_params* p, double rel, double h) {
+  for (int i = 0; i < ngel; i++) {
+    dtac_implicit* im = g[i].im;
+    for (int d = 0; d < im->ndof; d++) im->b[d] = -im->g[im->dof_node[d]];
+  }
+  for (int d = 0; d < J->nz; d++) J->zb[d] = -J->gz[d];
+  double tol = fmax(1e-10, fmin(p->cg_tolerance, rel));
+  dtac_implicit_report* rep0 = &g[0].rep;
+  for (int project = p->project ? 1 : 0; project <= 1; project++) {
+    int indefinite = 0;
+    for (int renew = 0; renew <= 1 && !indefinite; renew++) {
+      for (int i = 0; i < ngel && !indefinite; i++) {
+        dtac_implicit* im = g[i].im;
+        double t0 = dtac_imp_now_s();
+        dtac_imp_assemble(im, g[i].gm, im->x, project, (double*)im->A->x, 0);
+        dtac_imp_pairs(im, g[i].gm, im->x, project);
+        g[i].rep.nproject = im->nproject;
+        rep0->t_assemble += dtac_imp_now_s() - t0;
+        int nu = 0;
+        if (!renew && im->factor_ok && p->contact_update) {
+          t0 = dtac_imp_now_s();
+          nu = dtac_imp_contact_update(im, g[i].gm, im->x);
+          rep0->t_factor += dtac_imp_now_s() - t0;
+          if (nu > 0) rep0->nupdate += nu;
+        }
+        if (renew || !im->factor_ok || nu < 0) {
+          if (dtac_imp_factorize_at(im, g[i].gm, im->x, &rep0->t_factor, &rep0->nfactor)) {
+            if (project) return -1;
+            indefinite = 1;
+          }
+        }
+      }
+      if (indefinite || bodies_block(J, g, ngel, h)) {
+        if (project) return -1;
+        indefinite = 1;
+        break;
+      }
+      double t0 = dtac_imp_now_s();
+      int it = joint_pcg(J, g, ngel, tol, renew ? 4 * p->cg_iterations : p->cg_iterations, h);
+      rep0->t_solve += dtac_imp_now_s() - t0;
+      rep0->ncg += it >= 0 ? it : p->cg_iterations;
+      if (it >= 0) return 0;
+      if (it == -2 && !project) indefinite = 1;
+    }
+  }
+  return -1;
+}
+
+// ---- the Newton iteration -----------------------------------------------------------------------
+
+// E of all gels and bodies at the iterate (trial = 0: im->x, J->z) or the trial (1: im->xt,
+// J->zt), gradients into im->g / im->gt and J->gz / J->gzt when grad; J->scale and every
+// im->scale updated. J NULL: one gel, no bodies.
+static double joint_energy(dtac_implicit_joint* J, const dtac_body* slots, dtac_implicit_gel* g,
+                           int ngel, int trial, int grad, double h) {
+  double e = 0;
+  double(*delta)[6] = NULL;
+  double(*gb)[6] = NULL;
+  if (J) {
+    delta = trial ? J->delta_t : J->delta;
+    gb = trial ? J->gb_t : J->gb;
+    bodies_delta(J, trial ? J->zt : J->z, delta);
+    memset(gb, 0, sizeof(double) * 6 * J->nslot);
+  }
+  for (int i = 0; i < ngel; i++) {
+    dtac_implicit* im = g[i].im;
+    if (J) {
+      im->delta = &delta[0][0];
+      im->gbody = &gb[0][0];
+    }
+    double* x = trial ? im->xt : im->x;
+    double* gr = grad ? (trial ? im->gt : im->g) : NULL;
+    e += dtac_imp_energy_grad(im, g[i].gm, x, gr);
+  }
+  if (J) e += bodies_energy(J, slots, trial ? J->zt : J->z, gb, grad ? (trial ? J->gzt : J->gz) : NULL, h);
+  return e;
+}
+
+// |gradient|^2 over the free dofs and z, and |forces in balance|
+static double joint_grad2(const dtac_implicit_joint* J, const dtac_implicit_gel* g, int ngel,
+                          int trial, double* scale) {
+  double gg = 0, sc = 0;
+  for (int i = 0; i < ngel; i++) {
+    const dtac_implicit* im = g[i].im;
+    const double* gr = trial ? im->gt : im->g;
+    for (int d = 0; d < im->ndof; d++) gg += gr[im->dof_node[d]] * gr[im->dof_node[d]];
+    sc += im->scale;
+  }
+  if (J) {
+    const double* gz = trial ? J->gzt : J->gz;
+    for (int d = 0; d < J->nz; d++) gg += gz[d] * gz[d];
+    sc += J->scale;
+  }
+  if (scale) *scale = sc;
+  return gg;
+}
+
+static void swap(double** a, double** b) {
+  double* t = *a;
+  *a = *b;
+  *b = t;
+}
+
+// the Newton iteration over gels g (each begun by dtac_imp_begin) and, with J, the bodies;
+// returns the status, the final relative residual in *rel_out (each report's energy set)
+static int newton(dtac_implicit_joint* J, const dtac_body* slots, dtac_implicit_gel* g, int ngel,
+                  double h, const dtac_implicit_params* p, double* rel_out) {
+  dtac_implicit_report* rep = &g[0].rep;
+  *rel_out = INFINITY;
+  double t0 = dtac_imp_now_s();
+  double e = joint_energy(J, slots, g, ngel, 0, 1, h);
+  rep->t_grad += dtac_imp_now_s() - t0;
+  int finite = isfinite(e);
+  for (int i = 0; i < ngel && finite; i++)
+    finite = dtac_imp_all_finite(g[i].im->g, 3 * g[i].gm->nnode);
+  if (!finite) return DTAC_IMPLICIT_NONFINITE;
+  int nz = J ? J->nz : 0;
+  int status = DTAC_IMPLICIT_MAXITER;
+  double rel = INFINITY;
+  for (int it = 0;; it++) {
+    double scale;
+    double gg = joint_grad2(J, g, ngel, 0, &scale);
+    rel = sqrt(gg) / fmax(scale, 1e-300);
+    if (rel <= p->tolerance) {
+      status = DTAC_IMPLICIT_OK;
+      break;
+    }
+    if (it >= p->iterations) break;
+    for (int i = 0; i < ngel; i++) g[i].rep.iterations = it + 1;
+    // the direction: one gel alone by its own solver, else jointly
+    double slope = 0, dxmax = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+      dtac_implicit_params pp = *p;
+      if (attempt) pp.project = 1;
+      int fail = J ? joint_dir(J, g, ngel, &pp, rel, h)
+                   : dtac_imp_newton_dir(g[0].im, g[0].gm, g[0].im->x, &pp, rel, rep);
+      if (fail) return DTAC_IMPLICIT_SOLVE;
+      slope = 0;
+      for (int i = 0; i < ngel; i++) {
+        const dtac_implicit* im = g[i].im;
+        for (int d = 0; d < im->ndof; d++) slope += im->g[im->dof_node[d]] * im->dx[d];
+      }
+      for (int d = 0; d < nz; d++) slope += J->gz[d] * J->zdx[d];
+      // the true Hessian gave no descent direction (indefinite without CG noticing): project
+      if (slope < 0 || p->project) break;
+    }
+    for (int i = 0; i < ngel; i++) {
+      const dtac_implicit* im = g[i].im;
+      for (int d = 0; d < im->ndof; d++) dxmax = fmax(dxmax, fabs(im->dx[d]));
+    }
+    // Armijo backtracking on E along the direction
+    double alpha = 1, et = INFINITY;
+    int ok = 0;
+    t0 = dtac_imp_now_s();
+    for (int ls = 0; ls < 30; ls++) {
+      for (int i = 0; i < ngel; i++) {
+        dtac_implicit* im = g[i].im;
+        memcpy(im->xt, im->x, 3 * g[i].gm->nnode * sizeof(double));
+        for (int d = 0; d < im->ndof; d++) im->xt[im->dof_node[d]] += alpha * im->dx[d];
+      }
+      for (int d = 0; d < nz; d++) J->zt[d] = J->z[d] + alpha * J->zdx[d];
+      et = joint_energy(J, slots, g, ngel, 1, 1, h);
+      if (isfinite(et) && et <= e + 1e-4 * alpha * slope) {
+        ok = 1;
+        break;
+      }
+      // near the minimum E no longer resolves the decrease (its rounding is ~1e-16 |E| while
+      // the decrease is ~|g|^2/H): accept a full step that reduces the gradient instead
+      if (ls == 0 && isfinite(et) && fabs(et - e) <= 1e-12 * (fabs(e) + fabs(et))) {
+        int fin = 1;
+        for (int i = 0; i < ngel && fin; i++)
+          fin = dtac_imp_all_finite(g[i].im->gt, 3 * g[i].gm->nnode);
+        if (fin && joint_grad2(J, g, ngel, 1, NULL) < gg) {
+          ok = 1;
+          break;
+        }
+      }
+      // rounding: below a femtometre the energy no longer resolves the step
+      if (alpha * dxmax < 1e-15) break;
+      alpha *= 0.5;
+    }
+    rep->t_grad += dtac_imp_now_s() - t0;
+    if (!ok) {
+      // at the rounding floor the iterate is as converged as double allows
+      status = alpha * dxmax < 1e-15 ? DTAC_IMPLICIT_OK : DTAC_IMPLICIT_LINESEARCH;
+      // the gradient passes left the trial's delta in the gels: the iterate's back
+      if (J) joint_energy(J, slots, g, ngel, 0, 1, h);
+      break;
+    }
+    for (int i = 0; i < ngel; i++) {
+      dtac_implicit* im = g[i].im;
+      memcpy(im->x, im->xt, 3 * g[i].gm->nnode * sizeof(double));
+      swap(&im->g, &im->gt);
+    }
+    if (J) {
+      memcpy(J->z, J->zt, sizeof(double) * nz);
+      memcpy(J->gz, J->gzt, sizeof(double) * nz);
+      memcpy(J->delta, J->delta_t, sizeof(double) * 6 * J->nslot);
+      memcpy(J->gb, J->gb_t, sizeof(double) * 6 * J->nslot);
+      for (int i = 0; i < ngel; i++) g[i].im->delta = &J->delta[0][0];
+    }
+    e = et;
+  }
+  *rel_out = rel;
+  for (int i = 0; i < ngel; i++) g[i].rep.energy = e;
+  return status;
+}
+
+// the back face's wrench on the site's body at the gel's last gradient pass (its internal
+// forces), about point q, added to w
+static void site_wrench(const dtac_implicit* im, const dtac_gel_model* gm, const double q[3],
+                        double w[6]) {
+  for (int i = 0; i < gm->nfixed; i++) {
+    int a = gm->fixed_id[i];
+    double f[3] = {-im->gel[3 * a], -im->gel[3 * a + 1], -im->gel[3 * a + 2]};
+    dtac_wrench_add(w, f, (const double[3]){0, 0, 0}, im->x + 3 * a, q);
+  }
+}
+
+int dtac_implicit_joint_step(dtac_implicit_gel* g, int ngel, dtac_body* slots,
+                             dtac_implicit_joint* J, int nslot, const double gravity[3], double h,
+                             const dtac_implicit_params* p) {
+  if (!J || nslot < 0) nslot = 0;
+  if (nslot > NB) nslot = NB;
+  int worst = DTAC_IMPLICIT_OK;
+  if (nslot > 0) {
+    // a body that holds a gel's back face is not an unknown of the solve (its wrench from the
+    // back face is known only after it): rank 0, corrected by the wrenches at the step end
+    bodies_setup(J, slots, nslot, h);
+    for (int i = 0; i < ngel; i++) {
+      int k = g[i].site_slot;
+      if (k >= 0 && k < nslot) {
+        J->nz -= J->rank[k];
+        J->rank[k] = 0;
+      }
+    }
+    int nz = 0;
+    for (int k = 0; k < nslot; k++) {
+      J->off[k] = nz;
+      nz += J->rank[k];
+    }
+    J->nz = nz;
+    memset(J->z, 0, sizeof(double) * nz);
+    memset(J->delta, 0, sizeof(J->delta));
+  }
+  // the gels touching a body with unknowns are solved together (in J->cg), the others alone
+  int ncoupled = 0;
+  for (int i = 0; i < ngel; i++) {
+    dtac_implicit_gel* gi = g + i;
+    dtac_implicit* im = gi->im;
+    int coupled = 0;
+    int nc = gi->ncol < im->maxcol ? gi->ncol : im->maxcol;
+    for (int c = 0; c < nc; c++) {
+      int k = gi->col_slot && nslot > 0 ? gi->col_slot[c] : -1;
+      im->cslot[c] = k >= 0 && k < nslot ? k : -1;
+      coupled |= im->cslot[c] >= 0 && J->rank[im->cslot[c]] > 0;
+    }
+    im->delta = NULL;
+    im->gbody = NULL;
+    im->slot_pos = nslot > 0 ? &J->pos[0][0] : NULL;
+    int st = dtac_imp_begin(im, gi->gm, gi->state, gi->site0, gi->site1, gi->col, gi->ncol,
+                            gravity, h, p, &gi->rep);
+    if (st != DTAC_IMPLICIT_OK) {
+      gi->rep.status = st;
+      continue;
+    }
+    if (coupled && ncoupled < NB) {
+      J->cg[ncoupled] = *gi;
+      J->cg_of[ncoupled++] = i;
+      continue;
+    }
+    double rel;
+    gi->rep.status = newton(NULL, NULL, gi, 1, h, p, &rel);
+    gi->rep.residual = rel;
+    if (gi->rep.status != DTAC_IMPLICIT_NONFINITE && gi->rep.status != DTAC_IMPLICIT_SOLVE)
+      dtac_imp_finish(im, gi->gm, gi->state, gi->site1, h, &gi->rep);
+  }
+  if (ncoupled > 0) {
+    double rel;
+    dtac_implicit_gel* cg = J->cg;
+    int st = newton(J, slots, cg, ncoupled, h, p, &rel);
+    for (int i = 0; i < ncoupled; i++) {
+      cg[i].rep.status = st;
+      cg[i].rep.residual = rel;
+      if (st != DTAC_IMPLICIT_NONFINITE && st != DTAC_IMPLICIT_SOLVE)
+        dtac_imp_finish(cg[i].im, cg[i].gm, cg[i].state, cg[i].site1, h, &cg[i].rep);
+      g[J->cg_of[i]].rep = cg[i].rep;
+    }
+  }
+  for (int i = 0; i < ngel; i++) {
+    if (g[i].rep.status > worst) worst = g[i].rep.status;
+  }
+
+  // the bodies' impulses beyond what the rigid step applied, about their step-start points,
+  // from every gel's contact and back-face wrenches at the step end (one more gradient pass)
+  if (nslot > 0) {
+    double wend[NB][6];
+    memset(wend, 0, sizeof(wend));
+    memset(J->gb, 0, sizeof(double) * 6 * nslot);
+    int blown = 0;
+    for (int i = 0; i < ngel; i++) {
+      dtac_implicit* im = g[i].im;
+      int st = g[i].rep.status;
+      blown |= st == DTAC_IMPLICIT_NONFINITE || st == DTAC_IMPLICIT_SOLVE;
+      if (blown) break;
+      im->delta = &J->delta[0][0];
+      im->gbody = &J->gb[0][0];
+      dtac_imp_energy_grad(im, g[i].gm, im->x, im->gt);
+      int k = g[i].site_slot;
+      if (k >= 0 && k < nslot) site_wrench(im, g[i].gm, slots[k].frame.pos, wend[k]);
+    }
+    for (int k = 0; k < nslot; k++) {
+      double f[3] = {-J->gb[k][0], -J->gb[k][1], -J->gb[k][2]};
+      double t[3] = {-J->gb[k][3], -J->gb[k][4], -J->gb[k][5]};
+      dtac_wrench_add(wend[k], f, t, J->pos[k], slots[k].frame.pos);
+      for (int i = 0; i < 6; i++) {
+        slots[k].dP[i] = blown ? 0 : h * (wend[k][i] - slots[k].wrench_app[i]);
+        slots[k].dQ[i] = h * slots[k].dP[i];
+      }
+    }
+  }
+  for (int i = 0; i < ngel; i++) {
+    g[i].im->delta = NULL;
+    g[i].im->gbody = NULL;
+  }
+  return worst;
+}
