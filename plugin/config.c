@@ -30,7 +30,11 @@ const char* const dtac_elastomer_attributes[] = {"site",
                                                  "contype",
                                                  "conaffinity",
                                                  "device",
-                                                 "coupling"};
+                                                 "coupling",
+                                                 "integrator",
+                                                 "tolerance",
+                                                 "iterations",
+                                                 "material"};
 const int dtac_elastomer_nattribute =
     sizeof(dtac_elastomer_attributes) / sizeof(dtac_elastomer_attributes[0]);
 
@@ -252,6 +256,45 @@ int dtac_elastomer_parse(const mjModel* m, int instance, dtac_elastomer_def* def
       snprintf(err, errlen, "key 'coupling' has value '%s': valid: substep, explicit", coupling);
       return 1;
     }
+  }
+
+  const char* integrator = mj_getPluginConfig(m, instance, "integrator");
+  if (integrator && integrator[0]) {
+    if (strcmp(integrator, "explicit") == 0) {
+      def->integrator = DTAC_INTEGRATOR_EXPLICIT;
+    } else if (strcmp(integrator, "implicit") == 0) {
+      def->integrator = DTAC_INTEGRATOR_IMPLICIT;
+    } else {
+      snprintf(err, errlen, "key 'integrator' has value '%s': valid: explicit, implicit",
+               integrator);
+      return 1;
+    }
+  }
+  const char* material = mj_getPluginConfig(m, instance, "material");
+  if (material && material[0]) {
+    if (strcmp(material, "neohookean") == 0) {
+      def->material = DTAC_MAT_NEOHOOKEAN;
+    } else if (strcmp(material, "linear") == 0) {
+      def->material = DTAC_MAT_LINEAR;
+    } else {
+      snprintf(err, errlen, "key 'material' has value '%s': valid: neohookean, linear", material);
+      return 1;
+    }
+    if (def->material == DTAC_MAT_LINEAR && def->integrator != DTAC_INTEGRATOR_IMPLICIT) {
+      snprintf(err, errlen,
+               "key 'material' has value 'linear': the linear material needs integrator "
+               "'implicit' (the explicit step is Neo-Hookean)");
+      return 1;
+    }
+  }
+  if (read_numbers(m, instance, "tolerance", &def->tolerance, 1, 1, err, errlen) ||
+      read_ints(m, instance, "iterations", &def->iterations, 1, 1, 1000, 0, err, errlen)) {
+    return 1;
+  }
+  if (!(def->tolerance > 0 && def->tolerance < 1)) {
+    snprintf(err, errlen, "key 'tolerance' has value '%s': expected a number in (0, 1)",
+             mj_getPluginConfig(m, instance, "tolerance"));
+    return 1;
   }
 
   if (read_numbers(m, instance, "size", g->size, 3, 0, err, errlen) ||

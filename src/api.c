@@ -38,6 +38,10 @@ int dtac_gel_get_info(const mjModel* m, const mjData* d, int instance, dtac_gel_
   info->ncontact = e->ncontact;
   info->nwarning = e->nwarning;
   info->nsub_last = e->nsub_last;
+  info->integrator = e->def.integrator;
+  info->iterations = e->irep.iterations;
+  info->residual = e->irep.residual;
+  info->nnonconverged = e->nnonconverged;
   return 0;
 }
 

@@ -17,6 +17,10 @@ void dtac_elastomer_def_default(dtac_elastomer_def* def) {
   def->coupling = 1;
   def->device = -1;  // auto
   def->ordinal = 0;
+  def->integrator = DTAC_INTEGRATOR_EXPLICIT;
+  def->tolerance = 1e-6;
+  def->iterations = 20;
+  def->material = DTAC_MAT_NEOHOOKEAN;
 }
 
 dtac_elastomer* dtac_elastomer_get(const mjModel* m, const mjData* d, int instance) {
@@ -79,6 +83,8 @@ void dtac_elastomer_free(dtac_elastomer* e) {
   free(e->qfrc);
   free(e->cf_bar);
   free(e->col_bar);
+  free(e->col1);
+  dtac_implicit_free(e->imp);
   free(e);
 }
 
@@ -133,8 +139,12 @@ dtac_elastomer* dtac_elastomer_make(const mjModel* m, int instance, const char* 
     return NULL;
   }
   e->body = m->site_bodyid[e->site];
+  // the explicit step's substep limits are checked against the model's timestep; the implicit
+  // step has none
+  int implicit = def->integrator == DTAC_INTEGRATOR_IMPLICIT;
   if (load_check(e, err, errlen) ||
-      dtac_gel_model_make(&e->model, &e->def.gel, 0, m->opt.timestep, err, errlen)) {
+      dtac_gel_model_make(&e->model, &e->def.gel, 0, implicit ? 0 : m->opt.timestep, err,
+                          errlen)) {
     dtac_elastomer_free(e);
     return NULL;
   }
@@ -162,6 +172,17 @@ dtac_elastomer* dtac_elastomer_make(const mjModel* m, int instance, const char* 
     snprintf(err, errlen, "out of memory");
     dtac_elastomer_free(e);
     return NULL;
+  }
+  if (implicit) {
+    char ierr[DTAC_ERRLEN];
+    e->col1 = (dtac_collider*)malloc(sizeof(dtac_collider) * ng);
+    e->imp = e->col1 ? dtac_implicit_make(&e->model, ng, ierr, sizeof(ierr)) : NULL;
+    if (!e->imp) {
+      snprintf(err, errlen, "key 'integrator' has value 'implicit': the solver could not be made: %s",
+               e->col1 ? ierr : "out of memory");
+      dtac_elastomer_free(e);
+      return NULL;
+    }
   }
   return e;
 }
@@ -227,6 +248,18 @@ static void log_cpu_once(const char* why) {
 static int device_setup(dtac_elastomer* e, dtac_elastomer* lead, char* err, int errlen) {
   int kind = e->def.device, ordinal = e->def.ordinal;
   int autodev = kind < 0;
+  // the implicit step runs on the CPU (no device solver yet)
+  if (e->def.integrator == DTAC_INTEGRATOR_IMPLICIT) {
+    if (!autodev && kind != DTAC_DEV_CPU) {
+      snprintf(err, errlen,
+               "key 'device' has value '%s': integrator 'implicit' runs on the CPU only; use "
+               "device 'cpu' or 'auto', or integrator 'explicit' on the device",
+               device_name(kind));
+      return 1;
+    }
+    if (autodev && !lead) log_cpu_once("integrator 'implicit'");
+    return 0;
+  }
   if (autodev && lead) {
     kind = lead->dev.kind;
     ordinal = lead->dev.ordinal;
@@ -259,6 +292,14 @@ static int device_setup(dtac_elastomer* e, dtac_elastomer* lead, char* err, int 
 
 int dtac_elastomer_attach(const mjModel* m, mjData* d, dtac_elastomer* e, dtac_elastomer* lead,
                           char* err, int errlen) {
+  if (lead && lead->def.integrator != e->def.integrator) {
+    snprintf(err, errlen,
+             "key 'integrator' is '%s' here but '%s' for instance '%s': the gels of one model "
+             "are stepped together, by one integrator",
+             e->def.integrator ? "implicit" : "explicit",
+             lead->def.integrator ? "implicit" : "explicit", lead->name);
+    return 1;
+  }
   if (lead) {
     e->world = lead->world;
   } else {
@@ -301,9 +342,10 @@ int dtac_elastomer_param_set(const mjModel* m, dtac_elastomer* e, int k, double 
     dtac_warning("%s instance '%s': %s", DTAC_ELASTOMER_NAME, e->name, err);
     return -1;
   }
-  // the substep follows the new stable limit (a stiffer gel takes more substeps)
+  // the substep follows the new stable limit (a stiffer gel takes more substeps); the implicit
+  // step is stable at any value in range
   int nsub = dtac_gel_substeps(&e->model, m->opt.timestep);
-  if (nsub > DTAC_MAX_SUBSTEPS || (double)nsub * e->model.ntet > DTAC_MAX_STEP_WORK) {
+  if (e->def.integrator == DTAC_INTEGRATOR_EXPLICIT && (nsub > DTAC_MAX_SUBSTEPS || (double)nsub * e->model.ntet > DTAC_MAX_STEP_WORK)) {
     dtac_warning(
         "%s instance '%s': parameter '%s' = %g needs %d substeps per step over %d tets, more "
         "than the limits of %d substeps and %.3g element updates; the parameter is unchanged",

@@ -19,6 +19,7 @@
 #include "coupling.h"
 #include "device.h"
 #include "gel.h"
+#include "implicit.h"
 #include "warning.h"
 
 #define DTAC_ELASTOMER_NAME "difftac.elastomer"
@@ -35,7 +36,14 @@ typedef struct dtac_elastomer_def_ {
   int coupling;             // 1: substep coupling of touched bodies (default), 0: explicit
   int device;               // dtac_dev_kind the gel is stepped on, -1: auto (default)
   int ordinal;              // CUDA device number (default 0)
+  int integrator;           // DTAC_INTEGRATOR_* (default explicit)
+  double tolerance;         // implicit: relative residual the Newton iteration stops at (1e-6)
+  int iterations;           // implicit: Newton iteration cap (20)
+  int material;             // DTAC_MAT_NEOHOOKEAN (default) or DTAC_MAT_LINEAR (implicit only)
 } dtac_elastomer_def;
+
+#define DTAC_INTEGRATOR_EXPLICIT 0  // substeps of the stable explicit step (step.c)
+#define DTAC_INTEGRATOR_IMPLICIT 1  // one backward-Euler solve per step (implicit.h)
 
 void dtac_elastomer_def_default(dtac_elastomer_def* def);
 
@@ -83,6 +91,12 @@ typedef struct dtac_elastomer_ {
   int nwarning;    // blow-ups (the gel was reset to rest)
   int nover_said;  // the warning of a node inside too many colliders was given
   int nsub_last;   // substeps taken in the last step
+  // implicit integrator: the solver, the step-end frames it is given, its last report
+  dtac_implicit* imp;
+  dtac_collider* col1;  // the colliders at the step end (ngeom)
+  dtac_frame site1;     // the site at the step end
+  dtac_implicit_report irep;
+  int nnonconverged;  // implicit steps that stopped short of the tolerance
 } dtac_elastomer;
 
 // the joint step of all elastomers of one mjData
@@ -94,6 +108,9 @@ typedef struct dtac_world_ {
   dtac_frame* sites;      // their sites at the step start (maxgel)
   int ngel;               // of the last setup
   dtac_coupling cp;       // the coupled bodies
+  int integrator;         // DTAC_INTEGRATOR_* of every gel of the model (the lead's)
+  dtac_implicit_joint* ij;    // implicit: the joint step's work
+  dtac_implicit_gel* igels;   // implicit: the gels of the joint step (maxgel)
   mjtNum* jac;            // Jacobian scratch (6 x nv)
   // device: the joint step's inputs on the lead's device, and a prepared step
   dtac_env_block block;

@@ -110,6 +110,9 @@ static int el_record(const mjModel* m, mjData* d, int instance, int on) {
   dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
   if (!e || !e->is_lead) return 0;
   dtac_world* w = e->world;
+  // the tape differentiates the explicit substeps; the implicit step's VJP (implicit.h) is not
+  // chained into it yet
+  if (on && w->integrator == DTAC_INTEGRATOR_IMPLICIT) return -2;
   w->record = on;
   if (!on) return 0;
   // the tape of the largest joint step: every gel at 3x its substeps, all slots coupled

@@ -242,7 +242,7 @@ int dtac_implicit_step(dtac_implicit* im, const dtac_gel_model* gm, double* stat
                        const dtac_frame* site0, const dtac_frame* site1, const dtac_collider* col,
                        int ncol, const double gravity[3], double h, const dtac_implicit_params* p,
                        dtac_implicit_report* rep) {
-  dtac_implicit_gel g = {im, gm, state, site0, site1, col, ncol, NULL, -1, {0}};
+  dtac_implicit_gel g = {im, gm, state, site0, site1, col, ncol, NULL, -1, p->material, {0}};
   int status = dtac_implicit_joint_step(&g, 1, NULL, NULL, 0, gravity, h, p);
   if (rep) *rep = g.rep;
   return status;

@@ -142,6 +142,7 @@ typedef struct dtac_implicit_gel_ {
   int ncol;
   const int* col_slot;       // body slot of each collider (NULL, -1: moves as given)
   int site_slot;             // body slot holding the back face (-1: none)
+  int material;              // DTAC_MAT_* of this gel
   dtac_implicit_report rep;  // out
 } dtac_implicit_gel;
 

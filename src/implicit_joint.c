@@ -612,8 +612,10 @@ int dtac_implicit_joint_step(dtac_implicit_gel* g, int ngel, dtac_body* slots,
     im->delta = NULL;
     im->gbody = NULL;
     im->slot_pos = nslot > 0 ? &J->pos[0][0] : NULL;
+    dtac_implicit_params pg = *p;
+    pg.material = gi->material;
     int st = dtac_imp_begin(im, gi->gm, gi->state, gi->site0, gi->site1, gi->col, gi->ncol,
-                            gravity, h, p, &gi->rep);
+                            gravity, h, &pg, &gi->rep);
     if (st != DTAC_IMPLICIT_OK) {
       gi->rep.status = st;
       continue;

@@ -20,8 +20,14 @@ dtac_world* dtac_world_make(const mjModel* m, dtac_elastomer* lead) {
   w->jac = (mjtNum*)malloc(sizeof(mjtNum) * 6 * nv1);
   w->rec_qpos = (mjtNum*)calloc(m->nq > 0 ? m->nq : 1, sizeof(mjtNum));
   w->rec_qvel = (mjtNum*)calloc(nv1, sizeof(mjtNum));
+  w->integrator = lead->def.integrator;
+  if (w->integrator == DTAC_INTEGRATOR_IMPLICIT) {
+    w->ij = dtac_implicit_joint_make();
+    w->igels = (dtac_implicit_gel*)calloc(w->maxgel, sizeof(dtac_implicit_gel));
+  }
+  int imp_bad = w->integrator == DTAC_INTEGRATOR_IMPLICIT && (!w->ij || !w->igels);
   if (dtac_coupling_make(&w->cp, m) || !w->gels || !w->steps || !w->sites || !w->jac ||
-      !w->rec_qpos || !w->rec_qvel) {
+      !w->rec_qpos || !w->rec_qvel || imp_bad) {
     dtac_world_free(w);
     return NULL;
   }
@@ -40,6 +46,8 @@ void dtac_world_free(dtac_world* w) {
   free(w->rec_qvel);
   free(w->wapp_rows);
   free(w->gscratch);
+  dtac_implicit_joint_free(w->ij);
+  free(w->igels);
   free(w);
 }
 
@@ -192,8 +200,67 @@ void dtac_world_advance_end(const mjModel* m, mjData* d, dtac_world* w, int ngel
   }
 }
 
+// the joint step by the implicit integrator: one backward-Euler solve of all gels and the bodies
+// they touch over the step (implicit_joint.c), from the sites and colliders moved to the step end
+// at the velocities MuJoCo integrated qpos with
+static void implicit_advance(const mjModel* m, mjData* d, dtac_world* w, int ngel) {
+  double gravity[3], h = m->opt.timestep;
+  dtac_gravity(m, gravity);
+  const dtac_elastomer_def* ld = &w->lead->def;
+  dtac_implicit_params p;
+  dtac_implicit_params_default(&p);
+  p.tolerance = ld->tolerance;
+  p.iterations = ld->iterations;
+  p.material = ld->material;
+  for (int i = 0; i < ngel; i++) {
+    dtac_elastomer* g = w->gels[i];
+    dtac_gel_step* st = w->steps + i;
+    g->site1 = *st->site;
+    dtac_frame_at(st->site, h, g->site1.pos, g->site1.mat);
+    for (int c = 0; c < st->ncol; c++) dtac_collider_at(st->col + c, -1, NULL, NULL, h, g->col1 + c);
+    dtac_implicit_gel* ig = w->igels + i;
+    memset(ig, 0, sizeof(*ig));
+    ig->im = g->imp;
+    ig->gm = &g->model;
+    ig->state = st->state;
+    ig->site0 = st->site;
+    ig->site1 = &g->site1;
+    ig->col = g->col1;
+    ig->ncol = st->ncol;
+    ig->col_slot = st->col_slot;
+    ig->site_slot = st->site_slot;
+    ig->material = g->def.material;
+  }
+  dtac_implicit_joint_step(w->igels, ngel, w->cp.slot, w->ij, w->cp.nslot, gravity, h, &p);
+  for (int i = 0; i < ngel; i++) {
+    dtac_elastomer* g = w->gels[i];
+    dtac_gel_step* st = w->steps + i;
+    const dtac_implicit_report* r = &w->igels[i].rep;
+    g->irep = *r;
+    st->rep.nsub = 1;
+    st->rep.ncontact = r->ncontact;
+    st->rep.min_J = r->min_J;
+    st->rep.nonfinite = r->status == DTAC_IMPLICIT_NONFINITE || r->status == DTAC_IMPLICIT_SOLVE;
+    // a step stopped short of the tolerance keeps its finite iterate: counted, said once
+    if (r->status == DTAC_IMPLICIT_MAXITER || r->status == DTAC_IMPLICIT_LINESEARCH) {
+      if (g->nnonconverged++ == 0) {
+        dtac_warning(
+            "%s instance '%s': an implicit step stopped at relative residual %.3g above the "
+            "tolerance %g after %d iterations (time %g); its state is kept (said once; counted "
+            "in dtac_gel_get_info)",
+            DTAC_ELASTOMER_NAME, g->name, r->residual, ld->tolerance, r->iterations, d->time);
+      }
+    }
+  }
+  dtac_world_advance_end(m, d, w, ngel);
+}
+
 // the joint step on the CPU, from the setup of this step, and the rest of advance
 static void cpu_advance(const mjModel* m, mjData* d, dtac_world* w, int ngel) {
+  if (w->integrator == DTAC_INTEGRATOR_IMPLICIT) {
+    implicit_advance(m, d, w, ngel);
+    return;
+  }
   double gravity[3];
   dtac_gravity(m, gravity);
   double* tape = NULL;

@@ -47,6 +47,10 @@ typedef struct dtac_gel_info_ {
   int ncontact;      // surface nodes in contact after the last step
   int nwarning;      // blow-ups detected and recovered from (gel reset to rest)
   int nsub_last;     // substeps the last step took (more when elements were compressed)
+  int integrator;    // 0 explicit, 1 implicit (key 'integrator')
+  int iterations;    // implicit: Newton iterations of the last step
+  double residual;   // implicit: its final relative residual
+  int nnonconverged; // implicit: steps that stopped short of the tolerance (state kept, finite)
 } dtac_gel_info;
 
 // fills info; returns 0, or -1 if `instance` is not a difftac elastomer

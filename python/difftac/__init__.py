@@ -66,7 +66,9 @@ class _CGelInfo(ctypes.Structure):
                 ("dt_stable", ctypes.c_double), ("omega_max", ctypes.c_double),
                 ("mass", ctypes.c_double), ("site", ctypes.c_int), ("body", ctypes.c_int),
                 ("ncontact", ctypes.c_int), ("nwarning", ctypes.c_int),
-                ("nsub_last", ctypes.c_int)]
+                ("nsub_last", ctypes.c_int), ("integrator", ctypes.c_int),
+                ("iterations", ctypes.c_int), ("residual", ctypes.c_double),
+                ("nnonconverged", ctypes.c_int)]
 
 
 class _CTactileInfo(ctypes.Structure):
@@ -97,6 +99,10 @@ class GelInfo:
     ncontact: int       # surface nodes in contact after the last step
     nwarning: int       # blow-ups detected and recovered from
     nsub_last: int      # substeps the last step took (more when elements were compressed)
+    integrator: str     # "explicit" or "implicit"
+    iterations: int     # implicit: Newton iterations of the last step
+    residual: float     # implicit: its final relative residual
+    nnonconverged: int  # implicit: steps stopped short of the tolerance (state kept, finite)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +177,9 @@ def gel_info(model, data, name):
     return GelInfo(name=nm, instance=i, nnode=c.nnode, ntet=c.ntet, nsurf=c.nsurf,
                    ncell=tuple(c.ncell), nsub=c.nsub, dt_sub=c.dt_sub, dt_stable=c.dt_stable,
                    omega_max=c.omega_max, mass=c.mass, site=c.site, body=c.body,
-                   ncontact=c.ncontact, nwarning=c.nwarning, nsub_last=c.nsub_last)
+                   ncontact=c.ncontact, nwarning=c.nwarning, nsub_last=c.nsub_last,
+                   integrator="implicit" if c.integrator == 1 else "explicit",
+                   iterations=c.iterations, residual=c.residual, nnonconverged=c.nnonconverged)
 
 
 def gel_positions(model, data, name):
