@@ -159,6 +159,7 @@ int dtac_imp_begin(dtac_implicit* im, const dtac_gel_model* gm, double* state,
     return rep->status;
   }
   dtac_imp_set_context(im, gm, state, col, ncol, gravity, h, p->material);
+  memcpy(im->frame_R, site1->mat, sizeof(im->frame_R));
   // the preconditioner starts every step from the first factor, so that a step depends on the
   // state alone (mj_getState / mj_setState and mj_copyData continue bit for bit)
   if (p->fresh_factor && dtac_imp_restore_factor(im)) {

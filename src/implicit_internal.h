@@ -72,6 +72,12 @@ struct dtac_implicit_ {
   double* pair_r;
   cholmod_factor* L0;  // the first factor, kept: each step's preconditioner starts from it
   int L_dirty;         // L was changed since it was copied from L0
+  // L0 is of the pad at rest in its own frame; the pad in the world is rotated by the site's R,
+  // so its Hessian is about Rb K0 Rb^T (Rb: R on each node): the solves with L rotate into the
+  // gel frame and back while L descends from L0 (L_gel), not after a refactorization
+  double frame_R[9];
+  int L_gel;
+  int rot_ok;  // every node has all three components free or none (locked nodes: no rotation)
   // step context
   const double* x0;
   const double* v0;

@@ -390,9 +390,11 @@ static int joint_dir(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel,
         break;
       }
       double t0 = dtac_imp_now_s();
-      int it = joint_pcg(J, g, ngel, tol, renew ? 4 * p->cg_iterations : p->cg_iterations, h);
+      // the coupling adds at most 2 nz iterations (its rank) to what the gels alone take
+      int maxit = p->cg_iterations + 2 * J->nz;
+      int it = joint_pcg(J, g, ngel, tol, renew ? 4 * maxit : maxit, h);
       rep0->t_solve += dtac_imp_now_s() - t0;
-      rep0->ncg += it >= 0 ? it : p->cg_iterations;
+      rep0->ncg += it >= 0 ? it : maxit;
       if (it >= 0) return 0;
       if (it == -2 && !project) indefinite = 1;
     }

@@ -24,6 +24,13 @@ double dtac_imp_contact_k(const dtac_implicit* im, const dtac_gel_model* gm, int
   dtac_contact_ramp(-dmin, pe.width, &dramp);
   double l = dtac_norm3(n);
   for (int k = 0; k < 3; k++) n[k] = l > 0 ? n[k] / l : 0;
+  // the kept factor's frame
+  if (im->L_gel && im->rot_ok) {
+    const double* R = im->frame_R;
+    double nl[3];
+    for (int i = 0; i < 3; i++) nl[i] = R[i] * n[0] + R[3 + i] * n[1] + R[6 + i] * n[2];
+    for (int i = 0; i < 3; i++) n[i] = nl[i];
+  }
   return pe.kn * dramp;
 }
 
@@ -36,6 +43,7 @@ int dtac_imp_factorize_at(dtac_implicit* im, const dtac_gel_model* gm, const dou
   cholmod_factorize(im->A, im->Ls, &im->cc);
   (*nfactor)++;
   im->L_dirty = 1;
+  im->L_gel = 0;
   im->factor_ok = 0;
   if (im->cc.status == CHOLMOD_OK) {
     if (im->L) cholmod_free_factor(&im->L, &im->cc);
@@ -138,15 +146,40 @@ int dtac_imp_restore_factor(dtac_implicit* im) {
   memset(im->app_k, 0, sizeof(double) * im->nsurf);
   memset(im->app_n, 0, sizeof(double) * 3 * im->nsurf);
   im->L_dirty = 0;
+  im->L_gel = 1;
   return 0;
 }
 
-// z = L^{-1} r with the kept factor (workspaces kept: no allocation after the first call)
+// v (3 per node, in dof order: nodes with all three components free) rotated by R^T (into the
+// gel frame, tr = 1) or by R (back)
+static void rotate_dofs(const dtac_implicit* im, const double* v, double* out, int tr) {
+  const double* R = im->frame_R;
+  for (int d = 0; d + 2 < im->ndof; d += 3) {
+    const double* a = v + d;
+    double* o = out + d;
+    for (int i = 0; i < 3; i++) {
+      o[i] = tr ? R[i] * a[0] + R[3 + i] * a[1] + R[6 + i] * a[2]
+                : R[3 * i] * a[0] + R[3 * i + 1] * a[1] + R[3 * i + 2] * a[2];
+    }
+  }
+}
+
+// z = L^{-1} r with the kept factor (workspaces kept: no allocation after the first call); in
+// the gel frame while L descends from the first factor
 int dtac_imp_prec(dtac_implicit* im, const double* r, double* z) {
-  memcpy(im->B->x, r, im->ndof * sizeof(double));
+  int rot = im->L_gel && im->rot_ok;
+  if (rot) {
+    rotate_dofs(im, r, (double*)im->B->x, 1);
+  } else {
+    memcpy(im->B->x, r, im->ndof * sizeof(double));
+  }
   if (!cholmod_solve2(CHOLMOD_A, im->L, im->B, NULL, &im->X, NULL, &im->Y, &im->E, &im->cc))
     return -1;
-  memcpy(z, im->X->x, im->ndof * sizeof(double));
+  if (rot) {
+    rotate_dofs(im, (const double*)im->X->x, z, 0);
+  } else {
+    memcpy(z, im->X->x, im->ndof * sizeof(double));
+  }
   return 0;
 }
 
@@ -296,6 +329,7 @@ dtac_implicit* dtac_implicit_make(const dtac_gel_model* gm, int maxcol, char* er
   im->maxcol = maxcol;
   cholmod_start(&im->cc);
   im->cc.print = 0;
+
 
   // dofs: free node components in node order
   im->dof = (int*)malloc(n3 * sizeof(int));
@@ -488,6 +522,13 @@ dtac_implicit* dtac_implicit_make(const dtac_gel_model* gm, int maxcol, char* er
   im->L0 = cholmod_copy_factor(im->L, &im->cc);
   if (!im->L0) return dtac_imp_fail(im, err, errlen, "out of memory");
   im->L_dirty = 0;
+  im->L_gel = 1;
+  for (int i = 0; i < 9; i++) im->frame_R[i] = i % 4 == 0;
+  im->rot_ok = 1;
+  for (int a = 0; a < nn; a++) {
+    int nf = (im->dof[3 * a] >= 0) + (im->dof[3 * a + 1] >= 0) + (im->dof[3 * a + 2] >= 0);
+    if (nf != 0 && nf != 3) im->rot_ok = 0;
+  }
   // coupled bodies: a node's contact blocks with up to two slots
   im->maxpair = 2 * gm->nsurf + 1;
   im->cslot = (int*)malloc(sizeof(int) * (maxcol > 0 ? maxcol : 1));
