@@ -24,6 +24,7 @@ struct dtac_implicit_joint_ {
   double U[NB][36];         // eigenvectors of W (columns), the first rank[k] kept
   double lam[NB][6];        // their eigenvalues
   double pos[NB][3];        // each slot's point at the step end (MuJoCo's prediction)
+  double app[NB][6];        // the wrench the rigid step applied, about that point
   double Kc[NB][36];        // Cholesky factor of each slot's reduced block (rank x rank)
   double delta[NB][6], delta_t[NB][6];  // corrections of the iterate and of the trial
   double gb[NB][6], gb_t[NB][6];        // gradients of the gels' energy in them
@@ -106,6 +107,9 @@ static void bodies_setup(dtac_implicit_joint* J, const dtac_body* slots, int nsl
     J->rank[k] = r;
     J->nz += r;
     for (int i = 0; i < 3; i++) J->pos[k][i] = B->frame.pos[i] + h * B->frame.vel[i];
+    // the wrench the rigid step applied, about the step-end point
+    memset(J->app[k], 0, sizeof(J->app[k]));
+    dtac_wrench_add(J->app[k], B->wrench_app, B->wrench_app + 3, B->frame.pos, J->pos[k]);
   }
 }
 
@@ -128,7 +132,7 @@ static double bodies_energy(dtac_implicit_joint* J, const dtac_body* slots, cons
     for (int r = 0; r < J->rank[k]; r++) {
       double zr = z[J->off[k] + r], ua = 0, ug = 0;
       for (int i = 0; i < 6; i++) {
-        ua += J->U[k][6 * i + r] * slots[k].wrench_app[i];
+        ua += J->U[k][6 * i + r] * J->app[k][i];
         ug += J->U[k][6 * i + r] * gb[k][i];
       }
       e += 0.5 * zr * zr / (J->lam[k][r] * h * h) + zr * ua;
@@ -658,8 +662,9 @@ int dtac_implicit_joint_step(dtac_implicit_gel* g, int ngel, dtac_body* slots,
     int blown = 0;
     for (int i = 0; i < ngel; i++) {
       dtac_implicit* im = g[i].im;
-      int st = g[i].rep.status;
-      blown |= st == DTAC_IMPLICIT_NONFINITE || st == DTAC_IMPLICIT_SOLVE;
+      // a gel that blew up or stopped short of the tolerance hands no correction to the bodies:
+      // its forces at an unconverged iterate (a pad started deep inside a geom) can be anything
+      blown |= g[i].rep.status != DTAC_IMPLICIT_OK;
       if (blown) break;
       im->delta = &J->delta[0][0];
       im->gbody = &J->gb[0][0];

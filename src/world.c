@@ -200,6 +200,9 @@ void dtac_world_advance_end(const mjModel* m, mjData* d, dtac_world* w, int ngel
   }
 }
 
+// an implicit step stopped above this relative residual is treated as a blow-up
+#define DTAC_IMPLICIT_KEEP_RESIDUAL 1e-3
+
 // the joint step by the implicit integrator: one backward-Euler solve of all gels and the bodies
 // they touch over the step (implicit_joint.c), from the sites and colliders moved to the step end
 // at the velocities MuJoCo integrated qpos with
@@ -241,8 +244,12 @@ static void implicit_advance(const mjModel* m, mjData* d, dtac_world* w, int nge
     st->rep.ncontact = r->ncontact;
     st->rep.min_J = r->min_J;
     st->rep.nonfinite = r->status == DTAC_IMPLICIT_NONFINITE || r->status == DTAC_IMPLICIT_SOLVE;
-    // a step stopped short of the tolerance keeps its finite iterate: counted, said once
-    if (r->status == DTAC_IMPLICIT_MAXITER || r->status == DTAC_IMPLICIT_LINESEARCH) {
+    // a step stopped far from balance (a pad started deep inside a geom) is a blow-up: restarted
+    // as one (its forces would be anything); one stopped near it keeps its finite iterate,
+    // counted and said once
+    int short_of = r->status == DTAC_IMPLICIT_MAXITER || r->status == DTAC_IMPLICIT_LINESEARCH;
+    if (short_of && !(r->residual <= DTAC_IMPLICIT_KEEP_RESIDUAL)) st->rep.nonfinite = 1;
+    if (short_of && !st->rep.nonfinite) {
       if (g->nnonconverged++ == 0) {
         dtac_warning(
             "%s instance '%s': an implicit step stopped at relative residual %.3g above the "

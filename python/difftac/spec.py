@@ -82,6 +82,10 @@ GEL_KEYS = {
     "conaffinity": ("int", 1, _nonneg, "an integer >= 0"),
     "device": ("device", 1, _device, "auto, cpu, cuda, cuda:N or emu"),
     "coupling": ("enum", 1, ("substep", "explicit"), "substep or explicit"),
+    "integrator": ("enum", 1, ("explicit", "implicit"), "explicit or implicit"),
+    "tolerance": ("real", 1, lambda x: 0 < x < 1, "a value in (0, 1)"),
+    "iterations": ("int", 1, lambda x: 1 <= x <= 1000, "an integer in [1, 1000]"),
+    "material": ("enum", 1, ("neohookean", "linear"), "neohookean or linear (implicit only)"),
 }
 
 TACTILE_KEYS = {

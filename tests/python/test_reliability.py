@@ -180,10 +180,10 @@ def _fetch_dir():
     return p if (p / "pick_and_place.xml").exists() else None
 
 
-def fetch_with_gels(tmp_path):
+def fetch_with_gels(tmp_path, keys=None):
     """Fetch's pick_and_place.xml with a default difftac gel on the inner face of each gripper
-    finger (sites added to robot.xml, an extension block to the scene); the asset folder is
-    copied so that its relative mesh paths still resolve."""
+    finger (sites added to robot.xml, an extension block to the scene; more config keys in
+    keys); the asset folder is copied so that its relative mesh paths still resolve."""
     import shutil
     src = _fetch_dir()
     dst = tmp_path / "assets"
@@ -200,10 +200,11 @@ def fetch_with_gels(tmp_path):
     robot.write_text(t)
     scene = dst / "fetch" / "pick_and_place.xml"
     s = scene.read_text()
+    more = "".join('<config key="%s" value="%s"/>' % kv for kv in (keys or {}).items())
     ext = ('<extension><plugin plugin="difftac.elastomer">'
-           '<instance name="gel_r"><config key="site" value="gel_r"/></instance>'
-           '<instance name="gel_l"><config key="site" value="gel_l"/></instance>'
-           '</plugin></extension>')
+           '<instance name="gel_r"><config key="site" value="gel_r"/>%s</instance>'
+           '<instance name="gel_l"><config key="site" value="gel_l"/>%s</instance>'
+           '</plugin></extension>') % (more, more)
     i = s.index("<mujoco")
     j = s.index(">", i) + 1
     scene.write_text(s[:j] + ext + s[j:])
@@ -217,6 +218,12 @@ def test_fetch_reset_motion(tmp_path):
     positions, mocap welds reset, the gripper target 0.2 m above the table, 10 x 20 steps."""
     m = mujoco.MjModel.from_xml_path(str(fetch_with_gels(tmp_path)))
     d = mujoco.MjData(m)
+    fetch_reset_motion(m, d)
+    assert step_finite(m, d, 200) is None
+
+
+def fetch_reset_motion(m, d):
+    """FetchPickAndPlace's _env_setup on (m, d): initial joints, mocap welds, the target"""
     init = {"robot0:slide0": 0.405, "robot0:slide1": 0.48, "robot0:slide2": 0.0,
             "object0:joint": [1.25, 0.53, 0.4, 1.0, 0.0, 0.0, 0.0]}
     for name, v in init.items():
@@ -229,7 +236,6 @@ def test_fetch_reset_motion(tmp_path):
     grip = d.site("robot0:grip").xpos.copy()
     d.mocap_pos[0] = np.array([-0.498, 0.005, -0.431 + 0.2]) + grip
     d.mocap_quat[0] = np.array([1.0, 0.0, 1.0, 0.0]) / np.sqrt(2)
-    assert step_finite(m, d, 200) is None
 
 
 # ---- garbage in plugin_state ------------------------------------------------------------------

@@ -1,0 +1,257 @@
+"""The implicit integrator (issue 13) in MuJoCo scenes: key `integrator="implicit"` steps every
+gel of an mjData and the bodies they touch in one backward-Euler solve per MuJoCo step.
+
+Real robots from the PyPI wheels (gymnasium-robotics' Fetch, robosuite's Panda gripper) with the
+default coupling, the scene's grasp, a lift and a 2 s hold; Fetch's own reset motion; a blown-up
+gel never passed on; run-time parameters far above the loaded ones; state save and restore, copies
+and threads bit for bit; the load errors of the new keys."""
+import os
+import pathlib
+import sys
+import threading
+
+import mujoco
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+LIB = ROOT / os.environ.get("DTAC_BUILD_DIR", "build") / "libdifftac.so"
+os.environ.setdefault("DIFFTAC_LIB", str(LIB))
+sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(ROOT / "examples"))
+sys.path.insert(0, str(ROOT / "tests" / "python"))
+import difftac  # noqa: E402
+from difftac import robots  # noqa: E402
+import test_reliability as rel  # noqa: E402
+
+FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS
+IMPLICIT = {"integrator": "implicit"}
+
+
+def grasp_xml(keys):
+    """models/grasp.xml with config keys added to both gels"""
+    xml = (ROOT / "models" / "grasp.xml").read_text()
+    more = "".join('<config key="%s" value="%s"/>' % kv for kv in keys.items())
+    for side in ("left", "right"):
+        tag = '<config key="site" value="%s_site"/>' % side
+        xml = xml.replace(tag, tag + more)
+    return xml
+
+
+def run_grasp(m, d, seconds, on_step=None):
+    """grasp.xml's control sequence (close at 0.2 s, lift 0.6 -> 1.2 s, hold)"""
+    n = int(round(seconds / m.opt.timestep))
+    for _ in range(n):
+        t = d.time
+        d.ctrl[:] = [0.0 if t < 0.6 else min(0.04, 0.04 * (t - 0.6) / 0.6),
+                     0.0 if t < 0.2 else 0.02]
+        mujoco.mj_step(m, d)
+        if on_step:
+            on_step(m, d)
+
+
+def test_grasp_lifts_holds_and_agrees_with_explicit():
+    """The box is lifted 40 mm and held by both integrators alike: implicit at one solve per
+    step puts it within 0.5 mm of the explicit substeps, settles (its velocity after the hold
+    below 1 mm/s), warns nothing, every step converged"""
+    zs = {}
+    for integ in ("explicit", "implicit"):
+        m = mujoco.MjModel.from_xml_string(grasp_xml({"integrator": integ}))
+        d = mujoco.MjData(m)
+        run_grasp(m, d, 2.0)
+        box = m.body("object")
+        zs[integ] = d.xpos[box.id][2]
+        v = d.qvel[box.dofadr[0]:box.dofadr[0] + 3]
+        assert np.all(np.isfinite(d.qpos)) and np.all(np.isfinite(d.plugin_state))
+        for g in ("left_gel", "right_gel"):
+            info = difftac.gel_info(m, d, g)
+            assert info.integrator == integ
+            assert info.nwarning == 0
+            assert info.nnonconverged == 0
+        assert np.linalg.norm(v) < 1e-3, (integ, v)
+        if integ == "implicit":
+            assert info.ncontact > 0 and info.residual <= 1e-6
+    assert zs["explicit"] > 0.05
+    assert abs(zs["implicit"] - zs["explicit"]) < 5e-4, zs
+
+
+def test_box_between_stiff_pads_needs_the_bodies_in_the_solve():
+    """grasp.xml's 50 g box between two pads of about 38000 N/m (dt sqrt(2k/m) = 2.5) is held
+    still only because the box is an unknown of the solve (coupling substep, the default): with
+    coupling=explicit (the box moved by MuJoCo alone, the pads' force a step late) it chatters
+    between the pads and loses contact"""
+    out = {}
+    for coupling in ("substep", "explicit"):
+        m = mujoco.MjModel.from_xml_string(grasp_xml({"integrator": "implicit",
+                                                      "coupling": coupling}))
+        d = mujoco.MjData(m)
+        nmin = [10 ** 9]
+
+        def track(m, d):
+            if d.time > 0.3:
+                nmin[0] = min(nmin[0], difftac.gel_info(m, d, "left_gel").ncontact)
+        run_grasp(m, d, 0.6, track)
+        out[coupling] = nmin[0]
+    assert out["substep"] > 100, out
+    assert out["explicit"] == 0, out
+
+
+# ---- real robots --------------------------------------------------------------------------------
+
+def _need(package):
+    try:
+        robots.package_dir(package)
+    except robots.RobotAssetsMissing as e:
+        pytest.skip(str(e))
+
+
+@pytest.mark.parametrize("robot", ["fetch", "panda"])
+def test_robot_grasp_lift_and_hold_two_seconds(robot):
+    """The wheel's gripper with gels (robots.py) and the default coupling: close, lift 40 mm,
+    hold 2 s; no warning, no NaN, every step converged, the held box settles"""
+    import robot_grasp
+    _need({"fetch": "gymnasium_robotics", "panda": "robosuite"}[robot])
+    scene = robot_grasp.build(robot, gel=dict(resolution=0.003, coupling="substep", **IMPLICIT),
+                              tactile={"force": {}})
+    m = scene.spec.compile()
+    d = mujoco.MjData(m)
+    robots.reset(scene, m, d)
+    box = m.body("object")
+    z0 = d.xpos[box.id][2]
+    vz = []
+    robots.grasp(scene, m, d, close_time=0.3, settle_time=0.1, lift_time=0.4, hold_time=2.0,
+                 callback=lambda ph, k, m, d: vz.append(d.qvel[box.dofadr[0] + 2]))
+    assert d.xpos[box.id][2] - z0 > 0.035
+    for a in (d.qpos, d.qvel, d.plugin_state, d.sensordata):
+        assert np.all(np.isfinite(a))
+    for g in scene.gels:
+        info = difftac.gel_info(m, d, g)
+        assert info.nwarning == 0 and info.nnonconverged == 0, (g, info)
+    # the last 0.5 s of the hold: still
+    assert np.max(np.abs(vz[-250:])) < 2e-3, np.max(np.abs(vz[-250:]))
+
+
+@pytest.mark.skipif(rel._fetch_dir() is None, reason="gymnasium-robotics is not installed")
+def test_fetch_reset_motion_without_a_warning(tmp_path):
+    """gymnasium-robotics' Fetch with a 50 x 25 x 4 mm gel on each finger (touching only what
+    carries collision bit 2: nothing here) and its own reset motion, the wrist near 40 rad/s: no
+    warning, no restart, every step converged"""
+    keys = dict(IMPLICIT, contype=2, conaffinity=2, size="0.05 0.025 0.004")
+    m = mujoco.MjModel.from_xml_path(str(rel.fetch_with_gels(tmp_path, keys)))
+    d = mujoco.MjData(m)
+    rel.fetch_reset_motion(m, d)
+    assert rel.step_finite(m, d, 200) is None
+    for g in ("gel_r", "gel_l"):
+        info = difftac.gel_info(m, d, g)
+        assert info.nwarning == 0 and info.nnonconverged == 0, (g, info)
+
+
+@pytest.mark.parametrize("integrator", ["explicit", "implicit"])
+def test_injected_nan_never_reaches_the_robot(integrator):
+    """A non-finite gel state written into plugin_state mid-grasp (as mj_setState with a bad
+    vector would) on the Panda: the gel is restarted, warned, and qpos/qvel stay finite"""
+    _need("robosuite")
+    import robot_grasp
+    scene = robot_grasp.build("panda", gel=dict(resolution=0.003, coupling="substep",
+                                                integrator=integrator), tactile={"force": {}})
+    m = scene.spec.compile()
+    d = mujoco.MjData(m)
+    robots.reset(scene, m, d)
+    robots.grasp(scene, m, d, close_time=0.3, settle_time=0.05, lift_time=0.0, hold_time=0.0)
+    g = m.plugin_stateadr[difftac.gel_id(m, scene.gels[0])]
+    d.plugin_state[g + 3 * 7] = np.nan
+    for _ in range(20):
+        mujoco.mj_step(m, d)
+        for a in (d.qpos, d.qvel, d.sensordata):
+            assert np.all(np.isfinite(a))
+    assert difftac.gel_info(m, d, scene.gels[0]).nwarning >= 1
+
+
+# ---- parameters, state, copies, threads ---------------------------------------------------------
+
+def test_young_ten_times_the_loaded_value_steps_stably():
+    """dtac_param_set of gel/young 10x and the contact stiffness 10x above the loaded values:
+    the explicit step refuses what its substep cannot take; implicit steps on, finite, no
+    warning, and grips harder"""
+    m = mujoco.MjModel.from_xml_string(grasp_xml(IMPLICIT))
+    d = mujoco.MjData(m)
+    run_grasp(m, d, 0.5)
+    for g in ("left_gel", "right_gel"):
+        y = difftac.param_get(m, d, g + "/young")
+        difftac.param_set(m, d, g + "/young", 10 * y)
+        k = difftac.param_get(m, d, g + "/contact_stiffness")
+        difftac.param_set(m, d, g + "/contact_stiffness", 10 * k)
+        assert difftac.param_get(m, d, g + "/young") == 10 * y
+    run_grasp(m, d, 0.3)
+    assert np.all(np.isfinite(d.qpos)) and np.all(np.isfinite(d.plugin_state))
+    for g in ("left_gel", "right_gel"):
+        assert difftac.gel_info(m, d, g).nwarning == 0
+
+
+def _pressed():
+    m = mujoco.MjModel.from_xml_string(grasp_xml(IMPLICIT))
+    d = mujoco.MjData(m)
+    run_grasp(m, d, 0.7)
+    return m, d
+
+
+def test_get_set_state_and_copy_continue_bit_for_bit():
+    """mj_getState / mj_setState (FULLPHYSICS) into a fresh mjData and mj_copyData continue the
+    implicit rollout with the same bits (each step's preconditioner starts afresh)"""
+    m, d = _pressed()
+    s = np.zeros(mujoco.mj_stateSize(m, FULL))
+    mujoco.mj_getState(m, d, s, FULL)
+    d2 = mujoco.MjData(m)
+    mujoco.mj_setState(m, d2, s, FULL)
+    d3 = mujoco.MjData(m)
+    mujoco.mj_copyData(d3, m, d)
+    for dd in (d, d2, d3):
+        run_grasp(m, dd, 0.1)
+    np.testing.assert_array_equal(d.qpos, d2.qpos)
+    np.testing.assert_array_equal(d.plugin_state, d2.plugin_state)
+    np.testing.assert_array_equal(d.qpos, d3.qpos)
+    np.testing.assert_array_equal(d.plugin_state, d3.plugin_state)
+
+
+def test_threads_step_the_same_bits():
+    """four mjData stepped in four threads end where one stepped alone ends"""
+    m, d = _pressed()
+    s = np.zeros(mujoco.mj_stateSize(m, FULL))
+    mujoco.mj_getState(m, d, s, FULL)
+    datas = [mujoco.MjData(m) for _ in range(4)]
+    for dd in datas:
+        mujoco.mj_setState(m, dd, s, FULL)
+    threads = [threading.Thread(target=run_grasp, args=(m, dd, 0.1)) for dd in datas]
+    for t in threads:
+        t.start()
+    run_grasp(m, d, 0.1)
+    for t in threads:
+        t.join()
+    for dd in datas:
+        np.testing.assert_array_equal(dd.qpos, d.qpos)
+        np.testing.assert_array_equal(dd.plugin_state, d.plugin_state)
+
+
+# ---- load errors --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("keys,needle", [
+    ({"integrator": "verlet"}, "key 'integrator' has value 'verlet'"),
+    ({"material": "linear"}, "key 'material' has value 'linear'"),
+    ({"integrator": "implicit", "material": "rubber"}, "key 'material' has value 'rubber'"),
+    ({"integrator": "implicit", "tolerance": "0"}, "key 'tolerance' has value '0'"),
+    ({"integrator": "implicit", "iterations": "0"}, "key 'iterations' has value '0'"),
+    ({"integrator": "implicit", "device": "cuda"}, "integrator 'implicit' runs on the CPU"),
+])
+def test_bad_keys_are_load_errors(keys, needle):
+    with pytest.raises(ValueError) as e:
+        mujoco.MjModel.from_xml_string(grasp_xml(keys))
+    assert needle in str(e.value), str(e.value)
+
+
+def test_gels_of_one_model_share_one_integrator():
+    xml = grasp_xml({})
+    tag = '<config key="site" value="left_site"/>'
+    xml = xml.replace(tag, tag + '<config key="integrator" value="implicit"/>')
+    with pytest.raises(ValueError) as e:
+        mujoco.MjModel.from_xml_string(xml)
+    assert "by one integrator" in str(e.value)
