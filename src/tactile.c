@@ -92,6 +92,11 @@ dtac_tactile* dtac_tactile_make(const mjModel* m, int instance, int sensor, cons
   t->cam.pitch = def->pitch;
   t->cam.x0 = def->center[0] - 0.5 * def->width * def->pitch;
   t->cam.y0 = def->center[1] - 0.5 * def->height * def->pitch;
+  // the pad's rest face, centred on the site: pixels there always show the gel
+  t->cam.face[0] = -0.5 * edef.gel.size[0];
+  t->cam.face[1] = 0.5 * edef.gel.size[0];
+  t->cam.face[2] = -0.5 * edef.gel.size[1];
+  t->cam.face[3] = 0.5 * edef.gel.size[1];
   int n[3], nnode, ntet, nsurf;
   dtac_gel_counts(&edef.gel, n, &nnode, &ntet, &nsurf);
   t->nvx = n[0] + 1;
