@@ -144,27 +144,62 @@ TEST(Tactile, SensorSizesMatchDocumentedLayouts) {
   EXPECT_EQ(dtac_tactile_find(s.m, "nosuch"), -1);
 }
 
-TEST(Tactile, DefaultsAreGelSightMini) {
-  Scene s = Scene::FromString(R"(
+namespace {
+
+// a gel of the given x y extents (m; empty: the default pad) with a depth sensor with the extra
+// keys and (default pad only) a markers sensor, both without size
+Scene DefaultScene(const std::string& gel_size, const std::string& extra = "") {
+  std::string mk = gel_size.empty() ? R"(<plugin name="mk" plugin="difftac.tactile"><config key="elastomer" value="gel"/><config key="output" value="markers"/></plugin>)" : "";
+  std::string gs = gel_size.empty() ? "" : R"(<config key="size" value=")" + gel_size + R"( 0.004"/>)";
+  return Scene::FromString(R"(
 <mujoco>
   <extension>
     <plugin plugin="difftac.elastomer"><instance name="gel">
-      <config key="site" value="gel_site"/><config key="resolution" value="0.004"/>
+      <config key="site" value="gel_site"/><config key="resolution" value="0.004"/>)" + gs + R"(
     </instance></plugin>
     <plugin plugin="difftac.tactile"/>
   </extension>
   <worldbody><site name="gel_site"/></worldbody>
   <sensor>
-    <plugin name="img" plugin="difftac.tactile"><config key="elastomer" value="gel"/><config key="output" value="depth"/></plugin>
-    <plugin name="mk" plugin="difftac.tactile"><config key="elastomer" value="gel"/><config key="output" value="markers"/></plugin>
+    <plugin name="img" plugin="difftac.tactile"><config key="elastomer" value="gel"/><config key="output" value="depth"/>)" + extra + R"(</plugin>
+    )" + mk + R"(
   </sensor>
 </mujoco>)");
+}
+
+}  // namespace
+
+// without size and pitch an image covers the pad's face at GelSight Mini's 0.065 mm per pixel
+// (coarser only for a face longer than 640 such pixels); with a size alone the pitch stays 0.065 mm
+TEST(Tactile, DefaultImageCoversThePadAtGelSightMiniPitch) {
+  struct Case {
+    std::string gel, extra;
+    int w, h;
+    double pitch;
+  } cases[] = {
+      {"", "", 319, 388, 6.5e-5},                 // default pad 20.75 x 25.25 mm
+      {"0.016 0.016", "", 246, 246, 6.5e-5},      // robosuite Panda pad
+      {"0.1 0.06", "", 640, 384, 0.1 / 640},      // a palm: 640 px along the longer side
+      {"0.1 0.06", R"(<config key="pitch" value="0.0005"/>)", 200, 120, 5e-4},  // pitch alone
+      {"0.016 0.016", R"(<config key="size" value="320 240"/>)", 320, 240, 6.5e-5},  // size alone
+  };
+  for (const Case& c : cases) {
+    Scene s = DefaultScene(c.gel, c.extra);
+    ASSERT_TRUE(s.m) << s.err;
+    dtac_tactile_info info;
+    ASSERT_EQ(0, dtac_tactile_get_info(s.m, s.d, dtac_tactile_find(s.m, "img"), &info));
+    EXPECT_EQ(info.width, c.w) << c.gel << c.extra;
+    EXPECT_EQ(info.height, c.h) << c.gel << c.extra;
+    EXPECT_DOUBLE_EQ(info.pitch, c.pitch) << c.gel << c.extra;
+    EXPECT_EQ(s.m->sensor_dim[mj_name2id(s.m, mjOBJ_SENSOR, "img")], c.w * c.h);
+    if (c.extra.empty()) {  // the image's edges lie within half a pixel of the face's
+      double sx = c.gel.empty() ? 0.02075 : std::stod(c.gel);
+      EXPECT_NEAR(-2 * info.x0, sx, 0.5 * c.pitch + 1e-12) << c.gel;
+    }
+  }
+  Scene s = DefaultScene("");
   ASSERT_TRUE(s.m) << s.err;
   dtac_tactile_info info;
-  ASSERT_EQ(0, dtac_tactile_get_info(s.m, s.d, dtac_tactile_find(s.m, "img"), &info));
-  EXPECT_EQ(info.width, 320);
-  EXPECT_EQ(info.height, 240);
-  EXPECT_DOUBLE_EQ(info.pitch, 6.5e-5);
   ASSERT_EQ(0, dtac_tactile_get_info(s.m, s.d, dtac_tactile_find(s.m, "mk"), &info));
   EXPECT_EQ(info.marker_rows, 7);
   EXPECT_EQ(info.marker_cols, 9);
@@ -442,6 +477,14 @@ void ExpectLoadError(const std::string& sensor, const std::vector<std::string>& 
 }
 
 }  // namespace
+
+TEST(TactileErrors, FittedImageTooLargeIsLoadError) {
+  // no size: the image would cover the 10 mm face at 1 um per pixel, 10^8 pixels
+  ExpectLoadError(R"(<plugin name="fine" plugin="difftac.tactile" objtype="site" objname="gel_site">
+      <config key="elastomer" value="gel"/><config key="output" value="depth"/>
+      <config key="pitch" value="1e-6"/></plugin>)",
+                  {"fine", "pitch", "1e-6", "10 x 10 mm", "4096"});
+}
 
 TEST(TactileErrors, UnknownOutputIsLoadError) {
   ExpectLoadError(Sensor("gel_rgb", "foo"),
