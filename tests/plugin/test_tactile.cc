@@ -3,7 +3,10 @@
 // slide, background at rest, mirror symmetry, caching, calibration, and load errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -204,6 +207,51 @@ TEST(Tactile, DefaultImageCoversThePadAtGelSightMiniPitch) {
   EXPECT_EQ(info.marker_rows, 7);
   EXPECT_EQ(info.marker_cols, 9);
   EXPECT_NEAR(info.marker_pitch / info.pitch, 30.8, 0.1);  // 31-32 px at 320 x 240 in gsrobotics
+}
+
+// the default optics show a 0.1 mm press: a 5 mm sphere pressed into the default-resolution
+// (1 mm) gel until the depth image's peak reaches 0.1 mm changes some channel by at least 0.03
+// (8 of 255 levels) and more than 2 levels over the dent (docs/tactile.md, "Contrast")
+TEST(Tactile, DefaultOpticsShowATenthOfAMillimetre) {
+  const std::string keys = R"(<config key="elastomer" value="gel"/>)";
+  std::string sensors = R"(<plugin name="rgb" plugin="difftac.tactile" objtype="site" objname="gel_site">)" +
+                        keys + R"(<config key="output" value="rgb"/></plugin>
+    <plugin name="depth" plugin="difftac.tactile" objtype="site" objname="gel_site">)" +
+                        keys + R"(<config key="output" value="depth"/></plugin>
+)";
+  Scene s = Scene::FromString(TactileScene(0.001, sensors, 0.005));
+  ASSERT_TRUE(s.m) << s.err;
+  dtac_tactile_info info;
+  ASSERT_EQ(0, dtac_tactile_get_info(s.m, s.d, dtac_tactile_find(s.m, "rgb"), &info));
+  const int npix = info.width * info.height;
+  ASSERT_EQ(npix, 154 * 154);  // the 10 mm pad at 0.065 mm
+  // lower the finger slowly (the gel starts 0.5 mm above the sphere) until the dent is 0.1 mm
+  double peak = 0;
+  for (int i = 0; i < 1000 && peak < 1e-4; i++) {
+    s.d->ctrl[0] = -std::fmin(1e-5 * i, 0.00045 + 2e-6 * (i - 45));
+    mj_step(s.m, s.d);  // sensordata: the state before this step
+    const mjtNum* dep = Data(s, "depth");
+    peak = *std::max_element(dep, dep + npix);
+  }
+  mj_forward(s.m, s.d);
+  peak = *std::max_element(Data(s, "depth"), Data(s, "depth") + npix);
+  ASSERT_GE(peak, 1e-4);
+  ASSERT_LT(peak, 1.1e-4);
+  const mjtNum* rgb = Data(s, "rgb");
+  double contrast = 0;
+  int seen = 0;
+  for (int k = 0; k < npix; k++) {
+    double dk = 0;
+    for (int c = 0; c < 3; c++) dk = std::fmax(dk, std::fabs(rgb[3 * k + c] - info.background[c]));
+    contrast = std::fmax(contrast, dk);
+    seen += dk > 2.0 / 255;
+  }
+  if (std::getenv("DTAC_TEST_VERBOSE")) {
+    std::printf("  0.1 mm press: peak depth %.4f mm, max channel change %.4f (%.1f / 255), %d px > 2 / 255\n",
+                1e3 * peak, contrast, 255 * contrast, seen);
+  }
+  EXPECT_GE(contrast, 0.03);
+  EXPECT_GT(seen, 500);  // more than the 1 mm contact radius's area (740 px at 0.065 mm)
 }
 
 TEST(Tactile, UndeformedGelGivesBackgroundAndZeroMarkers) {
