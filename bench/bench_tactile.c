@@ -272,7 +272,7 @@ int main(int argc, char** argv) {
   double frame_ms[3][6], render_ms[3][6], raster_ms[3][3];
   for (int z = 0; z < 3; z++) {
     const int W = SIZES[z][0], H = SIZES[z][1];
-    dtac_camera cam;
+    dtac_camera cam = {0};
     cam.width = W;
     cam.height = H;
     cam.pitch = PITCH_320 * 320.0 / W;

@@ -25,6 +25,10 @@ typedef struct dtac_camera_ {
   int width, height;  // pixels
   double pitch;       // m per pixel
   double x0, y0;      // site-frame x, y of the image's corner (col = 0, row = 0 edge)
+  // site-frame rest face x_min x_max y_min y_max: a pixel centred in it that no deformed
+  // triangle covers (the rim moved inwards) shows the face's nearest rim point; none if
+  // x_max <= x_min (zero-initialised)
+  double face[4];
 } dtac_camera;
 
 // continuous pixel coordinates (u, v) of a site-frame point: pixel centres at k + 0.5

@@ -459,6 +459,18 @@ int dtac_tactile_parse(const mjModel* m, int instance, dtac_tactile_def* def, in
              def->elastomer, eerr);
     return 1;
   }
+  // no size key: the image covers the pad's face (docs/tactile.md)
+  if (def->width == 0) {
+    const char* pk = mj_getPluginConfig(m, instance, "pitch");
+    double npix = dtac_tactile_def_fit(def, edef->gel.size, pk && pk[0]);
+    if (npix > MAX_PIXELS) {
+      snprintf(err, errlen,
+               "key 'pitch' has value '%s': the image that covers the %g x %g mm face of gel "
+               "'%s' would need %.0f pixels (at most 4096 x 4096); give a larger pitch or a size",
+               pk, 1e3 * edef->gel.size[0], 1e3 * edef->gel.size[1], def->elastomer, npix);
+      return 1;
+    }
+  }
   if (def->output == DTAC_OUT_MARKERS) {
     const double* sz = edef->gel.size;
     double hx = 0.5 * (def->marker_cols - 1) * def->marker_pitch;

@@ -19,6 +19,70 @@ void dtac_top_tri(int nvx, int t, int v[3]) {
   }
 }
 
+// the point of the projected triangle uv nearest pc (on one of its edges: pc is outside it) as
+// barycentric weights w with one or two zeros; returns the squared distance
+static double nearest_on_tri(const double uv[3][2], const double pc[2], double w[3]) {
+  double best = INFINITY;
+  for (int e = 0; e < 3; e++) {
+    const double* a = uv[e];
+    const double* b = uv[(e + 1) % 3];
+    double d[2] = {b[0] - a[0], b[1] - a[1]}, r[2] = {pc[0] - a[0], pc[1] - a[1]};
+    double dd = d[0] * d[0] + d[1] * d[1];
+    double s = dd > 0 ? fmin(1, fmax(0, (r[0] * d[0] + r[1] * d[1]) / dd)) : 0;
+    double ex = r[0] - s * d[0], ey = r[1] - s * d[1], dist2 = ex * ex + ey * ey;
+    if (dist2 < best) {
+      best = dist2;
+      w[0] = w[1] = w[2] = 0;
+      w[e] = 1 - s;
+      w[(e + 1) % 3] = s;
+    }
+  }
+  return best;
+}
+
+// pixels centred inside the rest face that no deformed triangle covers (a rim pulled inwards,
+// a sheared edge) take the nearest point of the deformed face's outline: a convex combination
+// of two rim vertices' values, so no extrapolation beyond the gel and nothing non-finite
+static void fill_rim(const dtac_camera* cam, int nvx, int nvy, const double* p, dtac_vis* vis) {
+  const int W = cam->width, H = cam->height, nqx = nvx - 1, nqy = nvy - 1;
+  for (int r = 0; r < H; r++) {
+    double y = cam->y0 + (r + 0.5) * cam->pitch;
+    if (y < cam->face[2] || y > cam->face[3]) continue;
+    for (int c = 0; c < W; c++) {
+      double x = cam->x0 + (c + 0.5) * cam->pitch;
+      int k = r * W + c;
+      if (vis->tri[k] >= 0 || x < cam->face[0] || x > cam->face[1]) continue;
+      const double pc[2] = {c + 0.5, r + 0.5};
+      double best = INFINITY, bw[3] = {0, 0, 0}, bz = 0;
+      int bt = -1;
+      // the triangles of the outer ring of quads
+      for (int j = 0; j < nqy; j++) {
+        int ring = j == 0 || j == nqy - 1;
+        for (int i = 0; i < nqx; i += ring ? 1 : (nqx > 1 ? nqx - 1 : 1)) {
+          for (int h = 0; h < 2; h++) {
+            int t = 2 * (i + nqx * j) + h, v[3];
+            dtac_top_tri(nvx, t, v);
+            double uv[3][2], w[3] = {1, 0, 0};
+            for (int q = 0; q < 3; q++) dtac_camera_project(cam, p + 3 * v[q], uv[q]);
+            double dist2 = nearest_on_tri(uv, pc, w);
+            if (dist2 < best) {
+              best = dist2;
+              bt = t;
+              memcpy(bw, w, sizeof(bw));
+              bz = w[0] * p[3 * v[0] + 2] + w[1] * p[3 * v[1] + 2] + w[2] * p[3 * v[2] + 2];
+            }
+          }
+        }
+      }
+      if (bt < 0 || !isfinite(bz)) continue;  // no finite face: stays uncovered
+      vis->zbuf[k] = bz;
+      vis->tri[k] = bt;
+      vis->bary[2 * k] = bw[0];
+      vis->bary[2 * k + 1] = bw[1];
+    }
+  }
+}
+
 void dtac_raster_visibility(const dtac_camera* cam, int nvx, int nvy, const double* p,
                             dtac_vis* vis) {
   const int W = cam->width, H = cam->height, npix = W * H;
@@ -58,6 +122,7 @@ void dtac_raster_visibility(const dtac_camera* cam, int nvx, int nvy, const doub
       }
     }
   }
+  if (cam->face[1] > cam->face[0]) fill_rim(cam, nvx, nvy, p, vis);
 }
 
 void dtac_raster_resolve(const dtac_camera* cam, int nvx, const dtac_vis* vis, const double* attr,
@@ -185,6 +250,67 @@ void dtac_raster_resolve_adj(const dtac_camera* cam, int nvx, const dtac_vis* vi
   }
 }
 
+// a rim pixel (pc outside its triangle, filled by fill_rim) has the weights of the nearest point
+// of an edge (a, b) = (uv[ia], uv[ib]): w[ia] = 1 - s, w[ib] = s, s = (pc - a).(b - a) / |b - a|^2;
+// returns 0 for an inside pixel, and for a rim pixel at a vertex (constant weights: ia = -1)
+static int rim_edge(const double uv[3][2], const double pc[2], const double w[3], int* ia,
+                    int* ib) {
+  double wt[3];
+  if (dtac_barycentric(uv[0], uv[1], uv[2], pc, wt)) return 0;
+  // the vertex off the edge has the smallest weight (0 up to the rounding of w[2] = 1 - w0 - w1)
+  int off = 0;
+  for (int q = 1; q < 3; q++) off = fabs(w[q]) < fabs(w[off]) ? q : off;
+  *ia = (off + 1) % 3;
+  *ib = (off + 2) % 3;
+  const double tol = 1e-12;
+  if (w[*ib] < tol || w[*ib] > 1 - tol) *ia = *ib = -1;  // clamped at a vertex
+  return 1;
+}
+
+// ds/da (2) and ds/db (2) of the rim parameter s of edge (a, b) at pc
+static void rim_ds(const double a[2], const double b[2], const double pc[2], double s,
+                   double dsda[2], double dsdb[2]) {
+  double d[2] = {b[0] - a[0], b[1] - a[1]}, r[2] = {pc[0] - a[0], pc[1] - a[1]};
+  double dd = d[0] * d[0] + d[1] * d[1];
+  for (int k = 0; k < 2; k++) {
+    dsdb[k] = (r[k] - 2 * s * d[k]) / dd;
+    dsda[k] = -dsdb[k] - d[k] / dd;
+  }
+}
+
+void dtac_pixel_weights_adj(const double uv[3][2], const double pc[2], const double w[3],
+                            const double w_bar[3], double uv_bar[3][2]) {
+  int ia, ib;
+  if (!rim_edge(uv, pc, w, &ia, &ib)) {
+    dtac_barycentric_adj(uv[0], uv[1], uv[2], pc, w_bar, uv_bar[0], uv_bar[1], uv_bar[2]);
+    return;
+  }
+  if (ia < 0) return;
+  double dsda[2], dsdb[2], sb = w_bar[ib] - w_bar[ia];
+  rim_ds(uv[ia], uv[ib], pc, w[ib], dsda, dsdb);
+  for (int k = 0; k < 2; k++) {
+    uv_bar[ia][k] += sb * dsda[k];
+    uv_bar[ib][k] += sb * dsdb[k];
+  }
+}
+
+void dtac_pixel_weights_jvp(const double uv[3][2], const double duv[3][2], const double pc[2],
+                            const double w[3], double dw[3]) {
+  int ia, ib;
+  if (!rim_edge(uv, pc, w, &ia, &ib)) {
+    dtac_barycentric_jvp(uv[0], uv[1], uv[2], pc, duv[0], duv[1], duv[2], dw);
+    return;
+  }
+  dw[0] = dw[1] = dw[2] = 0;
+  if (ia < 0) return;
+  double dsda[2], dsdb[2];
+  rim_ds(uv[ia], uv[ib], pc, w[ib], dsda, dsdb);
+  double ds = dsda[0] * duv[ia][0] + dsda[1] * duv[ia][1] + dsdb[0] * duv[ib][0] +
+              dsdb[1] * duv[ib][1];
+  dw[ia] = -ds;
+  dw[ib] = ds;
+}
+
 // one covered pixel k's share of dtac_raster_interp_adj: ob (C) is the cotangent of its value
 void dtac_pixel_interp_adj(const dtac_camera* cam, int nvx, const double* p,
                            const dtac_vis* vis, int k, const double* attr, int C, const double* ob, double* p_bar,
@@ -207,7 +333,8 @@ void dtac_pixel_interp_adj(const dtac_camera* cam, int nvx, const double* p,
       for (int c = 0; c < C; c++) wb[q] += ob[c] * a[c];
     }
     const double pc[2] = {k % cam->width + 0.5, k / cam->width + 0.5};
-    dtac_barycentric_adj(uv[0], uv[1], uv[2], pc, wb, uvb[0], uvb[1], uvb[2]);
+    const double w0 = vis->bary[2 * k], w1 = vis->bary[2 * k + 1], w[3] = {w0, w1, 1.0 - w0 - w1};
+    dtac_pixel_weights_adj(uv, pc, w, wb, uvb);
     for (int q = 0; q < 3; q++) {  // u = (x - x0) / pitch, v = (y - y0) / pitch
       p_bar[3 * v[q]] += uvb[q][0] / cam->pitch;
       p_bar[3 * v[q] + 1] += uvb[q][1] / cam->pitch;
@@ -326,7 +453,7 @@ void dtac_raster_interp_jvp(const dtac_camera* cam, int nvx, const double* p, co
         duv[q][1] = dp[3 * v[q] + 1] / cam->pitch;
       }
       const double pc[2] = {k % W + 0.5, k / W + 0.5};
-      dtac_barycentric_jvp(uv[0], uv[1], uv[2], pc, duv[0], duv[1], duv[2], dw);
+      dtac_pixel_weights_jvp((const double(*)[2])uv, (const double(*)[2])duv, pc, w, dw);
     }
     for (int q = 0; q < 3; q++) {
       for (int c = 0; c < C; c++) {

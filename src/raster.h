@@ -54,6 +54,14 @@ void dtac_barycentric_adj(const double a[2], const double b[2], const double c[2
                           const double p[2], const double w_bar[3], double a_bar[2],
                           double b_bar[2], double c_bar[2]);
 
+// VJP and tangent of pixel centre pc's weights w (3) in its projected triangle uv with respect to
+// the projected vertices: barycentric coordinates when pc is inside, and for a rim pixel outside
+// it (raster.c's fill: the nearest point of the triangle's outline) the weights of that point
+void dtac_pixel_weights_adj(const double uv[3][2], const double pc[2], const double w[3],
+                            const double w_bar[3], double uv_bar[3][2]);
+void dtac_pixel_weights_jvp(const double uv[3][2], const double duv[3][2], const double pc[2],
+                            const double w[3], double dw[3]);
+
 // transpose of dtac_raster_resolve with the weights fixed: attr_bar (nv x C) +=
 // sum over covered pixels of the pixel's weights times out_bar (H x W x C)
 void dtac_raster_resolve_adj(const dtac_camera* cam, int nvx, const dtac_vis* vis,

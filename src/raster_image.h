@@ -13,8 +13,11 @@
 // at a pixel whose centre is not on a projected triangle edge (a pixel whose covering triangle
 // does not change under a small perturbation); where a pixel centre lies on an edge, the image
 // is continuous across inner edges (P1 interpolation) but not differentiable, and jumps at the
-// pad's outline (the image is 0 outside it); there the adjoint is the one-sided derivative of
-// the frozen triangle and coverage changes (pixels entering or leaving the pad) are not seen.
+// pad's outline where it leaves the camera's rest face (the image is 0 outside the pad); there
+// the adjoint is the one-sided derivative of the frozen triangle and coverage changes (pixels
+// entering or leaving the pad) are not seen. Inside the rest face a rim pixel that the deformed
+// face no longer covers holds the nearest point of the outline (raster.c), continuous with the
+// covered pixels, and its adjoint differentiates that point's edge weights.
 // Markers and the force output are not covered here (they are linear in p and in the wrench).
 // Everything is in the site frame: a caller with world-frame nodes x (p = R^T (x - pos)) and
 // forces (f_site = R^T f) maps the cotangents back with x_bar = R p_bar, f_bar = R f_site_bar.

@@ -142,7 +142,7 @@ void dtac_raster_rgb_jvp(const dtac_camera* cam, int nvx, int nvy, const double*
       duv[q][1] = dp[3 * v[q] + 1] / cam->pitch;
     }
     const double pc[2] = {k % W + 0.5, k / W + 0.5};
-    dtac_barycentric_jvp(uv[0], uv[1], uv[2], pc, duv[0], duv[1], duv[2], dw);
+    dtac_pixel_weights_jvp((const double(*)[2])uv, (const double(*)[2])duv, pc, w, dw);
     double qv[4], dqv[4];
     for (int c = 0; c < 4; c++) {
       qv[c] = dqv[c] = 0;

@@ -14,13 +14,26 @@ _Static_assert(DTAC_TACTILE_NBASIS == DTAC_OPTICS_NBASIS, "lighting basis size m
 void dtac_tactile_def_default(dtac_tactile_def* def) {
   memset(def, 0, sizeof(*def));
   def->output = -1;
-  def->width = 320;  // GelSight Mini: 320 x 240 at 0.065 mm per pixel
-  def->height = 240;
-  def->pitch = 6.5e-5;
+  def->width = 0;  // fit the pad's face (dtac_tactile_def_fit)
+  def->height = 0;
+  def->pitch = 6.5e-5;  // GelSight Mini: 320 x 240 at 0.065 mm per pixel
   def->marker_cols = 9;  // 7 rows x 9 columns at about 2 mm
   def->marker_rows = 7;
   def->marker_pitch = 0.002;
   dtac_optics_default(def->bg, def->coef);
+}
+
+double dtac_tactile_def_fit(dtac_tactile_def* def, const double size_xy[2], int pitch_given) {
+  double longer = fmax(size_xy[0], size_xy[1]);
+  if (!pitch_given && longer > DTAC_TACTILE_FIT_MAXPX * def->pitch) {
+    def->pitch = longer / DTAC_TACTILE_FIT_MAXPX;
+  }
+  double w = fmax(1, round(size_xy[0] / def->pitch)), h = fmax(1, round(size_xy[1] / def->pitch));
+  if (w * h <= 4096.0 * 4096.0) {  // the caller rejects more; keep the ints in range
+    def->width = (int)w;
+    def->height = (int)h;
+  }
+  return w * h;
 }
 
 int dtac_tactile_output_size(const dtac_tactile_def* def) {
@@ -92,6 +105,11 @@ dtac_tactile* dtac_tactile_make(const mjModel* m, int instance, int sensor, cons
   t->cam.pitch = def->pitch;
   t->cam.x0 = def->center[0] - 0.5 * def->width * def->pitch;
   t->cam.y0 = def->center[1] - 0.5 * def->height * def->pitch;
+  // the pad's rest face, centred on the site: pixels there always show the gel
+  t->cam.face[0] = -0.5 * edef.gel.size[0];
+  t->cam.face[1] = 0.5 * edef.gel.size[0];
+  t->cam.face[2] = -0.5 * edef.gel.size[1];
+  t->cam.face[3] = 0.5 * edef.gel.size[1];
   int n[3], nnode, ntet, nsurf;
   dtac_gel_counts(&edef.gel, n, &nnode, &ntet, &nsurf);
   t->nvx = n[0] + 1;

@@ -74,7 +74,17 @@ typedef struct dtac_tactile_ {
   int frozen;     // 1: compute does nothing (the tape's rigid step alone)
 } dtac_tactile;
 
+// width = height = 0 (no `size` key): the image fits the pad (dtac_tactile_def_fit)
 void dtac_tactile_def_default(dtac_tactile_def* def);
+
+// the longest side of a default (fitted) image at the default pitch, pixels
+#define DTAC_TACTILE_FIT_MAXPX 640
+
+// a def without size (width 0) gets the image that covers the pad's face (size_xy: its x y
+// extents, m) at def->pitch: W = round(x / pitch), H = round(y / pitch), at least 1. A pitch that
+// was not given (pitch_given 0) grows to longer side / DTAC_TACTILE_FIT_MAXPX when the face is
+// longer than that many default pixels. Returns W * H (the caller checks its limit)
+double dtac_tactile_def_fit(dtac_tactile_def* def, const double size_xy[2], int pitch_given);
 // sensordata size of a sensor with this def
 int dtac_tactile_output_size(const dtac_tactile_def* def);
 

@@ -128,17 +128,14 @@ def _finish(spec, prefix, gel_sites, gel_size, gel, tactile, image_pitch):
             b.gravcomp = 1
     keys = dict(DEFAULT_GEL, size=gel_size)
     keys.update(gel or {})
-    size = [float(v) for v in (keys["size"].split() if isinstance(keys["size"], str)
-                               else keys["size"])]
     for side, site in gel_sites.items():
         add_gel(spec, site, name=f"{side}_gel", **keys)
     outputs = dict(tactile if tactile is not None else
                    {"pressure": {}, "rgb": {}, "force": {}})
-    # images cover the pad's face at image_pitch
-    wh = (max(1, int(round(size[0] / image_pitch))), max(1, int(round(size[1] / image_pitch))))
+    # images without a size cover the pad's face, here at image_pitch (docs/tactile.md)
     for side in gel_sites:
         for out, okeys in outputs.items():
-            k = {} if out in ("force", "markers") else dict(size=wh, pitch=image_pitch)
+            k = {} if out in ("force", "markers") else dict(pitch=image_pitch)
             k.update(okeys or {})
             add_tactile(spec, f"{side}_gel", out, name=f"{side}_{out}", **k)
     spec.add_actuator(name="lift", target="lift", trntype=mujoco.mjtTrn.mjTRN_JOINT,

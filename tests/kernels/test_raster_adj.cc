@@ -35,7 +35,7 @@ struct Vis {
 };
 
 struct Scene {
-  dtac_camera cam;
+  dtac_camera cam{};
   Vec X = Vec(3 * NV), p = Vec(3 * NV), f = Vec(3 * NV);
   double bg[3], coef[NCOEF];
   std::mt19937 rng;
@@ -499,4 +499,116 @@ TEST(RasterAdjoint, AdjointsAreDeterministic) {
   dtac_raster_rgb_adj(&s.cam, NVX, NVY, s.p.data(), s.X.data(), s.bg, s.coef, &vis, bar.data(),
                       p2.data(), nullptr, nullptr, work.data());
   EXPECT_EQ(0, std::memcmp(p1.data(), p2.data(), sizeof(double) * p1.size()));
+}
+
+// ---- the rim: a face whose outline moved inwards ---------------------------------------------
+
+namespace {
+
+// seed's scene with the rest face as the camera's face and the deformed face shrunk by `shrink`
+// about its centre: about 1 px of rim inside the rest face is no longer covered
+Scene RimScene(unsigned seed, double shrink = 0.9) {
+  Scene s(seed);
+  double lo[2] = {1e9, 1e9}, hi[2] = {-1e9, -1e9};
+  for (int a = 0; a < NV; a++) {
+    for (int c = 0; c < 2; c++) {
+      lo[c] = std::min(lo[c], s.X[3 * a + c]);
+      hi[c] = std::max(hi[c], s.X[3 * a + c]);
+    }
+  }
+  s.cam.face[0] = lo[0];
+  s.cam.face[1] = hi[0];
+  s.cam.face[2] = lo[1];
+  s.cam.face[3] = hi[1];
+  for (int a = 0; a < NV; a++) {
+    for (int c = 0; c < 2; c++) {
+      double mid = 0.5 * (lo[c] + hi[c]);
+      s.p[3 * a + c] = mid + shrink * (s.p[3 * a + c] - mid);
+    }
+  }
+  return s;
+}
+
+// pixels whose centre lies inside the rest face but outside the deformed one
+int RimPixels(const Scene& s, std::vector<int>* rim = nullptr) {
+  int n = 0;
+  for (int k = 0; k < NPIX; k++) {
+    double x = s.cam.x0 + (k % W + 0.5) * PITCH, y = s.cam.y0 + (k / W + 0.5) * PITCH, w[3];
+    int in = x >= s.cam.face[0] && x <= s.cam.face[1] && y >= s.cam.face[2] && y <= s.cam.face[3];
+    int r = in && dtac_top_locate(NVX, NVY, s.p.data(), x, y, w) < 0;
+    if (rim) rim->push_back(r);
+    n += r;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST(RasterAdjoint, RimPixelsShowTheNearestRimPointNotZero) {
+  for (unsigned seed = 91; seed <= 93; seed++) {
+    Scene s = RimScene(seed);
+    std::vector<int> rim;
+    ASSERT_GT(RimPixels(s, &rim), 40) << seed;
+    Vec dep = Depth(s, s.p), rgb = Rgb(s, s.p, s.bg, s.coef);
+    double dmin = 1e9, dmax = -1e9;
+    for (int a = 0; a < NV; a++) {
+      dmin = std::min(dmin, s.X[3 * a + 2] - s.p[3 * a + 2]);
+      dmax = std::max(dmax, s.X[3 * a + 2] - s.p[3 * a + 2]);
+    }
+    Scene none = s;  // the same deformed face without a rest face: rim pixels stay uncovered
+    for (double& f : none.cam.face) f = 0;
+    Vec dep0 = Depth(none, none.p);
+    for (int k = 0; k < NPIX; k++) {
+      if (!rim[k]) {
+        EXPECT_EQ(dep[k], dep0[k]) << k;  // covered and outside pixels are unchanged
+        continue;
+      }
+      EXPECT_EQ(dep0[k], 0) << k;
+      // a convex combination of the rim's values: finite, inside the vertices' range, and the
+      // rgb of a real surface (not the black of an uncovered pixel)
+      EXPECT_TRUE(std::isfinite(dep[k]));
+      EXPECT_GE(dep[k], dmin - 1e-15) << k;
+      EXPECT_LE(dep[k], dmax + 1e-15) << k;
+      EXPECT_GT(rgb[3 * k] + rgb[3 * k + 1] + rgb[3 * k + 2], 0.5) << k;
+    }
+  }
+  // a face of NaN nodes leaves the pixels uncovered (0), never non-finite
+  Scene s = RimScene(94);
+  for (double& v : s.p) v = NAN;
+  for (double v : Depth(s, s.p)) ASSERT_EQ(v, 0);
+}
+
+TEST(RasterAdjoint, RimPixelsMatchFiniteDifferences) {
+  for (unsigned seed = 95; seed <= 97; seed++) {
+    Scene s = RimScene(seed);
+    std::vector<int> rim;
+    RimPixels(s, &rim);
+    int live;
+    Vec bar1 = s.Cotangent(1, &live), bar3 = s.Cotangent(3, &live);
+    // only the rim pixels: their gradient is the new part
+    for (int k = 0; k < NPIX; k++) {
+      if (rim[k]) continue;
+      bar1[k] = 0;
+      for (int c = 0; c < 3; c++) bar3[3 * k + c] = 0;
+    }
+    Vis vb;
+    Visibility(s, &vb);
+    dtac_vis vis = vb.v();
+    Vec work(DTAC_RASTER_WORK(NV)), pd(3 * NV, 0.0), pr(3 * NV, 0.0);
+    dtac_raster_depth_adj(&s.cam, NVX, NVY, s.p.data(), s.X.data(), &vis, bar1.data(), pd.data(),
+                          work.data());
+    dtac_raster_rgb_adj(&s.cam, NVX, NVY, s.p.data(), s.X.data(), s.bg, s.coef, &vis, bar3.data(),
+                        pr.data(), nullptr, nullptr, work.data());
+    CheckGradient("rim depth p", s.p, 1e-5 * PITCH, pd, [&] { return Dot(bar1, Depth(s, s.p)); });
+    CheckGradient("rim rgb p", s.p, 1e-5 * PITCH, pr,
+                  [&] { return Dot(bar3, Rgb(s, s.p, s.bg, s.coef)); });
+    // the tangents are the adjoints' transposes: <bar, J dp> = <J^T bar, dp>
+    Vec dp = s.random(3 * NV), dd(NPIX), dr(3 * NPIX);
+    dtac_raster_depth_jvp(&s.cam, NVX, NVY, s.p.data(), s.X.data(), &vis, dp.data(), dd.data(),
+                          work.data());
+    dtac_raster_rgb_jvp(&s.cam, NVX, NVY, s.p.data(), s.X.data(), s.bg, s.coef, &vis, dp.data(),
+                        dr.data(), work.data());
+    EXPECT_NEAR(Dot(bar1, dd), Dot(pd, dp), 1e-9 * MaxAbs(pd) * MaxAbs(dp) * NV);
+    EXPECT_NEAR(Dot(bar3, dr), Dot(pr, dp), 1e-9 * MaxAbs(pr) * MaxAbs(dp) * NV);
+  }
 }

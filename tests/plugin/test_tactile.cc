@@ -3,7 +3,10 @@
 // slide, background at rest, mirror symmetry, caching, calibration, and load errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -144,31 +147,111 @@ TEST(Tactile, SensorSizesMatchDocumentedLayouts) {
   EXPECT_EQ(dtac_tactile_find(s.m, "nosuch"), -1);
 }
 
-TEST(Tactile, DefaultsAreGelSightMini) {
-  Scene s = Scene::FromString(R"(
+namespace {
+
+// a gel of the given x y extents (m; empty: the default pad) with a depth sensor with the extra
+// keys and (default pad only) a markers sensor, both without size
+Scene DefaultScene(const std::string& gel_size, const std::string& extra = "") {
+  std::string mk = gel_size.empty() ? R"(<plugin name="mk" plugin="difftac.tactile"><config key="elastomer" value="gel"/><config key="output" value="markers"/></plugin>)" : "";
+  std::string gs = gel_size.empty() ? "" : R"(<config key="size" value=")" + gel_size + R"( 0.004"/>)";
+  return Scene::FromString(R"(
 <mujoco>
   <extension>
     <plugin plugin="difftac.elastomer"><instance name="gel">
-      <config key="site" value="gel_site"/><config key="resolution" value="0.004"/>
+      <config key="site" value="gel_site"/><config key="resolution" value="0.004"/>)" + gs + R"(
     </instance></plugin>
     <plugin plugin="difftac.tactile"/>
   </extension>
   <worldbody><site name="gel_site"/></worldbody>
   <sensor>
-    <plugin name="img" plugin="difftac.tactile"><config key="elastomer" value="gel"/><config key="output" value="depth"/></plugin>
-    <plugin name="mk" plugin="difftac.tactile"><config key="elastomer" value="gel"/><config key="output" value="markers"/></plugin>
+    <plugin name="img" plugin="difftac.tactile"><config key="elastomer" value="gel"/><config key="output" value="depth"/>)" + extra + R"(</plugin>
+    )" + mk + R"(
   </sensor>
 </mujoco>)");
+}
+
+}  // namespace
+
+// without size and pitch an image covers the pad's face at GelSight Mini's 0.065 mm per pixel
+// (coarser only for a face longer than 640 such pixels); with a size alone the pitch stays 0.065 mm
+TEST(Tactile, DefaultImageCoversThePadAtGelSightMiniPitch) {
+  struct Case {
+    std::string gel, extra;
+    int w, h;
+    double pitch;
+  } cases[] = {
+      {"", "", 319, 388, 6.5e-5},                 // default pad 20.75 x 25.25 mm
+      {"0.016 0.016", "", 246, 246, 6.5e-5},      // robosuite Panda pad
+      {"0.1 0.06", "", 640, 384, 0.1 / 640},      // a palm: 640 px along the longer side
+      {"0.1 0.06", R"(<config key="pitch" value="0.0005"/>)", 200, 120, 5e-4},  // pitch alone
+      {"0.016 0.016", R"(<config key="size" value="320 240"/>)", 320, 240, 6.5e-5},  // size alone
+  };
+  for (const Case& c : cases) {
+    Scene s = DefaultScene(c.gel, c.extra);
+    ASSERT_TRUE(s.m) << s.err;
+    dtac_tactile_info info;
+    ASSERT_EQ(0, dtac_tactile_get_info(s.m, s.d, dtac_tactile_find(s.m, "img"), &info));
+    EXPECT_EQ(info.width, c.w) << c.gel << c.extra;
+    EXPECT_EQ(info.height, c.h) << c.gel << c.extra;
+    EXPECT_DOUBLE_EQ(info.pitch, c.pitch) << c.gel << c.extra;
+    EXPECT_EQ(s.m->sensor_dim[mj_name2id(s.m, mjOBJ_SENSOR, "img")], c.w * c.h);
+    if (c.extra.empty()) {  // the image's edges lie within half a pixel of the face's
+      double sx = c.gel.empty() ? 0.02075 : std::stod(c.gel);
+      EXPECT_NEAR(-2 * info.x0, sx, 0.5 * c.pitch + 1e-12) << c.gel;
+    }
+  }
+  Scene s = DefaultScene("");
   ASSERT_TRUE(s.m) << s.err;
   dtac_tactile_info info;
-  ASSERT_EQ(0, dtac_tactile_get_info(s.m, s.d, dtac_tactile_find(s.m, "img"), &info));
-  EXPECT_EQ(info.width, 320);
-  EXPECT_EQ(info.height, 240);
-  EXPECT_DOUBLE_EQ(info.pitch, 6.5e-5);
   ASSERT_EQ(0, dtac_tactile_get_info(s.m, s.d, dtac_tactile_find(s.m, "mk"), &info));
   EXPECT_EQ(info.marker_rows, 7);
   EXPECT_EQ(info.marker_cols, 9);
   EXPECT_NEAR(info.marker_pitch / info.pitch, 30.8, 0.1);  // 31-32 px at 320 x 240 in gsrobotics
+}
+
+// the default optics show a 0.1 mm press: a 5 mm sphere pressed into the default-resolution
+// (1 mm) gel until the depth image's peak reaches 0.1 mm changes some channel by at least 0.03
+// (8 of 255 levels) and more than 2 levels over the dent (docs/tactile.md, "Contrast")
+TEST(Tactile, DefaultOpticsShowATenthOfAMillimetre) {
+  const std::string keys = R"(<config key="elastomer" value="gel"/>)";
+  std::string sensors = R"(<plugin name="rgb" plugin="difftac.tactile" objtype="site" objname="gel_site">)" +
+                        keys + R"(<config key="output" value="rgb"/></plugin>
+    <plugin name="depth" plugin="difftac.tactile" objtype="site" objname="gel_site">)" +
+                        keys + R"(<config key="output" value="depth"/></plugin>
+)";
+  Scene s = Scene::FromString(TactileScene(0.001, sensors, 0.005));
+  ASSERT_TRUE(s.m) << s.err;
+  dtac_tactile_info info;
+  ASSERT_EQ(0, dtac_tactile_get_info(s.m, s.d, dtac_tactile_find(s.m, "rgb"), &info));
+  const int npix = info.width * info.height;
+  ASSERT_EQ(npix, 154 * 154);  // the 10 mm pad at 0.065 mm
+  // lower the finger slowly (the gel starts 0.5 mm above the sphere) until the dent is 0.1 mm
+  double peak = 0;
+  for (int i = 0; i < 1000 && peak < 1e-4; i++) {
+    s.d->ctrl[0] = -std::fmin(1e-5 * i, 0.00045 + 2e-6 * (i - 45));
+    mj_step(s.m, s.d);  // sensordata: the state before this step
+    const mjtNum* dep = Data(s, "depth");
+    peak = *std::max_element(dep, dep + npix);
+  }
+  mj_forward(s.m, s.d);
+  peak = *std::max_element(Data(s, "depth"), Data(s, "depth") + npix);
+  ASSERT_GE(peak, 1e-4);
+  ASSERT_LT(peak, 1.1e-4);
+  const mjtNum* rgb = Data(s, "rgb");
+  double contrast = 0;
+  int seen = 0;
+  for (int k = 0; k < npix; k++) {
+    double dk = 0;
+    for (int c = 0; c < 3; c++) dk = std::fmax(dk, std::fabs(rgb[3 * k + c] - info.background[c]));
+    contrast = std::fmax(contrast, dk);
+    seen += dk > 2.0 / 255;
+  }
+  if (std::getenv("DTAC_TEST_VERBOSE")) {
+    std::printf("  0.1 mm press: peak depth %.4f mm, max channel change %.4f (%.1f / 255), %d px > 2 / 255\n",
+                1e3 * peak, contrast, 255 * contrast, seen);
+  }
+  EXPECT_GE(contrast, 0.03);
+  EXPECT_GT(seen, 500);  // more than the 1 mm contact radius's area (740 px at 0.065 mm)
 }
 
 TEST(Tactile, UndeformedGelGivesBackgroundAndZeroMarkers) {
@@ -442,6 +525,14 @@ void ExpectLoadError(const std::string& sensor, const std::vector<std::string>& 
 }
 
 }  // namespace
+
+TEST(TactileErrors, FittedImageTooLargeIsLoadError) {
+  // no size: the image would cover the 10 mm face at 1 um per pixel, 10^8 pixels
+  ExpectLoadError(R"(<plugin name="fine" plugin="difftac.tactile" objtype="site" objname="gel_site">
+      <config key="elastomer" value="gel"/><config key="output" value="depth"/>
+      <config key="pitch" value="1e-6"/></plugin>)",
+                  {"fine", "pitch", "1e-6", "10 x 10 mm", "4096"});
+}
 
 TEST(TactileErrors, UnknownOutputIsLoadError) {
   ExpectLoadError(Sensor("gel_rgb", "foo"),
