@@ -30,6 +30,16 @@ static int elastomer_nstate(const mjModel* m, int instance) {
               DTAC_ELASTOMER_NAME, name, def.site);
     return 0;
   }
+  // RK4 evaluates the passive forces at intermediate states and leaves d's kinematics at its last
+  // one: the gel's step would start from the end of the step and move the back face twice
+  if (m->opt.integrator == mjINT_RK4) {
+    mju_error(
+        "%s instance '%s': option 'integrator' has value 'RK4', which the gel's own step cannot "
+        "follow (it evaluates forces at intermediate states of the rigid step); use 'Euler', "
+        "'implicit' or 'implicitfast'",
+        DTAC_ELASTOMER_NAME, name);
+    return 0;
+  }
   // an absent GPU is a load error too (mismatched devices of several gels: at mj_makeData)
   if (def.device == DTAC_DEV_CUDA && def.ordinal >= dtac_dev_cuda_count()) {
     mju_error(

@@ -86,3 +86,82 @@ int dtac_coupling_correct(dtac_coupling* cp, const mjModel* m, mjData* d) {
   mj_integratePos(m, d->qpos, dq, 1);
   return 0;
 }
+
+int dtac_coupling_substeps(const dtac_gel_model* gm, const dtac_body* B, const dtac_frame* site,
+                           double h, int nsub) {
+  // T maps the body's twist (world, about its origin) to the site's (gel frame, about the site):
+  // d_l = R^T (d - r x th), th_l = R^T th, r from the body origin to the site
+  double r[3], T[36];
+  dtac_sub3(r, site->pos, B->frame.pos);
+  const double rx[9] = {0, -r[2], r[1], r[2], 0, -r[0], -r[1], r[0], 0};
+  memset(T, 0, sizeof(T));
+  for (int i = 0; i < 3; i++) {
+    for (int k = 0; k < 3; k++) {
+      double Rt = site->mat[3 * k + i];
+      T[6 * i + k] = Rt;
+      T[6 * (i + 3) + k + 3] = Rt;
+      double s = 0;
+      for (int l = 0; l < 3; l++) s -= site->mat[3 * l + i] * rx[3 * l + k];
+      T[6 * i + k + 3] = s;
+    }
+  }
+  // A = T W T^T: the body's inverse mass seen at the gel frame; the highest frequency of the body
+  // on the back face's springs is at most sqrt(tr(A K)) (A K is similar to a PSD matrix, so its
+  // largest eigenvalue is at most its trace), and the mass damping's rate on it tr(A M) alpha
+  double TW[36], A[36];
+  for (int i = 0; i < 6; i++) {
+    for (int j = 0; j < 6; j++) {
+      double s = 0;
+      for (int k = 0; k < 6; k++) s += T[6 * i + k] * B->Winv[6 * k + j];
+      TW[6 * i + j] = s;
+    }
+  }
+  for (int i = 0; i < 6; i++) {
+    for (int j = 0; j < 6; j++) {
+      double s = 0;
+      for (int k = 0; k < 6; k++) s += TW[6 * i + k] * T[6 * j + k];
+      A[6 * i + j] = s;
+    }
+  }
+  double tr = 0, cm = 0;
+  for (int i = 0; i < 6; i++) {
+    for (int j = 0; j < 6; j++) {
+      tr += A[6 * i + j] * gm->back_K[6 * j + i];
+      cm += A[6 * i + j] * gm->back_M[6 * j + i];
+    }
+  }
+  // the trace can be 6 times the largest eigenvalue: a power iteration on A K (self-adjoint in the
+  // K inner product) estimates it from below, so 1.2 times its estimate, never above the trace
+  double x[6] = {1, 1, 1, 1, 1, 1}, lam = 0;
+  for (int it = 0; it < 40; it++) {
+    double Kx[6], y[6], xKx = 0, yKx = 0, ny = 0;
+    for (int i = 0; i < 6; i++) {
+      Kx[i] = 0;
+      for (int j = 0; j < 6; j++) Kx[i] += gm->back_K[6 * i + j] * x[j];
+      xKx += x[i] * Kx[i];
+    }
+    for (int i = 0; i < 6; i++) {
+      y[i] = 0;
+      for (int j = 0; j < 6; j++) y[i] += A[6 * i + j] * Kx[j];
+      yKx += y[i] * Kx[i];
+      ny += y[i] * y[i];
+    }
+    if (!(xKx > 0) || !(ny > 0)) break;
+    lam = yKx / xKx;
+    for (int i = 0; i < 6; i++) x[i] = y[i] / sqrt(ny);
+  }
+  double wb2 = isfinite(lam) && lam > 0 ? fmin(tr, 1.2 * lam) : tr;
+  // the gel's own bound (gel.c stable_step) with the body's frequency and damping added
+  double wk2 = gm->omega_max * gm->omega_max;
+  double w = sqrt(wk2 + gm->omega_contact * gm->omega_contact + fmax(wb2, 0));
+  double z = (gm->mat.beta * (wk2 + fmax(wb2, 0)) + gm->alpha * (1 + fmax(cm, 0))) / (2 * w);
+  double dt = 0.9 * 2 / (w * (hypot(1, z) + z));
+  double ns = ceil(h / dt);
+  // bounded as at load, and to DTAC_MAX_BODY_SUBSTEPS (a finger a million times lighter than its
+  // gel would otherwise take the whole cap every step): beyond, the step's own blow-up check is
+  // what remains (the gel restarted, a warning)
+  double cap = fmin(DTAC_MAX_SUBSTEPS, DTAC_MAX_BODY_SUBSTEPS);
+  if (gm->ntet > 0) cap = fmin(cap, floor(DTAC_MAX_STEP_WORK / gm->ntet));
+  if (!(ns > nsub)) return nsub;  // also a NaN from a degenerate inverse mass
+  return ns > cap ? (cap > nsub ? (int)cap : nsub) : (int)ns;
+}

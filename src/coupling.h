@@ -35,4 +35,16 @@ void dtac_coupling_refresh(dtac_coupling* cp, const mjModel* m, mjData* d, int k
 // as it was, if a correction is not finite
 int dtac_coupling_correct(dtac_coupling* cp, const mjModel* m, mjData* d);
 
+// at most this many substeps per MuJoCo step are taken for a light site body (more than the gel
+// itself needs; about 0.1 s a step for the default pad)
+#define DTAC_MAX_BODY_SUBSTEPS 2000
+
+// substeps a joint step needs for the gel gm's site body in slot B to stay stable on the back
+// face's springs and mass damping (an upper bound on its frequency from its inverse mass and the
+// gel's back_K, back_M): nsub (what the gel needs at rest) or more, at most the per-step caps of
+// the load check (DTAC_MAX_SUBSTEPS, DTAC_MAX_STEP_WORK) and DTAC_MAX_BODY_SUBSTEPS. A body much
+// lighter than its gel (a 1 g finger under a 5 kg pad) takes more.
+int dtac_coupling_substeps(const dtac_gel_model* gm, const dtac_body* B, const dtac_frame* site,
+                           double h, int nsub);
+
 #endif  // DTAC_SRC_COUPLING_H_

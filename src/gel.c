@@ -227,6 +227,12 @@ static void make_incidence(dtac_gel_model* gm) {
 // the largest stable substep from the mesh's highest frequency (omega_max), the stiffest
 // friction spring and the damping: symplectic Euler on a damped oscillator is stable for
 // dt < (2/w)(sqrt(1+z^2) - z) with w^2 = wK^2 + wt^2 (friction), 2 z w = beta wK^2 + alpha
+// strain of the pad under its own weight at one standard gravity (whatever the model's gravity:
+// a gel is accelerated by its finger too), rho g h / E
+static double self_weight_strain(const dtac_gel_model* gm) {
+  return gm->def.density * 9.81 * gm->def.size[2] / gm->def.young;
+}
+
 static void stable_step(dtac_gel_model* gm) {
   double wc2 = 0;
   for (int s = 0; s < gm->nsurf; s++) {
@@ -236,7 +242,8 @@ static void stable_step(dtac_gel_model* gm) {
   gm->omega_contact = sqrt(wc2);
   double w = sqrt(wk2 + wc2);
   double z = (gm->mat.beta * wk2 + gm->alpha) / (2 * w);
-  gm->dt_stable = 0.9 * (2 / w) * (sqrt(1 + z * z) - z);
+  // (sqrt(1+z^2) - z) written as 1 / (hypot(1, z) + z): no overflow nor cancellation at large z
+  gm->dt_stable = 0.9 * 2 / (w * (hypot(1, z) + z));
 }
 
 static double max_eig(const dtac_gel_model* gm) {
@@ -290,6 +297,64 @@ static double max_eig(const dtac_gel_model* gm) {
   free(Ku);
   free(tf);
   return lam;
+}
+
+// rigid mode j of the site's body at a point X of the gel frame: translation e_j (j < 3) or
+// rotation e_(j-3) x X about the site origin
+static void rigid_mode(int j, const double X[3], double u[3]) {
+  u[0] = u[1] = u[2] = 0;
+  if (j < 3) {
+    u[j] = 1;
+    return;
+  }
+  double e[3] = {0, 0, 0};
+  e[j - 3] = 1;
+  dtac_cross3(u, e, X);
+}
+
+// back_K and back_M (gel.h): the back tets' linear elastic stiffness and the free nodes' mass
+// against the six rigid motions of the back face, by applying each mode once (back tets only)
+static void back_rigid(dtac_gel_model* gm) {
+  dtac_material lin = gm->mat;
+  lin.beta = 1;
+  const double I[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
+  memset(gm->back_K, 0, sizeof(gm->back_K));
+  memset(gm->back_M, 0, sizeof(gm->back_M));
+  for (int j = 0; j < 6; j++) {
+    for (int b = 0; b < gm->nback_tet; b++) {
+      int t = gm->back_tet[b];
+      const int* tv = gm->tet + 4 * t;
+      double u[12], Fd[9], P[9], tf[12];
+      for (int q = 0; q < 4; q++) {
+        if (gm->fixed[tv[q]]) {
+          rigid_mode(j, gm->X + 3 * tv[q], u + 3 * q);
+        } else {
+          u[3 * q] = u[3 * q + 1] = u[3 * q + 2] = 0;
+        }
+      }
+      dtac_tet_defgrad(u, u + 3, u + 6, u + 9, gm->Dm_inv + 9 * t, Fd);
+      dtac_kv_stress(&lin, I, Fd, P);
+      dtac_tet_scatter_stress(P, gm->Dm_inv + 9 * t, gm->vol[t], tf);
+      // tf is the elastic force -K u on the tet's nodes: K_ij = sum over fixed nodes u_i . K u_j
+      for (int q = 0; q < 4; q++) {
+        if (!gm->fixed[tv[q]]) continue;
+        for (int i = 0; i < 6; i++) {
+          double ui[3];
+          rigid_mode(i, gm->X + 3 * tv[q], ui);
+          gm->back_K[6 * i + j] -= dtac_dot3(ui, tf + 3 * q);
+        }
+      }
+    }
+    for (int a = 0; a < gm->nnode; a++) {
+      if (gm->fixed[a]) continue;
+      double uj[3], ui[3];
+      rigid_mode(j, gm->X + 3 * a, uj);
+      for (int i = 0; i < 6; i++) {
+        rigid_mode(i, gm->X + 3 * a, ui);
+        gm->back_M[6 * i + j] += gm->mass[a] * dtac_dot3(ui, uj);
+      }
+    }
+  }
 }
 
 int dtac_gel_substeps(const dtac_gel_model* gm, double timestep) {
@@ -400,6 +465,7 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
   // body to 30% at the pad's first shear mode, w1 = (pi/2) c_s / thickness
   double wk2 = max_eig(gm) * 1.05;
   gm->omega_max = sqrt(wk2);
+  back_rigid(gm);
   double beta = def->damping >= 0 ? def->damping : 0.2 / gm->omega_max;
   gm->mat.beta = beta;
   double w1 = 0.5 * DTAC_PI * sqrt(gm->mat.mu / def->density) / def->size[2];
@@ -434,6 +500,19 @@ int dtac_gel_model_make_grid(dtac_gel_model* gm, const dtac_gel_def* def, const 
   gm->contact_stiffness = kn;
   gm->friction_stiffness = kt;
   stable_step(gm);
+  // a gel its own weight would tear cannot be stepped to anything meaningful (a density of 1e300
+  // gives forces beyond any bound on the bodies it hangs on)
+  double sag = self_weight_strain(gm);
+  if (!(sag <= DTAC_MAX_SELF_STRAIN)) {
+    snprintf(err, errlen,
+             "key 'density' has value %g: the gel's own weight at 1 g would strain it by %.3g "
+             "(density x 9.81 m/s^2 x size[2] / young, young %g Pa, size[2] %g m), more than "
+             "%g: the gel cannot hold its shape; use a lower 'density', a higher 'young' or a "
+             "thinner pad",
+             def->density, sag, def->young, def->size[2], DTAC_MAX_SELF_STRAIN);
+    dtac_gel_model_free(gm);
+    return 1;
+  }
   if (timestep > 0 && dtac_gel_substeps(gm, timestep) > DTAC_MAX_SUBSTEPS) {
     snprintf(err, errlen,
              "the gel needs more than %d substeps per MuJoCo step (stable substep %.3g s for "
@@ -571,6 +650,14 @@ int dtac_gel_param_set(dtac_gel_model* gm, int k, double value, char* err, size_
     snprintf(err, errlen, "parameter '%s' = %g is out of range", dtac_gel_param_names[k], value);
     return 1;
   }
+  // the load's bound on the strain under the gel's own weight holds for a new young too
+  if (k == DTAC_PARAM_YOUNG &&
+      !(gm->def.density * 9.81 * gm->def.size[2] / value <= DTAC_MAX_SELF_STRAIN)) {
+    snprintf(err, errlen,
+             "parameter 'young' = %g: the gel's own weight would strain it by more than %g", value,
+             DTAC_MAX_SELF_STRAIN);
+    return 1;
+  }
   double young0 = gm->def.young;
   switch (k) {
     case DTAC_PARAM_YOUNG:
@@ -610,6 +697,7 @@ int dtac_gel_param_set(dtac_gel_model* gm, int k, double value, char* err, size_
   // poisson (the stiffness is linear in the Lame constants) and is recomputed for a new poisson
   if (k == DTAC_PARAM_YOUNG) gm->omega_max *= sqrt(value / young0);
   if (k == DTAC_PARAM_POISSON) gm->omega_max = sqrt(max_eig(gm) * 1.05);
+  if (k == DTAC_PARAM_YOUNG || k == DTAC_PARAM_POISSON) back_rigid(gm);
   stable_step(gm);
   return 0;
 }
@@ -624,5 +712,7 @@ void dtac_gel_param_copy(dtac_gel_model* dst, const dtac_gel_model* src) {
   dst->omega_max = src->omega_max;
   dst->omega_contact = src->omega_contact;
   dst->dt_stable = src->dt_stable;
+  memcpy(dst->back_K, src->back_K, sizeof(dst->back_K));
+  memcpy(dst->back_M, src->back_M, sizeof(dst->back_M));
   memcpy(dst->surf_param, src->surf_param, sizeof(dtac_contact_node_param) * src->nsurf);
 }

@@ -13,6 +13,9 @@
 #define DTAC_MAX_NODES 2000000   // mesh size limit: a finer resolution is a load error
 #define DTAC_MAX_SUBSTEPS 20000  // substeps per MuJoCo step limit: more is a load error
 #define DTAC_MAX_STEP_WORK 1e9   // substeps x tets per MuJoCo step limit (about 1 s on one core)
+// strain of a pad under its own weight at 1 g (density g size[2] / young) limit: more is a load
+// error (a typical gel: 1e-4)
+#define DTAC_MAX_SELF_STRAIN 0.1
 #define DTAC_ERRLEN 512
 
 typedef enum dtac_shape_ { DTAC_SHAPE_BOX = 0 } dtac_shape;
@@ -65,6 +68,12 @@ typedef struct dtac_gel_model_ {
   double alpha;               // mass-proportional damping rate actually used, 1/s
   double contact_stiffness;   // normal penalty per area actually used, Pa/m
   double friction_stiffness;  // tangential stick stiffness per area actually used, Pa/m
+  // the back face against a rigid motion (translation; rotation about the site origin) of the
+  // site's body, the free nodes held, in the gel frame (6 x 6 each): the elastic stiffness of
+  // the back tets (N/m, N, N m) and the rigid-motion mass of the free nodes (kg, kg m, kg m^2),
+  // with which a coupled body's own frequency enters the substep (dtac_coupling_substeps)
+  double back_K[36];
+  double back_M[36];
 } dtac_gel_model;
 
 // state layout inside one flat array (MuJoCo's plugin_state)

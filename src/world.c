@@ -102,6 +102,10 @@ int dtac_world_setup(const mjModel* m, mjData* d, dtac_world* w) {
     st->col_slot = NULL;
     if (couple && g->def.coupling) {
       st->site_slot = dtac_coupling_slot(cp, m, d, g->body);
+      // a body light against its gel needs a finer substep than the gel alone
+      if (st->site_slot >= 0)
+        st->nsub = dtac_coupling_substeps(&g->model, cp->slot + st->site_slot, site,
+                                          m->opt.timestep, st->nsub);
       if (!w->fixed) {
         for (int c = 0; c < g->ncol; c++) {
           g->col_slot[c] = dtac_coupling_slot(cp, m, d, g->col[c].body);

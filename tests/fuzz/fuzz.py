@@ -390,7 +390,7 @@ def classify(case, res):
                 # a valid-looking config rejected: the message must still name an owner and a key
                 owner_ok = any(("'%s'" % o) in err for o in case["gels"] + case["sensors"])
                 key_ok = any(("'%s'" % k) in err for k in gen.GEL_KEYS + gen.SENSOR_KEYS) or \
-                    "objname" in err
+                    "objname" in err or "option 'integrator'" in err
             info.update(named_owner=owner_ok, named_key=key_ok, named_value=value_ok)
             if not (owner_ok and key_ok and value_ok):
                 return "load-error-unnamed", info

@@ -11,6 +11,7 @@ init frees what was made (dtac_init_abort).
 import importlib.util
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -290,6 +291,52 @@ def test_huge_damping_is_a_load_error_or_steps_finite():
         return
     d = mujoco.MjData(m)
     assert step_finite(m, d, 5) is None
+
+
+# ---- gels heavier than their finger, gels that cannot hold their shape (issue 17 items 1-2) ----
+
+BALL_FINGER = """<body pos="0 0 0.01"><joint type="ball"/>
+  <geom type="box" size="0.006 0.006 0.001" mass="{mass}" contype="0" conaffinity="0"/>
+  <site name="s" pos="0.003 -0.002 0" euler="180 0 0"/></body>"""
+
+
+@pytest.mark.parametrize("size,res,finger", [
+    # a 5.6 kg pad (0.5 x 0.5 x 0.05 m) on a 1 g slide finger (fuzz seed 364): qpos > 1e10 on the
+    # first step, no warning, before the site body's frequency entered the substep
+    ("0.5 0.5 0.05", "0.05", FINGER.format(z=0.1, mass=0.001)),
+    # the same pad on a 1 g ball-jointed finger, its site off the joint
+    ("0.5 0.5 0.05", "0.05", BALL_FINGER.format(mass=0.001)),
+    # a default-sized gel on a 10 mg finger (a mass ratio of 200)
+    ("0.02 0.02 0.004", "0.002", FINGER.format(z=0.1, mass=1e-5)),
+])
+def test_finger_much_lighter_than_its_gel_steps_finite_without_restart(size, res, finger):
+    xml = gel_xml({"site": "s", "size": size, "resolution": res, "density": "450"}, finger)
+    m = mujoco.MjModel.from_xml_string(xml)
+    d = mujoco.MjData(m)
+    assert step_finite(m, d, 10) is None
+    # the gel stayed in one piece: no restart (a restart would reset it to rest every step)
+    state = d.plugin_state
+    assert np.all(np.isfinite(state)) and np.abs(state).max() < 10
+
+
+@pytest.mark.parametrize("density,young", [("1e300", "3e5"), ("1e9", "3e5"), ("1000", "100")])
+def test_gel_its_own_weight_would_tear_is_a_load_error(density, young):
+    """density 1e300 (fuzz seed 95) made the finger's qpos reach 1e10 in its first step; a pad
+    whose own weight strains it by more than 10 % (density g size[2] / young) is a load error
+    naming density and its value."""
+    xml = gel_xml({"site": "s", "size": "0.02 0.02 0.004", "resolution": "0.002",
+                   "density": density, "young": young}, FINGER.format(z=0.1, mass=0.05))
+    with pytest.raises(ValueError, match=re.escape("key 'density' has value %g" % float(density))):
+        mujoco.MjModel.from_xml_string(xml)
+
+
+def test_rk4_integrator_is_a_load_error():
+    """RK4 leaves d's kinematics at its last stage, so the gel's step moved the back face twice
+    (fuzz seeds 11, 20, 269, 283: a 1 g ball-jointed finger reached qvel 1e18 in two steps)."""
+    xml = gel_xml({"site": "s", "size": "0.02 0.02 0.004", "resolution": "0.002"},
+                  BALL_FINGER.format(mass=0.001), option='<option integrator="RK4"/>')
+    with pytest.raises(ValueError, match="option 'integrator' has value 'RK4'"):
+        mujoco.MjModel.from_xml_string(xml)
 
 
 # ---- parser strictness (issue 17 item 2: decimal numbers only) --------------------------------
