@@ -14,7 +14,14 @@ int dtac_coupling_make(dtac_coupling* cp, const mjModel* m) {
   cp->slot = (dtac_body*)calloc(cp->maxslot > 0 ? cp->maxslot : 1, sizeof(dtac_body));
   cp->jac = (mjtNum*)malloc(sizeof(mjtNum) * 6 * nv1 * (cp->maxslot > 0 ? cp->maxslot : 1));
   cp->tmp = (mjtNum*)malloc(sizeof(mjtNum) * 8 * nv1);
-  return !cp->slot_body || !cp->body_slot || !cp->slot || !cp->jac || !cp->tmp;
+  int nc = 6 * DTAC_COUPLING_CROSS;
+  cp->Wfull = (double*)malloc(sizeof(double) * nc * nc);
+  cp->MJ = (mjtNum*)malloc(sizeof(mjtNum) * nc * nv1);
+  cp->Jc = (mjtNum*)malloc(sizeof(mjtNum) * DTAC_COUPLING_EQ * nv1);
+  cp->Xc = (mjtNum*)malloc(sizeof(mjtNum) * DTAC_COUPLING_EQ * nv1);
+  cp->S = (double*)malloc(sizeof(double) * DTAC_COUPLING_EQ * DTAC_COUPLING_EQ);
+  return !cp->slot_body || !cp->body_slot || !cp->slot || !cp->jac || !cp->tmp || !cp->Wfull ||
+         !cp->MJ || !cp->Jc || !cp->Xc || !cp->S;
 }
 
 void dtac_coupling_free(dtac_coupling* cp) {
@@ -23,6 +30,11 @@ void dtac_coupling_free(dtac_coupling* cp) {
   free(cp->slot);
   free(cp->jac);
   free(cp->tmp);
+  free(cp->Wfull);
+  free(cp->MJ);
+  free(cp->Jc);
+  free(cp->Xc);
+  free(cp->S);
   memset(cp, 0, sizeof(*cp));
 }
 
@@ -61,6 +73,66 @@ void dtac_coupling_refresh(dtac_coupling* cp, const mjModel* m, mjData* d, int k
   }
 }
 
+// v -= Xc^T S^-1 Jc v: a response M^-1 y made to respect the equality constraints
+static void constrain(const dtac_coupling* cp, int nv, mjtNum* v) {
+  int nc = cp->nc;
+  double w[DTAC_COUPLING_EQ];
+  for (int r = 0; r < nc; r++) w[r] = mju_dot(cp->Jc + nv * r, v, nv);
+  const double* L = cp->S;
+  for (int a = 0; a < nc; a++) {
+    for (int b = 0; b < a; b++) w[a] -= L[DTAC_COUPLING_EQ * a + b] * w[b];
+    w[a] /= L[DTAC_COUPLING_EQ * a + a];
+  }
+  for (int a = nc - 1; a >= 0; a--) {
+    for (int b = a + 1; b < nc; b++) w[a] -= L[DTAC_COUPLING_EQ * b + a] * w[b];
+    w[a] /= L[DTAC_COUPLING_EQ * a + a];
+  }
+  for (int r = 0; r < nc; r++) mju_addToScl(v, cp->Xc + nv * r, -w[r], nv);
+}
+
+// the equality constraints' rows of d (dense, into Jc), Xc = M^-1 Jc^T and S's factor; nc = 0
+// if there are none, more than DTAC_COUPLING_EQ, or S is not positive definite
+static void constraint_rows(dtac_coupling* cp, const mjModel* m, mjData* d) {
+  int nv = m->nv, nc = 0, sparse = mj_isSparse(m);
+  cp->nc = 0;
+  for (int i = 0; i < d->nefc; i++) {
+    if (d->efc_type[i] != mjCNSTR_EQUALITY) continue;
+    if (nc >= DTAC_COUPLING_EQ) return;
+    mjtNum* row = cp->Jc + nv * nc;
+    if (sparse) {
+      mju_zero(row, nv);
+      int adr = d->efc_J_rowadr[i];
+      for (int k = 0; k < d->efc_J_rownnz[i]; k++) row[d->efc_J_colind[adr + k]] = d->efc_J[adr + k];
+    } else {
+      mju_copy(row, d->efc_J + (size_t)nv * i, nv);
+    }
+    cp->S[DTAC_COUPLING_EQ * nc + nc] = d->efc_R[i];  // kept until S is made
+    nc++;
+  }
+  if (nc == 0) return;
+  double R[DTAC_COUPLING_EQ];
+  for (int a = 0; a < nc; a++) R[a] = cp->S[DTAC_COUPLING_EQ * a + a];
+  mj_solveM(m, d, cp->Xc, cp->Jc, nc);
+  double* L = cp->S;
+  for (int a = 0; a < nc; a++) {
+    for (int b = 0; b <= a; b++) {
+      L[DTAC_COUPLING_EQ * a + b] = mju_dot(cp->Jc + nv * a, cp->Xc + nv * b, nv) + (a == b ? R[a] : 0);
+    }
+  }
+  for (int j = 0; j < nc; j++) {
+    double dd = L[DTAC_COUPLING_EQ * j + j];
+    for (int k = 0; k < j; k++) dd -= L[DTAC_COUPLING_EQ * j + k] * L[DTAC_COUPLING_EQ * j + k];
+    if (!(dd > 0)) return;
+    L[DTAC_COUPLING_EQ * j + j] = sqrt(dd);
+    for (int i = j + 1; i < nc; i++) {
+      double s = L[DTAC_COUPLING_EQ * i + j];
+      for (int k = 0; k < j; k++) s -= L[DTAC_COUPLING_EQ * i + k] * L[DTAC_COUPLING_EQ * j + k];
+      L[DTAC_COUPLING_EQ * i + j] = s / L[DTAC_COUPLING_EQ * j + j];
+    }
+  }
+  cp->nc = nc;
+}
+
 int dtac_coupling_correct(dtac_coupling* cp, const mjModel* m, mjData* d) {
   int nv = m->nv;
   mjtNum* y = cp->tmp;
@@ -78,6 +150,10 @@ int dtac_coupling_correct(dtac_coupling* cp, const mjModel* m, mjData* d) {
   }
   mj_solveM(m, d, dv, y, 1);
   mj_solveM(m, d, dq, z, 1);
+  if (cp->constrained && cp->nc > 0) {
+    constrain(cp, nv, dv);
+    constrain(cp, nv, dq);
+  }
   // a non-finite correction is never handed to MuJoCo
   for (int i = 0; i < nv; i++) {
     if (!isfinite(dv[i]) || !isfinite(dq[i])) return 1;
@@ -164,4 +240,28 @@ int dtac_coupling_substeps(const dtac_gel_model* gm, const dtac_body* B, const d
   if (gm->ntet > 0) cap = fmin(cap, floor(DTAC_MAX_STEP_WORK / gm->ntet));
   if (!(ns > nsub)) return nsub;  // also a NaN from a degenerate inverse mass
   return ns > cap ? (cap > nsub ? (int)cap : nsub) : (int)ns;
+}
+
+int dtac_coupling_cross(dtac_coupling* cp, const mjModel* m, mjData* d) {
+  int ns = cp->nslot, nv = m->nv, n6 = 6 * cp->nslot;
+  cp->nc = 0;
+  if (ns > DTAC_COUPLING_CROSS || ns == 0 || nv == 0) return 1;
+  mj_solveM(m, d, cp->MJ, cp->jac, n6);  // each slot's Jacobian rows, contiguous
+  if (cp->constrained) {
+    constraint_rows(cp, m, d);
+    for (int j = 0; j < n6; j++) constrain(cp, nv, cp->MJ + nv * j);
+  }
+  for (int i = 0; i < n6; i++) {
+    for (int j = 0; j < n6; j++) {
+      cp->Wfull[n6 * i + j] = mju_dot(cp->jac + nv * i, cp->MJ + nv * j, nv);
+    }
+  }
+  // symmetric to rounding
+  for (int i = 0; i < n6; i++) {
+    for (int j = i + 1; j < n6; j++) {
+      double a = 0.5 * (cp->Wfull[n6 * i + j] + cp->Wfull[n6 * j + i]);
+      cp->Wfull[n6 * i + j] = cp->Wfull[n6 * j + i] = a;
+    }
+  }
+  return 0;
 }

@@ -18,7 +18,23 @@ typedef struct dtac_coupling_ {
   dtac_body* slot;  // frames, inverse masses, impulses (maxslot)
   mjtNum* jac;      // each slot's Jacobian at its body origin (maxslot x 6 x nv)
   mjtNum* tmp;      // scratch: M^-1 J^T (6 x nv), then the corrections (4 x nv)
+  // the joint inverse effective mass of up to DTAC_COUPLING_CROSS slots (6 nslot square), and
+  // the slots' M^-1 J^T it is made from
+  double* Wfull;
+  mjtNum* MJ;
+  // with constrained = 1 (the implicit integrator), W and the corrections hold MuJoCo's equality
+  // constraints (a mocap weld, coupled fingers) as the rigid step would: W = J (M^-1 - Xc^T S^-1
+  // Xc) J^T with Xc = Jc M^-1, S = Jc M^-1 Jc^T + R over their nc rows at the step start
+  int constrained;
+  int nc;
+  mjtNum* Jc;  // (DTAC_COUPLING_EQ x nv)
+  mjtNum* Xc;  // (DTAC_COUPLING_EQ x nv)
+  double* S;   // Cholesky factor of S (DTAC_COUPLING_EQ square, lower)
 } dtac_coupling;
+
+#define DTAC_COUPLING_EQ 64
+
+#define DTAC_COUPLING_CROSS 8
 
 // 0, or nonzero when out of memory
 int dtac_coupling_make(dtac_coupling* cp, const mjModel* m);
@@ -34,6 +50,9 @@ void dtac_coupling_refresh(dtac_coupling* cp, const mjModel* m, mjData* d, int k
 // (M and J of d's current kinematics and mass matrix, the slots' Jacobians); nonzero, and d left
 // as it was, if a correction is not finite
 int dtac_coupling_correct(dtac_coupling* cp, const mjModel* m, mjData* d);
+// cp->Wfull = J M^-1 J^T over all slots (the cross terms of bodies sharing joints) from d's mass
+// matrix and the slots' Jacobians; nonzero (nothing made) with more than DTAC_COUPLING_CROSS
+int dtac_coupling_cross(dtac_coupling* cp, const mjModel* m, mjData* d);
 
 // at most this many substeps per MuJoCo step are taken for a light site body (more than the gel
 // itself needs; about 0.1 s a step for the default pad)

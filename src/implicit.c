@@ -176,6 +176,9 @@ int dtac_imp_begin(dtac_implicit* im, const dtac_gel_model* gm, double* state,
   dtac_imp_place(im, gm, site1, im->xt, NULL);
   double e0 = dtac_imp_energy_grad(im, gm, im->xt, NULL);
   if (!(e <= e0) && isfinite(e0)) memcpy(im->x, im->xt, n3 * sizeof(double));
+  for (int i = 0; i < gm->nfixed; i++) {
+    memcpy(im->xback + 3 * i, im->x + 3 * gm->fixed_id[i], 3 * sizeof(double));
+  }
   rep->t_grad += dtac_imp_now_s() - t0;
   return DTAC_IMPLICIT_OK;
 }
@@ -228,6 +231,17 @@ int dtac_imp_finish(dtac_implicit* im, const dtac_gel_model* gm, double* state,
   }
   memcpy(xs, im->x, n3 * sizeof(double));
   dtac_imp_place(im, gm, site1, xs, vs);
+  // the back face moved with its body's correction: there, at the site's velocity plus the
+  // correction's over the step
+  if (im->delta && im->site_k >= 0) {
+    for (int i = 0; i < gm->nfixed; i++) {
+      int a = gm->fixed_id[i];
+      for (int k = 0; k < 3; k++) {
+        vs[3 * a + k] += (im->x[3 * a + k] - im->xback[3 * i + k]) / h;
+        xs[3 * a + k] = im->x[3 * a + k];
+      }
+    }
+  }
   rep->t_contact += dtac_imp_now_s() - t0;
   double minJ = INFINITY;
   for (int t = 0; t < gm->ntet; t++) {
@@ -244,7 +258,7 @@ int dtac_implicit_step(dtac_implicit* im, const dtac_gel_model* gm, double* stat
                        int ncol, const double gravity[3], double h, const dtac_implicit_params* p,
                        dtac_implicit_report* rep) {
   dtac_implicit_gel g = {im, gm, state, site0, site1, col, ncol, NULL, -1, p->material, {0}};
-  int status = dtac_implicit_joint_step(&g, 1, NULL, NULL, 0, gravity, h, p);
+  int status = dtac_implicit_joint_step(&g, 1, NULL, NULL, 0, NULL, gravity, h, p);
   if (rep) *rep = g.rep;
   return status;
 }

@@ -160,7 +160,7 @@ void dtac_implicit_joint_free(dtac_implicit_joint* J);
 // step-start point), what dtac_coupling_correct hands to MuJoCo. With nslot = 0 (J may be NULL)
 // the gels are stepped one by one. Returns the worst status.
 int dtac_implicit_joint_step(dtac_implicit_gel* g, int ngel, dtac_body* slots,
-                             dtac_implicit_joint* J, int nslot, const double gravity[3], double h,
-                             const dtac_implicit_params* p);
+                             dtac_implicit_joint* J, int nslot, const double* Wfull,
+                             const double gravity[3], double h, const dtac_implicit_params* p);
 
 #endif  // DTAC_SRC_IMPLICIT_H_

@@ -247,6 +247,7 @@ void dtac_imp_assemble(dtac_implicit* im, const dtac_gel_model* gm, const double
         for (int k = 0; k < 144; k++) {
           if (map[k] >= 0) im->Hx_lin[map[k]] += H[k];
         }
+        if (im->ptet_of[t] >= 0) memcpy(im->ptetH + 144 * im->ptet_of[t], H, sizeof(H));
       }
       memcpy(im->lin_key, key, sizeof(key));
       im->lin_ok = 1;
@@ -267,6 +268,7 @@ void dtac_imp_assemble(dtac_implicit* im, const dtac_gel_model* gm, const double
     for (int k = 0; k < 144; k++) {
       if (map[k] >= 0) Hx[map[k]] += H[k];
     }
+    if (im->ptet_of[t] >= 0) memcpy(im->ptetH + 144 * im->ptet_of[t], H, sizeof(H));
   }
   for (int s = 0; s < gm->nsurf; s++) {
     int a = gm->surf[s];

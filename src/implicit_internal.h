@@ -70,6 +70,13 @@ struct dtac_implicit_ {
   int* pair_k;
   double* pair_H;
   double* pair_r;
+  // the site's body as an unknown: its slot (-1 none), the back face placed at the predicted
+  // site (3 nfixed), each tet with a placed component's index among them (ntet, -1) and its
+  // 12x12 Hessian of the last assembly (144 nptet)
+  int site_k;
+  double* xback;
+  int* ptet_of;
+  double* ptetH;
   cholmod_factor* L0;  // the first factor, kept: each step's preconditioner starts from it
   int L_dirty;         // L was changed since it was copied from L0
   // L0 is of the pad at rest in its own frame; the pad in the world is rotated by the site's R,
@@ -143,5 +150,41 @@ void dtac_imp_set_context(dtac_implicit* im, const dtac_gel_model* gm, const dou
 void dtac_imp_place(dtac_implicit* im, const dtac_gel_model* gm, const dtac_frame* site1, double* x,
                     double* v);
 int dtac_imp_all_finite(const double* a, int n);
+
+// ---- the joint step's bodies (implicit_body.c, used by implicit_joint.c)
+
+#define NB DTAC_MAX_BODY
+#define NZ (6 * NB)
+// slots whose cross inverse masses (through shared joints: two fingers of one hand) enter the
+// solve; with more, each slot's own block only
+#define NB_JOINT 8
+
+struct dtac_implicit_joint_ {
+  int nslot, nz;
+  double U[NZ * NZ];  // range of W (6 nslot rows, nz columns; row 6k+i is slot k's component i)
+  double lam[NZ];     // its eigenvalues
+  int has[NB];        // slot k has a range (a nonzero row of U)
+  double pos[NB][3];  // each slot's point at the step end (MuJoCo's prediction)
+  double app[NB][6];  // the wrench the rigid step applied, about that point
+  double Kc[NZ * NZ];  // Cholesky factor of the bodies' block (nz x nz, lower)
+  double A[NZ * NZ], V[NZ * NZ];  // scratch of the eigen-decomposition
+  double delta[NB][6], delta_t[NB][6];  // corrections of the iterate and of the trial
+  double gb[NB][6], gb_t[NB][6];        // gradients of the gels' energy in them
+  double z[NZ], zt[NZ], gz[NZ], gzt[NZ];
+  double zb[NZ], zdx[NZ], zr[NZ], zs[NZ], zp[NZ], zq[NZ];
+  double scale;  // |forces in balance| of the bodies' gradient
+  dtac_implicit_gel cg[NB];  // the gels solved together with the bodies ...
+  int cg_of[NB];             // ... and their places in the caller's list
+};
+
+void dtac_imp_eigsym(int n, double* a, double* V, double* w);
+void dtac_imp_range_add(dtac_implicit_joint* J, int n, int r0, const double* W);
+void dtac_imp_bodies_setup(dtac_implicit_joint* J, const dtac_body* slots, int nslot, const double* Wfull, double h);
+void dtac_imp_bodies_delta(const dtac_implicit_joint* J, const double* z, double delta[][6]);
+void dtac_imp_reduce_add(const dtac_implicit_joint* J, int k, const double w[6], double* out);
+void dtac_imp_back_place(const dtac_implicit_joint* J, const dtac_implicit* im, const dtac_gel_model* gm, double* x, double delta[][6]);
+void dtac_imp_back_grad(const dtac_implicit_joint* J, const dtac_implicit* im, const dtac_gel_model* gm, const double* g, double gb[][6]);
+double dtac_imp_bodies_energy(dtac_implicit_joint* J, const double* z, double delta[][6], double gb[][6], double* gz, double h);
+int dtac_imp_bodies_block(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel, double h);
 
 #endif  // DTAC_SRC_IMPLICIT_INTERNAL_H_

@@ -16,24 +16,6 @@
 
 #include "implicit_internal.h"
 
-#define NB DTAC_MAX_BODY
-
-struct dtac_implicit_joint_ {
-  int nslot, nz;
-  int off[NB], rank[NB];    // each slot's first unknown in z, and its count (rank of W)
-  double U[NB][36];         // eigenvectors of W (columns), the first rank[k] kept
-  double lam[NB][6];        // their eigenvalues
-  double pos[NB][3];        // each slot's point at the step end (MuJoCo's prediction)
-  double app[NB][6];        // the wrench the rigid step applied, about that point
-  double Kc[NB][36];        // Cholesky factor of each slot's reduced block (rank x rank)
-  double delta[NB][6], delta_t[NB][6];  // corrections of the iterate and of the trial
-  double gb[NB][6], gb_t[NB][6];        // gradients of the gels' energy in them
-  double z[6 * NB], zt[6 * NB], gz[6 * NB], gzt[6 * NB];
-  double zb[6 * NB], zdx[6 * NB], zr[6 * NB], zs[6 * NB], zp[6 * NB], zq[6 * NB];
-  double scale;  // |forces in balance| of the bodies' gradient
-  dtac_implicit_gel cg[NB];  // the gels solved together with the bodies ...
-  int cg_of[NB];             // ... and their places in the caller's list
-};
 
 dtac_implicit_joint* dtac_implicit_joint_make(void) {
   return (dtac_implicit_joint*)calloc(1, sizeof(dtac_implicit_joint));
@@ -43,186 +25,29 @@ void dtac_implicit_joint_free(dtac_implicit_joint* J) {
   free(J);
 }
 
-// ---- the bodies' block --------------------------------------------------------------------------
-
-// eigen-decomposition of the symmetric 6x6 A by cyclic Jacobi rotations: A = V diag(w) V^T
-static void eig6(const double A[36], double V[36], double w[6]) {
-  double a[36];
-  memcpy(a, A, sizeof(a));
-  for (int i = 0; i < 36; i++) V[i] = i % 7 == 0;
-  for (int sweep = 0; sweep < 50; sweep++) {
-    double off = 0, diag = 0;
-    for (int i = 0; i < 6; i++) {
-      diag += a[7 * i] * a[7 * i];
-      for (int j = i + 1; j < 6; j++) off += a[6 * i + j] * a[6 * i + j];
-    }
-    if (off <= 1e-30 * diag || off == 0) break;
-    for (int p = 0; p < 6; p++) {
-      for (int q = p + 1; q < 6; q++) {
-        double apq = a[6 * p + q];
-        if (apq == 0) continue;
-        double th = (a[6 * q + q] - a[6 * p + p]) / (2 * apq);
-        double t = (th >= 0 ? 1 : -1) / (fabs(th) + sqrt(th * th + 1));
-        double c = 1 / sqrt(t * t + 1), s = t * c;
-        for (int k = 0; k < 6; k++) {
-          double akp = a[6 * k + p], akq = a[6 * k + q];
-          a[6 * k + p] = c * akp - s * akq;
-          a[6 * k + q] = s * akp + c * akq;
-        }
-        for (int k = 0; k < 6; k++) {
-          double apk = a[6 * p + k], aqk = a[6 * q + k];
-          a[6 * p + k] = c * apk - s * aqk;
-          a[6 * q + k] = s * apk + c * aqk;
-        }
-        for (int k = 0; k < 6; k++) {
-          double vkp = V[6 * k + p], vkq = V[6 * k + q];
-          V[6 * k + p] = c * vkp - s * vkq;
-          V[6 * k + q] = s * vkp + c * vkq;
-        }
-      }
-    }
-  }
-  for (int i = 0; i < 6; i++) w[i] = a[7 * i];
-}
-
-// each slot's range of W (eigenvalues above 1e-9 of the largest of its translational and of its
-// rotational part, each measured on its own units), its point at the step end
-static void bodies_setup(dtac_implicit_joint* J, const dtac_body* slots, int nslot, double h) {
-  J->nslot = nslot;
-  J->nz = 0;
-  for (int k = 0; k < nslot; k++) {
-    const dtac_body* B = slots + k;
-    double V[36], w[6];
-    eig6(B->Winv, V, w);
-    double wmax = 0;
-    for (int i = 0; i < 6; i++) wmax = fmax(wmax, w[i]);
-    J->off[k] = J->nz;
-    int r = 0;
-    for (int i = 0; i < 6; i++) {
-      if (!(w[i] > 1e-9 * wmax) || !isfinite(w[i])) continue;
-      for (int j = 0; j < 6; j++) J->U[k][6 * j + r] = V[6 * j + i];
-      J->lam[k][r] = w[i];
-      r++;
-    }
-    J->rank[k] = r;
-    J->nz += r;
-    for (int i = 0; i < 3; i++) J->pos[k][i] = B->frame.pos[i] + h * B->frame.vel[i];
-    // the wrench the rigid step applied, about the step-end point
-    memset(J->app[k], 0, sizeof(J->app[k]));
-    dtac_wrench_add(J->app[k], B->wrench_app, B->wrench_app + 3, B->frame.pos, J->pos[k]);
-  }
-}
-
-// delta of each slot from z
-static void bodies_delta(const dtac_implicit_joint* J, const double* z, double delta[][6]) {
-  for (int k = 0; k < J->nslot; k++) {
-    for (int i = 0; i < 6; i++) {
-      double s = 0;
-      for (int r = 0; r < J->rank[k]; r++) s += J->U[k][6 * i + r] * z[J->off[k] + r];
-      delta[k][i] = s;
-    }
-  }
-}
-
-// E_b(z) and its gradient gz (with the gels' gradient gb in delta); J->scale
-static double bodies_energy(dtac_implicit_joint* J, const dtac_body* slots, const double* z,
-                            double gb[][6], double* gz, double h) {
-  double e = 0, s_app = 0, s_gel = 0;
-  for (int k = 0; k < J->nslot; k++) {
-    for (int r = 0; r < J->rank[k]; r++) {
-      double zr = z[J->off[k] + r], ua = 0, ug = 0;
-      for (int i = 0; i < 6; i++) {
-        ua += J->U[k][6 * i + r] * J->app[k][i];
-        ug += J->U[k][6 * i + r] * gb[k][i];
-      }
-      e += 0.5 * zr * zr / (J->lam[k][r] * h * h) + zr * ua;
-      if (gz) gz[J->off[k] + r] = zr / (J->lam[k][r] * h * h) + ua + ug;
-      s_app += ua * ua;
-      s_gel += ug * ug;
-    }
-  }
-  J->scale = sqrt(s_app) + sqrt(s_gel);
-  return e;
-}
-
-// each slot's reduced block diag(1/(lam h^2)) + U^T (sum of B^T H B over its contact pairs) U,
-// factored (Cholesky) into J->Kc; nonzero if a block is not positive definite
-static int bodies_block(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel, double h) {
-  double K6[NB][36];
-  memset(K6, 0, sizeof(double) * 36 * J->nslot);
-  for (int i = 0; i < ngel; i++) {
-    const dtac_implicit* im = g[i].im;
-    for (int q = 0; q < im->npair; q++) {
-      int k = im->pair_k[q];
-      const double* H = im->pair_H + 9 * q;
-      const double* r = im->pair_r + 3 * q;
-      // B = [I, -[r]x]: B^T H B = [H, -H[r]x; [r]x H, -[r]x H [r]x]
-      double R[9] = {0, -r[2], r[1], r[2], 0, -r[0], -r[1], r[0], 0};
-      double HR[9], RH[9], RHR[9];
-      dtac_mul33(HR, H, R);
-      dtac_mul33(RH, R, H);
-      dtac_mul33(RHR, R, HR);
-      for (int a = 0; a < 3; a++) {
-        for (int b = 0; b < 3; b++) {
-          K6[k][6 * a + b] += H[3 * a + b];
-          K6[k][6 * a + 3 + b] -= HR[3 * a + b];
-          K6[k][6 * (3 + a) + b] += RH[3 * a + b];
-          K6[k][6 * (3 + a) + 3 + b] -= RHR[3 * a + b];
-        }
-      }
-    }
-  }
-  for (int k = 0; k < J->nslot; k++) {
-    int n = J->rank[k];
-    double* L = J->Kc[k];
-    for (int a = 0; a < n; a++) {
-      for (int b = 0; b < n; b++) {
-        double s = a == b ? 1 / (J->lam[k][a] * h * h) : 0;
-        for (int i = 0; i < 6; i++) {
-          for (int j = 0; j < 6; j++) s += J->U[k][6 * i + a] * K6[k][6 * i + j] * J->U[k][6 * j + b];
-        }
-        L[6 * a + b] = s;
-      }
-    }
-    // in place, lower triangle
-    for (int j = 0; j < n; j++) {
-      double d = L[6 * j + j];
-      for (int m = 0; m < j; m++) d -= L[6 * j + m] * L[6 * j + m];
-      if (!(d > 0)) return -1;
-      L[6 * j + j] = sqrt(d);
-      for (int i = j + 1; i < n; i++) {
-        double s = L[6 * i + j];
-        for (int m = 0; m < j; m++) s -= L[6 * i + m] * L[6 * j + m];
-        L[6 * i + j] = s / L[6 * j + j];
-      }
-    }
-  }
-  return 0;
-}
-
 // ---- products and the preconditioner of the joint system ---------------------------------------
 
 // y = H p over [each gel's dofs (its own p, q arrays), z (zp -> zq)]
 static void joint_hvp(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel, const double* zp,
                       double* zq, double h) {
-  // the bodies' own block and the contact pairs' z-z part are in Kc: L L^T zp
-  for (int k = 0; k < J->nslot; k++) {
-    int n = J->rank[k], o = J->off[k];
-    const double* L = J->Kc[k];
-    double t[6];
+  // the bodies' own block and the z-z parts of the contact pairs and back faces: L L^T zp
+  {
+    int n = J->nz;
+    const double* L = J->Kc;
+    double t[NZ];
     for (int a = 0; a < n; a++) {
       double s = 0;
-      for (int m = a; m < n; m++) s += L[6 * m + a] * zp[o + m];
+      for (int m = a; m < n; m++) s += L[m * NZ + a] * zp[m];
       t[a] = s;
     }
     for (int a = 0; a < n; a++) {
       double s = 0;
-      for (int m = 0; m <= a; m++) s += L[6 * a + m] * t[m];
-      zq[o + a] = s;
+      for (int m = 0; m <= a; m++) s += L[a * NZ + m] * t[m];
+      zq[a] = s;
     }
   }
   double dl[NB][6];
-  bodies_delta(J, zp, dl);
+  dtac_imp_bodies_delta(J, zp, dl);
   for (int i = 0; i < ngel; i++) {
     dtac_implicit* im = g[i].im;
     dtac_imp_spmv(im, (const double*)im->A->x, im->p, im->q);
@@ -252,12 +77,65 @@ static void joint_hvp(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel, co
         w[c] = -Hp[c];
         w[3 + c] = -rHp[c];
       }
-      for (int m = 0; m < J->rank[k]; m++) {
-        double s = 0;
-        for (int c = 0; c < 6; c++) s += J->U[k][6 * c + m] * w[c];
-        zq[J->off[k] + m] += s;
+      dtac_imp_reduce_add(J, k, w, zq);
+    }
+  }
+  // the back faces: element blocks between the free and the back-face components
+  for (int i = 0; i < ngel; i++) {
+    dtac_implicit* im = g[i].im;
+    const dtac_gel_model* gm = g[i].gm;
+    int k = im->site_k;
+    if (k < 0) continue;
+    double fz[6] = {0, 0, 0, 0, 0, 0};
+    for (int q = 0; q < im->nptet; q++) {
+      const int* tv = gm->tet + 4 * im->ptet[q];
+      const double* H = im->ptetH + 144 * q;
+      double u[12], pf[12];
+      int any = 0;
+      for (int a = 0; a < 4; a++) {
+        int back = gm->fixed[tv[a]];
+        any |= back;
+        double r[3], wr[3];
+        dtac_sub3(r, im->x + 3 * tv[a], J->pos[k]);
+        dtac_cross3(wr, dl[k] + 3, r);
+        for (int c = 0; c < 3; c++) {
+          int d = im->dof[3 * tv[a] + c];
+          u[3 * a + c] = back ? dl[k][c] + wr[c] : 0;
+          pf[3 * a + c] = d >= 0 ? im->p[d] : 0;
+        }
+      }
+      if (!any) continue;
+      for (int a = 0; a < 4; a++) {
+        int back = gm->fixed[tv[a]];
+        double yr[3];
+        for (int c = 0; c < 3; c++) {
+          double s = 0;
+          const double* row = H + 12 * (3 * a + c);
+          // free rows: H_fb u; back rows: H_bf p (the free part) and H_bb u is in Kc
+          if (!back) {
+            for (int l = 0; l < 12; l++) s += row[l] * u[l];
+          } else {
+            for (int l = 0; l < 12; l++) s += row[l] * pf[l];
+          }
+          yr[c] = s;
+        }
+        if (!back) {
+          for (int c = 0; c < 3; c++) {
+            int d = im->dof[3 * tv[a] + c];
+            if (d >= 0) im->q[d] += yr[c];
+          }
+        } else {
+          double r[3], ry[3];
+          dtac_sub3(r, im->x + 3 * tv[a], J->pos[k]);
+          dtac_cross3(ry, r, yr);
+          for (int c = 0; c < 3; c++) {
+            fz[c] += yr[c];
+            fz[3 + c] += ry[c];
+          }
+        }
       }
     }
+    dtac_imp_reduce_add(J, k, fz, zq);
   }
   (void)h;
 }
@@ -267,20 +145,18 @@ static int joint_prec(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel) {
   for (int i = 0; i < ngel; i++) {
     if (dtac_imp_prec(g[i].im, g[i].im->r, g[i].im->z)) return -1;
   }
-  for (int k = 0; k < J->nslot; k++) {
-    int n = J->rank[k], o = J->off[k];
-    const double* L = J->Kc[k];
-    double t[6];
-    for (int a = 0; a < n; a++) {
-      double s = J->zr[o + a];
-      for (int m = 0; m < a; m++) s -= L[6 * a + m] * t[m];
-      t[a] = s / L[6 * a + a];
-    }
-    for (int a = n - 1; a >= 0; a--) {
-      double s = t[a];
-      for (int m = a + 1; m < n; m++) s -= L[6 * m + a] * J->zs[o + m];
-      J->zs[o + a] = s / L[6 * a + a];
-    }
+  int n = J->nz;
+  const double* L = J->Kc;
+  double t[NZ];
+  for (int a = 0; a < n; a++) {
+    double s = J->zr[a];
+    for (int m = 0; m < a; m++) s -= L[a * NZ + m] * t[m];
+    t[a] = s / L[a * NZ + a];
+  }
+  for (int a = n - 1; a >= 0; a--) {
+    double s = t[a];
+    for (int m = a + 1; m < n; m++) s -= L[m * NZ + a] * J->zs[m];
+    J->zs[a] = s / L[a * NZ + a];
   }
   return 0;
 }
@@ -388,7 +264,7 @@ static int joint_dir(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel,
           }
         }
       }
-      if (indefinite || bodies_block(J, g, ngel, h)) {
+      if (indefinite || dtac_imp_bodies_block(J, g, ngel, h)) {
         if (project) return -1;
         indefinite = 1;
         break;
@@ -419,7 +295,7 @@ static double joint_energy(dtac_implicit_joint* J, const dtac_body* slots, dtac_
   if (J) {
     delta = trial ? J->delta_t : J->delta;
     gb = trial ? J->gb_t : J->gb;
-    bodies_delta(J, trial ? J->zt : J->z, delta);
+    dtac_imp_bodies_delta(J, trial ? J->zt : J->z, delta);
     memset(gb, 0, sizeof(double) * 6 * J->nslot);
   }
   for (int i = 0; i < ngel; i++) {
@@ -430,9 +306,12 @@ static double joint_energy(dtac_implicit_joint* J, const dtac_body* slots, dtac_
     }
     double* x = trial ? im->xt : im->x;
     double* gr = grad ? (trial ? im->gt : im->g) : NULL;
+    if (J && im->site_k >= 0) dtac_imp_back_place(J, im, g[i].gm, x, delta);
     e += dtac_imp_energy_grad(im, g[i].gm, x, gr);
+    if (J && im->site_k >= 0 && gr) dtac_imp_back_grad(J, im, g[i].gm, gr, gb);
   }
-  if (J) e += bodies_energy(J, slots, trial ? J->zt : J->z, gb, grad ? (trial ? J->gzt : J->gz) : NULL, h);
+  if (J) e += dtac_imp_bodies_energy(J, trial ? J->zt : J->z, delta, gb, grad ? (trial ? J->gzt : J->gz) : NULL, h);
+  (void)slots;
   return e;
 }
 
@@ -578,29 +457,14 @@ static void site_wrench(const dtac_implicit* im, const dtac_gel_model* gm, const
 }
 
 int dtac_implicit_joint_step(dtac_implicit_gel* g, int ngel, dtac_body* slots,
-                             dtac_implicit_joint* J, int nslot, const double gravity[3], double h,
-                             const dtac_implicit_params* p) {
+                             dtac_implicit_joint* J, int nslot, const double* Wfull,
+                             const double gravity[3], double h, const dtac_implicit_params* p) {
   if (!J || nslot < 0) nslot = 0;
   if (nslot > NB) nslot = NB;
   int worst = DTAC_IMPLICIT_OK;
   if (nslot > 0) {
-    // a body that holds a gel's back face is not an unknown of the solve (its wrench from the
-    // back face is known only after it): rank 0, corrected by the wrenches at the step end
-    bodies_setup(J, slots, nslot, h);
-    for (int i = 0; i < ngel; i++) {
-      int k = g[i].site_slot;
-      if (k >= 0 && k < nslot) {
-        J->nz -= J->rank[k];
-        J->rank[k] = 0;
-      }
-    }
-    int nz = 0;
-    for (int k = 0; k < nslot; k++) {
-      J->off[k] = nz;
-      nz += J->rank[k];
-    }
-    J->nz = nz;
-    memset(J->z, 0, sizeof(double) * nz);
+    dtac_imp_bodies_setup(J, slots, nslot, Wfull, h);
+    memset(J->z, 0, sizeof(double) * J->nz);
     memset(J->delta, 0, sizeof(J->delta));
   }
   // the gels touching a body with unknowns are solved together (in J->cg), the others alone
@@ -613,11 +477,14 @@ int dtac_implicit_joint_step(dtac_implicit_gel* g, int ngel, dtac_body* slots,
     for (int c = 0; c < nc; c++) {
       int k = gi->col_slot && nslot > 0 ? gi->col_slot[c] : -1;
       im->cslot[c] = k >= 0 && k < nslot ? k : -1;
-      coupled |= im->cslot[c] >= 0 && J->rank[im->cslot[c]] > 0;
+      coupled |= im->cslot[c] >= 0 && J->has[im->cslot[c]];
     }
     im->delta = NULL;
     im->gbody = NULL;
     im->slot_pos = nslot > 0 ? &J->pos[0][0] : NULL;
+    int ks = gi->site_slot;
+    im->site_k = ks >= 0 && ks < nslot && J->has[ks] ? ks : -1;
+    coupled |= im->site_k >= 0;
     dtac_implicit_params pg = *p;
     pg.material = gi->material;
     int st = dtac_imp_begin(im, gi->gm, gi->state, gi->site0, gi->site1, gi->col, gi->ncol,
@@ -670,7 +537,11 @@ int dtac_implicit_joint_step(dtac_implicit_gel* g, int ngel, dtac_body* slots,
       im->gbody = &J->gb[0][0];
       dtac_imp_energy_grad(im, g[i].gm, im->x, im->gt);
       int k = g[i].site_slot;
-      if (k >= 0 && k < nslot) site_wrench(im, g[i].gm, slots[k].frame.pos, wend[k]);
+      if (im->site_k >= 0) {
+        dtac_imp_back_grad(J, im, g[i].gm, im->gt, J->gb);
+      } else if (k >= 0 && k < nslot) {
+        site_wrench(im, g[i].gm, slots[k].frame.pos, wend[k]);
+      }
     }
     for (int k = 0; k < nslot; k++) {
       double f[3] = {-J->gb[k][0], -J->gb[k][1], -J->gb[k][2]};
@@ -685,6 +556,7 @@ int dtac_implicit_joint_step(dtac_implicit_gel* g, int ngel, dtac_body* slots,
   for (int i = 0; i < ngel; i++) {
     g[i].im->delta = NULL;
     g[i].im->gbody = NULL;
+    g[i].im->site_k = -1;
   }
   return worst;
 }

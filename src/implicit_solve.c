@@ -475,6 +475,13 @@ dtac_implicit* dtac_implicit_make(const dtac_gel_model* gm, int maxcol, char* er
     }
     if (placed) im->ptet[im->nptet++] = t;
   }
+  im->site_k = -1;
+  im->ptet_of = (int*)malloc(sizeof(int) * (gm->ntet + 1));
+  im->ptetH = (double*)calloc(144 * (size_t)(im->nptet + 1), sizeof(double));
+  im->xback = (double*)calloc(3 * (size_t)(gm->nfixed + 1), sizeof(double));
+  if (!im->ptet_of || !im->ptetH || !im->xback) return dtac_imp_fail(im, err, errlen, "out of memory");
+  for (int t = 0; t < gm->ntet; t++) im->ptet_of[t] = -1;
+  for (int q = 0; q < im->nptet; q++) im->ptet_of[im->ptet[q]] = q;
   im->lag = (lag*)calloc(gm->nsurf + 1, sizeof(lag));
   if (!im->Hx_true || !im->tetA || !im->surfH || !im->F0 || !im->lag)
     return dtac_imp_fail(im, err, errlen, "out of memory");
@@ -551,6 +558,9 @@ void dtac_implicit_free(dtac_implicit* im) {
   free(im->pair_k);
   free(im->pair_H);
   free(im->pair_r);
+  free(im->ptet_of);
+  free(im->ptetH);
+  free(im->xback);
   if (im->Ls) cholmod_free_factor(&im->Ls, &im->cc);
   if (im->Cup) cholmod_free_sparse(&im->Cup, &im->cc);
   if (im->Cdown) cholmod_free_sparse(&im->Cdown, &im->cc);

@@ -31,6 +31,7 @@ dtac_world* dtac_world_make(const mjModel* m, dtac_elastomer* lead) {
     dtac_world_free(w);
     return NULL;
   }
+  w->cp.constrained = w->integrator == DTAC_INTEGRATOR_IMPLICIT;
   return w;
 }
 
@@ -238,7 +239,8 @@ static void implicit_advance(const mjModel* m, mjData* d, dtac_world* w, int nge
     ig->site_slot = st->site_slot;
     ig->material = g->def.material;
   }
-  dtac_implicit_joint_step(w->igels, ngel, w->cp.slot, w->ij, w->cp.nslot, gravity, h, &p);
+  const double* Wfull = dtac_coupling_cross(&w->cp, m, d) ? NULL : w->cp.Wfull;
+  dtac_implicit_joint_step(w->igels, ngel, w->cp.slot, w->ij, w->cp.nslot, Wfull, gravity, h, &p);
   for (int i = 0; i < ngel; i++) {
     dtac_elastomer* g = w->gels[i];
     dtac_gel_step* st = w->steps + i;
