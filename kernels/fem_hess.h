@@ -157,7 +157,8 @@ DTAC_HD void dtac_kv_step_dPdF_add(const dtac_material* mat, const double Fl[9],
 
 // ---- symmetric projection -----------------------------------------------------------------------
 
-// eigen-decomposition of a symmetric n x n matrix (n <= 12) by cyclic Jacobi rotations (Golub,
+// eigen-decomposition of a symmetric n x n matrix (12 here, up to 48 in src/implicit_body.c) by
+// cyclic Jacobi rotations (Golub,
 // Van Loan, Matrix Computations, 4th ed., sec. 8.5): A is overwritten by its eigenvalues on the
 // diagonal, Q (n x n, columns eigenvectors) written
 DTAC_HD void dtac_sym_eig(double* A, double* Q, int n) {

@@ -9,51 +9,13 @@
 
 // ---- the bodies' block --------------------------------------------------------------------------
 
-// eigen-decomposition of the symmetric n x n A (destroyed) by cyclic Jacobi rotations:
-// A = V diag(w) V^T, V's columns the eigenvectors
-void dtac_imp_eigsym(int n, double* a, double* V, double* w) {
-  for (int i = 0; i < n * n; i++) V[i] = i % (n + 1) == 0;
-  for (int sweep = 0; sweep < 60; sweep++) {
-    double off = 0, diag = 0;
-    for (int i = 0; i < n; i++) {
-      diag += a[i * n + i] * a[i * n + i];
-      for (int j = i + 1; j < n; j++) off += a[i * n + j] * a[i * n + j];
-    }
-    if (off <= 1e-30 * diag || off == 0) break;
-    for (int p = 0; p < n; p++) {
-      for (int q = p + 1; q < n; q++) {
-        double apq = a[p * n + q];
-        if (apq == 0) continue;
-        double th = (a[q * n + q] - a[p * n + p]) / (2 * apq);
-        double t = (th >= 0 ? 1 : -1) / (fabs(th) + sqrt(th * th + 1));
-        double c = 1 / sqrt(t * t + 1), s = t * c;
-        for (int k = 0; k < n; k++) {
-          double akp = a[k * n + p], akq = a[k * n + q];
-          a[k * n + p] = c * akp - s * akq;
-          a[k * n + q] = s * akp + c * akq;
-        }
-        for (int k = 0; k < n; k++) {
-          double apk = a[p * n + k], aqk = a[q * n + k];
-          a[p * n + k] = c * apk - s * aqk;
-          a[q * n + k] = s * apk + c * aqk;
-        }
-        for (int k = 0; k < n; k++) {
-          double vkp = V[k * n + p], vkq = V[k * n + q];
-          V[k * n + p] = c * vkp - s * vkq;
-          V[k * n + q] = s * vkp + c * vkq;
-        }
-      }
-    }
-  }
-  for (int i = 0; i < n; i++) w[i] = a[i * n + i];
-}
-
 // the eigenvectors of the n x n W (rows r0.. of U, a block of it) with eigenvalues above 1e-9 of
 // its largest, as new columns of U
 void dtac_imp_range_add(dtac_implicit_joint* J, int n, int r0, const double* W) {
   memcpy(J->A, W, sizeof(double) * n * n);
   double w[NZ];
-  dtac_imp_eigsym(n, J->A, J->V, w);
+  dtac_sym_eig(J->A, J->V, n);
+  for (int i = 0; i < n; i++) w[i] = J->A[n * i + i];
   double wmax = 0;
   for (int i = 0; i < n; i++) wmax = fmax(wmax, w[i]);
   for (int i = 0; i < n; i++) {

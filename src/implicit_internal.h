@@ -177,7 +177,6 @@ struct dtac_implicit_joint_ {
   int cg_of[NB];             // ... and their places in the caller's list
 };
 
-void dtac_imp_eigsym(int n, double* a, double* V, double* w);
 void dtac_imp_range_add(dtac_implicit_joint* J, int n, int r0, const double* W);
 void dtac_imp_bodies_setup(dtac_implicit_joint* J, const dtac_body* slots, int nslot, const double* Wfull, double h);
 void dtac_imp_bodies_delta(const dtac_implicit_joint* J, const double* z, double delta[][6]);
