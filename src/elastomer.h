@@ -125,6 +125,7 @@ typedef struct dtac_world_ {
   size_t tape_size;  // doubles allocated for it
   mjtNum* rec_qpos;  // qpos and qvel the last recorded step's advance started from
   mjtNum* rec_qvel;
+  mjtNum* rec_state1;  // implicit: the plugin states after the recorded step (npluginstate)
   mjtNum* wapp_rows;  // cotangent of the wrench the rigid step applied to each body (rows x
   int wapp_rows_cap;  // nbody x 6), from the reverse of the advance; rows allocated
   mjtNum* gscratch;   // scratch of the reverse pass (allocated when recording starts)
@@ -210,6 +211,8 @@ void dtac_world_free(dtac_world* w);
 // sites, colliders, body slots. With w->fixed, the collider and body lists of the last setup are
 // kept (poses, velocities and inverse masses are refreshed). Returns the number of gels.
 int dtac_world_setup(const mjModel* m, mjData* d, dtac_world* w);
+// the implicit step's parameters of w's gels (the lead's keys)
+void dtac_world_implicit_params(const dtac_world* w, dtac_implicit_params* p);
 // time integration of all gels over one MuJoCo step, after MuJoCo advanced qpos and qvel: on the
 // lead's device (one launch for every substep; with w->defer only prepared, for dtac_batch), or on
 // the CPU (always while the tape records)

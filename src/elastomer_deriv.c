@@ -110,11 +110,15 @@ static int el_record(const mjModel* m, mjData* d, int instance, int on) {
   dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
   if (!e || !e->is_lead) return 0;
   dtac_world* w = e->world;
-  // the tape differentiates the explicit substeps; the implicit step's VJP (implicit.h) is not
-  // chained into it yet
-  if (on && w->integrator == DTAC_INTEGRATOR_IMPLICIT) return -2;
   w->record = on;
   if (!on) return 0;
+  if (w->integrator == DTAC_INTEGRATOR_IMPLICIT) {
+    // the implicit step's reverse needs the states after it (the solve is not taped)
+    if (!w->rec_state1 && m->npluginstate > 0)
+      w->rec_state1 = (mjtNum*)malloc(sizeof(mjtNum) * m->npluginstate);
+    if (!w->gscratch) w->gscratch = (mjtNum*)malloc(sizeof(mjtNum) * scratch_size(m, w));
+    return w->gscratch && (w->rec_state1 || m->npluginstate == 0) ? 0 : -1;
+  }
   // the tape of the largest joint step: every gel at 3x its substeps, all slots coupled
   size_t state_total = 0;
   int nsub = 1;
@@ -176,6 +180,19 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
     free(dPQb), free(gb), free(bb), free(cbar), free(work);
     return -1;
   }
+
+  int implicit = w->integrator == DTAC_INTEGRATOR_IMPLICIT;
+  if (implicit && dtac_implicit_joint_ncoupled(w->ij) > 0) {
+    dtac_warning(
+        "%s instance '%s': gradients through an implicit step that solves the gels together with "
+        "the bodies they touch (coupling 'substep' on a body with degrees of freedom) are not "
+        "available yet; use coupling 'explicit' (or integrator 'explicit') for gradients",
+        DTAC_ELASTOMER_NAME, e->name);
+    free(dPQb), free(gb), free(bb), free(cbar), free(work);
+    return -1;
+  }
+  // the implicit step's end states, before d is set to the start state
+  if (implicit) mju_copy(w->rec_state1, d->plugin_state, nps);
 
   // the recorded step's rigid inputs and coupling impulses
   mju_copy(qs, w->rec_qpos, nq);
@@ -272,8 +289,29 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
   }
   double gravity[3] = {m->opt.gravity[0], m->opt.gravity[1], m->opt.gravity[2]};
   if (m->opt.disableflags & mjDSBL_GRAVITY) gravity[0] = gravity[1] = gravity[2] = 0;
-  dtac_gels_advance_adj_rows(w->steps, ngel, cp->slot, ns, gravity, m->opt.timestep,
-                             w->tape, nrow, gb, bb, work);
+  if (implicit) {
+    // each gel alone (no body is an unknown of its solve), by the implicit function theorem
+    dtac_implicit_params ip;
+    dtac_world_implicit_params(w, &ip);
+    for (int r = 0; r < nrow; r++) {
+      for (int i = 0; i < ngel; i++) {
+        dtac_elastomer* g = w->gels[i];
+        const dtac_gel_step* st = w->steps + i;
+        dtac_gel_step_bar* b = gb + r * ngel + i;
+        int adr = m->plugin_stateadr[g->instance];
+        ip.material = g->def.material;
+        // d holds the start state (mj_setState above)
+        if (dtac_implicit_gel_adj(g->imp, &g->model, d->plugin_state + adr, w->rec_state1 + adr, st->site, st->col, st->ncol, gravity,
+                                  m->opt.timestep, &ip, b->state, &b->site, b->col, &b->param)) {
+          free(dPQb), free(gb), free(bb), free(cbar), free(work);
+          return -1;
+        }
+      }
+    }
+  } else {
+    dtac_gels_advance_adj_rows(w->steps, ngel, cp->slot, ns, gravity, m->opt.timestep,
+                               w->tape, nrow, gb, bb, work);
+  }
   for (int r = 0; r < nrow; r++) {
     for (int i = 0; i < ngel; i++) {
       int adr = ctx->param_adr ? ctx->param_adr[w->gels[i]->instance] : -1;

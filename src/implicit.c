@@ -279,6 +279,9 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
   // ones made where the node ended (a = R^T (x1 - p)) to x1 and the collider's position
   double* xbe = im->gt;  // xb with that added
   memcpy(xbe, xb, n3 * sizeof(double));
+  // cotangents of each contact node's lag (L, n, anchor in the world) from dragged anchors
+  double* lag_bar = (double*)calloc(8 * (size_t)(gm->nsurf > 0 ? gm->nsurf : 1), sizeof(double));
+  if (!lag_bar) return -1;
   for (int s = 0; s < gm->nsurf && out->anchor1; s++) {
     int a = gm->surf[s];
     const double* ab = out->anchor1 + 4 * s + 1;
@@ -292,10 +295,37 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
       dtac_sub3(da, x + 3 * a, lg->a);
       double dn = dtac_dot3(da, lg->n);
       for (int k = 0; k < 3; k++) dt[k] = da[k] - dn * lg->n[k];
-      double u = gm->surf_param[s].kt * dtac_norm3(dt) / lg->L;
-      if (u <= DTAC_SLIP_RATIO && out->anchor0) {
-        for (int k = 0; k < 3; k++) out->anchor0[4 * s + 1 + k] += ab[k];
+      double kt = gm->surf_param[s].kt, sn = dtac_norm3(dt);
+      double u = kt * sn / lg->L;
+      if (u <= DTAC_SLIP_RATIO) {
+        if (out->anchor0) {
+          for (int k = 0; k < 3; k++) out->anchor0[4 * s + 1 + k] += ab[k];
+        }
+        continue;
       }
+      // slipping: dragged to aw = x1 - (da.n) n - c t, c = DTAC_SLIP_RATIO L / kt, t = dt/|dt|
+      // (dtac_imp_finish), held in the frame of the collider at the step end: its cotangent
+      // reaches x1 (before the solve), the lagged anchor, normal and load (lag_bar, after it)
+      // and the friction stiffness; the colliders' share is implicit_adj.c's
+      double awb[3], t[3], cs = DTAC_SLIP_RATIO * lg->L / kt;
+      dtac_mulmv3(awb, cc->mat, ab);
+      for (int k = 0; k < 3; k++) t[k] = dt[k] / sn;
+      // Q = I - (c/s)(I - t t^T) maps d(dt) to d(aw); d(dt)/dx1 = P = I - n n^T
+      double tw = dtac_dot3(t, awb), w[3];
+      for (int k = 0; k < 3; k++) w[k] = awb[k] - cs / sn * (awb[k] - tw * t[k]);
+      double wn = dtac_dot3(w, lg->n), x1b[3];
+      for (int k = 0; k < 3; k++) x1b[k] = w[k] - wn * lg->n[k];
+      // aw = a_l + f(x1 - a_l): a_l's cotangent is awb - x1b
+      double* lb = lag_bar + 8 * s;
+      for (int k = 0; k < 3; k++) {
+        xbe[3 * a + k] += x1b[k];
+        lb[1 + k] += -wn * da[k] - dn * w[k];  // normal
+        lb[4 + k] += awb[k] - x1b[k];          // lagged anchor (world)
+      }
+      double cb = -tw;  // of c
+      lb[0] += cb * DTAC_SLIP_RATIO / kt;  // of L
+      // kt = friction_stiffness * area: d c / d friction_stiffness = -c / friction_stiffness
+      if (gm->friction_stiffness > 0) out->friction_stiffness -= cb * cs / gm->friction_stiffness;
       continue;
     }
     double rab[3];
@@ -318,9 +348,15 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
     dtac_imp_assemble(im, gm, x, 1, (double*)im->A->x, 0);
     double tf = 0;
     int nf = 0;
-    if (dtac_imp_factorize_at(im, gm, x, &tf, &nf)) return -1;
+    if (dtac_imp_factorize_at(im, gm, x, &tf, &nf)) {
+      free(lag_bar);
+      return -1;
+    }
   }
-  if (dtac_imp_pcg(im, gm, im->Hx_true, im->b, im->dx, p->adj_tolerance, 2000) < 0) return -1;
+  if (dtac_imp_pcg(im, gm, im->Hx_true, im->b, im->dx, p->adj_tolerance, 2000) < 0) {
+    free(lag_bar);
+    return -1;
+  }
   double* lam = im->nv;  // node vector of lambda, zero at the placed components
   for (int i = 0; i < n3; i++) lam[i] = im->dof[i] >= 0 ? im->dx[im->dof[i]] : 0;
 
@@ -468,6 +504,15 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
     // the lag: L = mu kn ramp(-d(x0)), n = grad d(x0), both against the collider at the step end
     double dL, dn[3];
     dtac_friction_lag_adj(lg->L, kt, lg->n, xa, lg->a, la, &dL, dn);
+    // a dragged anchor's direct cotangents (the terms here are -d(lam . grad E))
+    const double* lb = lag_bar + 8 * s;
+    dL -= lb[0];
+    for (int k = 0; k < 3; k++) dn[k] -= lb[1 + k];
+    if (out->anchor0) {
+      double hl[3];
+      dtac_mulmTv3(hl, c->mat, lb + 4);
+      for (int k = 0; k < 3; k++) out->anchor0[4 * s + 1 + k] += hl[k];
+    }
     dtac_contact_node_param pe = dtac_contact_scaled(gm->surf_param + s, c);
     const double* x0a = im->x0 + 3 * a;
     double m[3], pl[3], Hl[9], t[9], Hd[9], dramp;
@@ -491,5 +536,6 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
     if (gm->contact_stiffness > 0) out->contact_stiffness -= dL * lg->L / gm->contact_stiffness;
     if (out->col_mu && c->mu > 0) out->col_mu[lg->c] -= dL * lg->L / c->mu;
   }
+  free(lag_bar);
   return 0;
 }

@@ -92,11 +92,14 @@ typedef struct dtac_implicit_bar_ {
   double* col_mu;    // of each collider's friction coefficient (ncol; may be NULL)
   // in: of state1's friction anchors (nsurf x 4, entries 1..3 of each; may be NULL); out
   // (accumulated): of state0's (may be NULL). A kept anchor passes its cotangent on, one made where
-  // the node ended passes it to the end position; a slipping node's dragged anchor is held.
+  // the node ended passes it to the end position; a slipping node's dragged anchor to the end
+  // position, the lag and the friction stiffness.
   const double* anchor1;
   double* anchor0;
   double young, poisson, damping, contact_stiffness;  // Pa, -, s, Pa/m
   double density;  // kg/m^3, through the lumped masses (all proportional to it)
+  double friction_stiffness;  // Pa/m, through the dragged anchors (the stick potential's share:
+                              // dtac_implicit_gel_adj)
 } dtac_implicit_bar;
 
 // VJP of one step (state0 -> state1, as dtac_implicit_step made it, converged): xb, vb are the
@@ -111,6 +114,19 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
                            int ncol, const double gravity[3], double h,
                            const dtac_implicit_params* p, const double* xb, const double* vb,
                            dtac_implicit_bar* out);
+
+// the reverse of one step as the plugin makes it (world.c: the site and colliders moved from their
+// step-start frames at constant velocity over h), in the explicit reverse pass's terms: sbar
+// (dtac_state_layout) holds the cotangent of state1 and leaves with that of state0; the
+// cotangents of the step-start site frame (pos, mat, vel, angvel), colliders and gel parameters
+// are accumulated. state1 must be the converged step from state0. The colliders' poses are
+// differenced (implicit_adj.c); the rest is analytic. Allocates its scratch (a reverse pass).
+// Not for a gel solved together with coupled bodies. Returns 0, or nonzero if the solve failed.
+int dtac_implicit_gel_adj(dtac_implicit* im, const dtac_gel_model* gm, const double* state0,
+                          const double* state1, const dtac_frame* site0,
+                          const dtac_collider* col0, int ncol, const double gravity[3], double h,
+                          const dtac_implicit_params* p, double* sbar, dtac_frame* site0_bar,
+                          dtac_collider_bar* col0_bar, dtac_gel_param_bar* pb);
 
 // the wrenches the gel applied over the step (state0 -> state1, as dtac_implicit_step made it),
 // evaluated at the converged state: on each collider (col_ft, ncol x 6: force, torque about the
@@ -150,6 +166,8 @@ typedef struct dtac_implicit_gel_ {
 typedef struct dtac_implicit_joint_ dtac_implicit_joint;
 dtac_implicit_joint* dtac_implicit_joint_make(void);
 void dtac_implicit_joint_free(dtac_implicit_joint* J);
+// gels of the last joint step that were solved together with coupled bodies
+int dtac_implicit_joint_ncoupled(const dtac_implicit_joint* J);
 
 // one backward-Euler step of gels g over h with the rigid bodies of slots (dtac_body: frame and
 // velocity at the step start, inverse effective mass W, the wrench the rigid step already

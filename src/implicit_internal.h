@@ -161,6 +161,7 @@ int dtac_imp_all_finite(const double* a, int n);
 
 struct dtac_implicit_joint_ {
   int nslot, nz;
+  int ncoupled;  // gels of the last step solved together with the bodies
   double U[NZ * NZ];  // range of W (6 nslot rows, nz columns; row 6k+i is slot k's component i)
   double lam[NZ];     // its eigenvalues
   int has[NB];        // slot k has a range (a nonzero row of U)

@@ -25,6 +25,10 @@ void dtac_implicit_joint_free(dtac_implicit_joint* J) {
   free(J);
 }
 
+int dtac_implicit_joint_ncoupled(const dtac_implicit_joint* J) {
+  return J ? J->ncoupled : 0;
+}
+
 // ---- products and the preconditioner of the joint system ---------------------------------------
 
 // y = H p over [each gel's dofs (its own p, q arrays), z (zp -> zq)]
@@ -504,6 +508,7 @@ int dtac_implicit_joint_step(dtac_implicit_gel* g, int ngel, dtac_body* slots,
     if (gi->rep.status != DTAC_IMPLICIT_NONFINITE && gi->rep.status != DTAC_IMPLICIT_SOLVE)
       dtac_imp_finish(im, gi->gm, gi->state, gi->site1, h, &gi->rep);
   }
+  if (J) J->ncoupled = ncoupled;
   if (ncoupled > 0) {
     double rel;
     dtac_implicit_gel* cg = J->cg;

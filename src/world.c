@@ -45,6 +45,7 @@ void dtac_world_free(dtac_world* w) {
   free(w->tape);
   free(w->rec_qpos);
   free(w->rec_qvel);
+  free(w->rec_state1);
   free(w->wapp_rows);
   free(w->gscratch);
   dtac_implicit_joint_free(w->ij);
@@ -205,6 +206,14 @@ void dtac_world_advance_end(const mjModel* m, mjData* d, dtac_world* w, int ngel
   }
 }
 
+void dtac_world_implicit_params(const dtac_world* w, dtac_implicit_params* p) {
+  const dtac_elastomer_def* ld = &w->lead->def;
+  dtac_implicit_params_default(p);
+  p->tolerance = ld->tolerance;
+  p->iterations = ld->iterations;
+  p->material = ld->material;
+}
+
 // an implicit step stopped above this relative residual is treated as a blow-up
 #define DTAC_IMPLICIT_KEEP_RESIDUAL 1e-3
 
@@ -216,10 +225,7 @@ static void implicit_advance(const mjModel* m, mjData* d, dtac_world* w, int nge
   dtac_gravity(m, gravity);
   const dtac_elastomer_def* ld = &w->lead->def;
   dtac_implicit_params p;
-  dtac_implicit_params_default(&p);
-  p.tolerance = ld->tolerance;
-  p.iterations = ld->iterations;
-  p.material = ld->material;
+  dtac_world_implicit_params(w, &p);
   for (int i = 0; i < ngel; i++) {
     dtac_elastomer* g = w->gels[i];
     dtac_gel_step* st = w->steps + i;
@@ -270,6 +276,10 @@ static void implicit_advance(const mjModel* m, mjData* d, dtac_world* w, int nge
 
 // the joint step on the CPU, from the setup of this step, and the rest of advance
 static void cpu_advance(const mjModel* m, mjData* d, dtac_world* w, int ngel) {
+  if (w->record) {
+    mju_copy(w->rec_qpos, d->qpos, m->nq);
+    mju_copy(w->rec_qvel, d->qvel, m->nv);
+  }
   if (w->integrator == DTAC_INTEGRATOR_IMPLICIT) {
     implicit_advance(m, d, w, ngel);
     return;
@@ -279,8 +289,6 @@ static void cpu_advance(const mjModel* m, mjData* d, dtac_world* w, int ngel) {
   double* tape = NULL;
   if (w->record && w->tape) {
     if (dtac_gels_tape_size(w->steps, ngel, w->cp.nslot) <= w->tape_size) tape = w->tape;
-    mju_copy(w->rec_qpos, d->qpos, m->nq);
-    mju_copy(w->rec_qvel, d->qvel, m->nv);
   }
   dtac_gels_advance_tape(w->steps, ngel, w->cp.slot, w->cp.nslot, gravity, m->opt.timestep, tape);
   dtac_world_advance_end(m, d, w, ngel);

@@ -337,6 +337,36 @@ TEST_F(RolloutGrad, PressWithTactileSensorsMatchesFiniteDifferences) {
   Check(s, "gel", 40, 30, PressSlide, {name});
 }
 
+// press_small.xml with the implicit integrator, its forces on the finger applied by MuJoCo's step
+// (coupling 'explicit': no body is an unknown of the gel's solve) and the solve converged far
+// below the finite differences' step (the gradient is that of the converged step)
+std::string ImplicitPress() {
+  std::string xml = ReadModelFile("press_small.xml");
+  xml.insert(xml.find("<config key=\"young\""),
+             "<config key=\"integrator\" value=\"implicit\"/><config key=\"coupling\" "
+             "value=\"explicit\"/><config key=\"tolerance\" value=\"1e-11\"/>"
+             "<config key=\"iterations\" value=\"100\"/>");
+  return xml;
+}
+
+// pressed only: every node in contact sticks
+void PressOnly(mjData* d, int t, double* u) {
+  PressSlide(d, t, u);
+  u[0] = 0;
+}
+
+TEST_F(RolloutGrad, ImplicitPressMatchesFiniteDifferences) {
+  Scene s = Scene::FromString(ImplicitPress());
+  ASSERT_TRUE(s.m) << s.err;
+  Check(s, "gel", 40, 40, PressOnly);
+}
+
+TEST_F(RolloutGrad, ImplicitPressAndSlideMatchesFiniteDifferences) {
+  Scene s = Scene::FromString(ImplicitPress());
+  ASSERT_TRUE(s.m) << s.err;
+  Check(s, "gel", 40, 60, PressSlide);
+}
+
 // the grasp scene (models/grasp.xml with coarser gels): two pads hold a 50 g box while the
 // gripper lifts it; the box, the fingers and the lift are coupled to both gels inside the substeps
 TEST_F(RolloutGrad, GraspLiftMatchesFiniteDifferences) {
@@ -468,6 +498,32 @@ TEST(Tape, RefusesBlownUpRolloutsAndNonFiniteCotangents) {
   dtac_tape_step(tp);
   EXPECT_EQ(dtac_tape_backward(tp, nullptr, xb.data(), x0.data(), nullptr, nullptr), 0);
   for (double v : x0) EXPECT_TRUE(std::isfinite(v));
+  dtac_tape_free(tp);
+}
+
+std::string g_tape_warning;
+void KeepTapeWarning(const char* msg) { g_tape_warning += msg; }
+
+// the implicit step with the finger an unknown of the gel's solve (coupling 'substep') has no
+// reverse pass yet: the tape says so and returns -1, and gives the gradient with coupling
+// 'explicit'
+TEST(Tape, ImplicitWithCoupledBodiesIsRefusedWithAMessage) {
+  std::string xml = ImplicitPress();
+  xml.replace(xml.find("value=\"explicit\""), 16, "value=\"substep\"");
+  Scene s = Scene::FromString(xml);
+  ASSERT_TRUE(s.m) << s.err;
+  int nx = dtac_grad_state_size(s.m);
+  std::vector<double> xb(nx, 1.0), x0(nx);
+  dtac_tape* tp = dtac_tape_make(s.m, s.d, 2, 0);
+  ASSERT_TRUE(tp);
+  dtac_tape_step(tp);
+  dtac_tape_step(tp);
+  void (*old)(const char*) = mju_user_warning;
+  g_tape_warning.clear();
+  mju_user_warning = KeepTapeWarning;
+  EXPECT_EQ(dtac_tape_backward(tp, nullptr, xb.data(), x0.data(), nullptr, nullptr), -1);
+  mju_user_warning = old;
+  EXPECT_NE(g_tape_warning.find("coupling 'explicit'"), std::string::npos) << g_tape_warning;
   dtac_tape_free(tp);
 }
 
