@@ -1,6 +1,6 @@
 // bench_grad.c: cost of the reverse pass against the forward pass it differentiates, in the
 // same process (bench/run.sh grad, docs/benchmarks.md), and the tape's memory for long rollouts.
-// For each scene: T plain mj_step calls (the reference), the same T steps recorded on a tape, and
+// Arguments: T (100) and a scene-name filter (all scenes). For each scene: T plain mj_step calls (the reference), the same T steps recorded on a tape, and
 // dtac_tape_backward with cotangents on every sensor and the final state. Prints one JSON object
 // per line: forward and backward seconds, their ratio, the tape's bytes; and for the grasp scene
 // the memory of a 1000-step tape (after one backward pass, so the gels' step tape is counted).
@@ -31,10 +31,44 @@ static void grasp_ctrl(const mjModel* m, mjData* d, int t) {
   d->ctrl[mj_name2id(m, mjOBJ_ACTUATOR, "grip")] = tt < 0.1 ? 0 : 0.02;
 }
 
-static void run(const char* name, const char* file, control_fn ctrl, int warm, int T) {
-  char path[1024], err[1000] = "";
+// the model in `file` with `keys` (config elements, may be NULL) added to its first elastomer
+static mjModel* load_with_keys(const char* file, const char* keys, char* err, int errlen) {
+  char path[1024];
   snprintf(path, sizeof(path), "%s/%s", DTAC_MODELS, file);
-  mjModel* m = mj_loadXML(path, NULL, err, sizeof(err));
+  if (!keys) return mj_loadXML(path, NULL, err, errlen);
+  FILE* f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  size_t nk = strlen(keys);
+  char* xml = (char*)malloc(n + nk + 1);
+  size_t got = fread(xml, 1, n, f);
+  fclose(f);
+  xml[got] = 0;
+  char* at = strstr(xml, "<config key=\"site\"");
+  mjModel* m = NULL;
+  mjVFS* vfs = (mjVFS*)malloc(sizeof(mjVFS));
+  if (at && vfs) {
+    memmove(at + nk, at, strlen(at) + 1);
+    memcpy(at, keys, nk);
+    mj_defaultVFS(vfs);
+    mj_addBufferVFS(vfs, file, xml, (int)strlen(xml));
+    m = mj_loadXML(file, vfs, err, errlen);
+    mj_deleteVFS(vfs);
+  }
+  free(vfs);
+  free(xml);
+  return m;
+}
+
+static const char* g_only;  // run only the scenes whose name contains this (argv[2])
+
+static void run(const char* name, const char* file, const char* keys, control_fn ctrl, int warm,
+                int T) {
+  if (g_only && !strstr(name, g_only)) return;
+  char err[1000] = "";
+  mjModel* m = load_with_keys(file, keys, err, sizeof(err));
   if (!m) {
     fprintf(stderr, "bench_grad: %s: %s\n", file, err);
     exit(1);
@@ -162,9 +196,15 @@ static void run(const char* name, const char* file, control_fn ctrl, int warm, i
 
 int main(int argc, char** argv) {
   int T = argc > 1 ? atoi(argv[1]) : 100;
+  g_only = argc > 2 ? argv[2] : NULL;
   mj_loadPluginLibrary(DTAC_LIB);
   fprintf(stderr, "bench_grad: difftac %s, MuJoCo %s\n", dtac_version(), mj_versionString());
-  run("grasp", "grasp.xml", grasp_ctrl, 300, T);
-  run("press_tactile", "press_tactile.xml", press_ctrl, 60, T / 5 > 0 ? T / 5 : 1);
+  run("grasp", "grasp.xml", NULL, grasp_ctrl, 300, T);
+  run("press_tactile", "press_tactile.xml", NULL, press_ctrl, 60, T / 5 > 0 ? T / 5 : 1);
+  // the implicit integrator (its gradient: the gel's forces applied by MuJoCo's step)
+  run("press_implicit", "press_tactile.xml",
+      "<config key=\"integrator\" value=\"implicit\"/>"
+      "<config key=\"coupling\" value=\"explicit\"/>",
+      press_ctrl, 60, T / 5 > 0 ? T / 5 : 1);
   return 0;
 }
