@@ -3,6 +3,7 @@
 // stalls) and the solver's creation (sparsity pattern, analysis, first factor).
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,10 +38,20 @@ double dtac_imp_contact_k(const dtac_implicit* im, const dtac_gel_model* gm, int
 // numeric factorization of A (supernodal), then its simplicial LDL' copy for the solves and the
 // contact updates (CHOLMOD allocates that copy: a refactorization is the step's one allocation);
 // the contact stiffness at x is what the new factor holds
+// The supernodal factorization calls BLAS and LAPACK, and Debian's serial OpenBLAS (what setup.sh
+// installs) is not safe for concurrent calls: two mjData factoring in two threads at once got
+// different bits (tests/python/test_implicit.py, threads; with the reference BLAS they did not).
+// This process-wide lock around the factorization is the library's one piece of shared state: it
+// protects a library, holds no data, and is rarely contended (a factorization is made at load and
+// when CG stalls). The solves and updates (simplicial) call no BLAS.
+static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int dtac_imp_factorize_at(dtac_implicit* im, const dtac_gel_model* gm, const double* x,
                         double* t_factor, int* nfactor) {
   double t0 = dtac_imp_now_s();
+  pthread_mutex_lock(&blas_lock);
   cholmod_factorize(im->A, im->Ls, &im->cc);
+  pthread_mutex_unlock(&blas_lock);
   (*nfactor)++;
   im->L_dirty = 1;
   im->L_gel = 0;
