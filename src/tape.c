@@ -256,10 +256,7 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
     const dtac_derivative* der = dtac_derivative_of(m, i);
     int rec = der && der->record ? der->record(m, w, i, 1) : 0;
     if (rec) {
-      dtac_warning(rec == -2 ? "dtac_tape_backward: plugin instance %d: gradients through "
-                               "integrator 'implicit' are not available yet (use 'explicit')"
-                             : "dtac_tape_backward: plugin instance %d cannot record (out of memory)",
-                   i);
+      dtac_warning("dtac_tape_backward: plugin instance %d cannot record (out of memory)", i);
       return -1;
     }
   }
