@@ -183,6 +183,22 @@ int dtac_imp_begin(dtac_implicit* im, const dtac_gel_model* gm, double* state,
   return DTAC_IMPLICIT_OK;
 }
 
+int dtac_imp_stuck_anchor(const dtac_implicit* im, const dtac_gel_model* gm, int s,
+                          const double* xa, double aw[3]) {
+  const lag* lg = im->lag + s;
+  double da[3], dt[3];
+  dtac_sub3(da, xa, lg->a);
+  double dn = dtac_dot3(da, lg->n);
+  for (int k = 0; k < 3; k++) dt[k] = da[k] - dn * lg->n[k];
+  double u = gm->surf_param[s].kt * dtac_norm3(dt) / lg->L;
+  for (int k = 0; k < 3; k++) aw[k] = lg->a[k];
+  if (u <= DTAC_SLIP_RATIO) return 0;
+  // slipping: drag the anchor so the stick spring stays at DTAC_SLIP_RATIO * L
+  double keep = DTAC_SLIP_RATIO / u;
+  for (int k = 0; k < 3; k++) aw[k] = xa[k] - dn * lg->n[k] - keep * dt[k];
+  return 1;
+}
+
 int dtac_imp_finish(dtac_implicit* im, const dtac_gel_model* gm, double* state,
                     const dtac_frame* site1, double h, dtac_implicit_report* rep) {
   dtac_state_layout Ly = dtac_gel_state_layout(gm);
@@ -207,21 +223,8 @@ int dtac_imp_finish(dtac_implicit* im, const dtac_gel_model* gm, double* state,
       an[0] = -1;
       continue;
     }
-    const lag* lg = im->lag + s;
     double aw[3] = {xa[0], xa[1], xa[2]};
-    if (lg->c == c) {
-      double da[3], dt[3];
-      dtac_sub3(da, xa, lg->a);
-      double dn = dtac_dot3(da, lg->n);
-      for (int k = 0; k < 3; k++) dt[k] = da[k] - dn * lg->n[k];
-      double u = gm->surf_param[s].kt * dtac_norm3(dt) / lg->L;
-      for (int k = 0; k < 3; k++) aw[k] = lg->a[k];
-      // slipping: drag the anchor so the stick spring stays at DTAC_SLIP_RATIO * L
-      if (u > DTAC_SLIP_RATIO) {
-        double keep = DTAC_SLIP_RATIO / u;
-        for (int k = 0; k < 3; k++) aw[k] = xa[k] - dn * lg->n[k] - keep * dt[k];
-      }
-    }
+    if (im->lag[s].c == c) dtac_imp_stuck_anchor(im, gm, s, xa, aw);
     an[0] = im->col[c].geom;
     dtac_collider_to_local(im->col + c, aw, an + 1);
     rep->ncontact++;

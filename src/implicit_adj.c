@@ -32,19 +32,9 @@ static double col_lagrangian(dtac_implicit* im, const dtac_gel_model* gm, const 
     double dmin, n[3];
     int c = dtac_deepest_collider(col, im->ncol, xa, &dmin, n);
     if (c < 0) continue;
-    const lag* lg = im->lag + k;
     double aw[3] = {xa[0], xa[1], xa[2]};
-    if (lg->c == c) {
-      // kept (its local coordinates do not move) or dragged by a slipping node
-      double da[3], dt[3];
-      dtac_sub3(da, xa, lg->a);
-      double dn = dtac_dot3(da, lg->n);
-      for (int i = 0; i < 3; i++) dt[i] = da[i] - dn * lg->n[i];
-      double u = gm->surf_param[k].kt * dtac_norm3(dt) / lg->L;
-      if (u <= DTAC_SLIP_RATIO) continue;
-      double keep = DTAC_SLIP_RATIO / u;
-      for (int i = 0; i < 3; i++) aw[i] = xa[i] - dn * lg->n[i] - keep * dt[i];
-    }
+    // kept (its local coordinates do not move) or dragged by a slipping node
+    if (im->lag[k].c == c && !dtac_imp_stuck_anchor(im, gm, k, xa, aw)) continue;
     double loc[3];
     dtac_collider_to_local(col + c, aw, loc);
     s += dtac_dot3(ab1 + 4 * k + 1, loc);

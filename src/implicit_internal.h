@@ -119,6 +119,10 @@ int dtac_imp_begin(dtac_implicit* im, const dtac_gel_model* gm, double* state,
                    const dtac_frame* site0, const dtac_frame* site1, const dtac_collider* col,
                    int ncol, const double gravity[3], double h, const dtac_implicit_params* p,
                    dtac_implicit_report* rep);
+// the anchor of contact node s (stuck to its lag collider) for the node at xa: the lagged one
+// (returns 0), or dragged along with a slipping node (returns 1)
+int dtac_imp_stuck_anchor(const dtac_implicit* im, const dtac_gel_model* gm, int s,
+                          const double* xa, double aw[3]);
 int dtac_imp_finish(dtac_implicit* im, const dtac_gel_model* gm, double* state,
                     const dtac_frame* site1, double h, dtac_implicit_report* rep);
 double dtac_imp_energy_grad(dtac_implicit* im, const dtac_gel_model* gm, const double* x,
