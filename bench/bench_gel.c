@@ -71,8 +71,9 @@ static const char* SCENE_TAIL =
     "  </actuator>\n"
     "</mujoco>\n";
 
-static char* difftac_xml(double resolution) {
-  char ext[1024], body[256];
+// integrator: the elastomer's key ("explicit" or "implicit")
+static char* difftac_xml(double resolution, const char* integrator) {
+  char ext[1200], body[256];
   snprintf(ext, sizeof(ext),
            "  <extension>\n"
            "    <plugin plugin=\"difftac.elastomer\">\n"
@@ -84,10 +85,11 @@ static char* difftac_xml(double resolution) {
            "        <config key=\"poisson\" value=\"%g\"/>\n"
            "        <config key=\"density\" value=\"%g\"/>\n"
            "        <config key=\"friction\" value=\"1.0\"/>\n"
+           "        <config key=\"integrator\" value=\"%s\"/>\n"
            "      </instance>\n"
            "    </plugin>\n"
            "  </extension>\n",
-           SIZE[0], SIZE[1], SIZE[2], resolution, YOUNG, POISSON, DENSITY);
+           SIZE[0], SIZE[1], SIZE[2], resolution, YOUNG, POISSON, DENSITY, integrator);
   snprintf(body, sizeof(body), "      <site name=\"gel_site\" pos=\"0 0 0\" euler=\"180 0 0\"/>\n");
   size_t n = strlen(SCENE_HEAD) + strlen(ext) + strlen(body) + strlen(SCENE_TAIL) + 64;
   char* xml = (char*)malloc(n);
@@ -384,6 +386,7 @@ typedef struct {
   int ncell[3], nnode, ntet, nsub;
   double dt_sub, beta, ns_kernel;
   double rtf_gel, rtf_flex_discrete, rtf_flex_euler;
+  double rtf_imp;  // the same gel with integrator="implicit"
   double sps_gel, sps_flex_discrete, sps_flex_euler;
 } row;
 
@@ -405,7 +408,7 @@ int main(int argc, char** argv) {
     R->res = resolutions[r];
 
     // ---- difftac gel ----
-    char* xml = difftac_xml(R->res);
+    char* xml = difftac_xml(R->res, "explicit");
     mjModel* m = bench_compile("bench_gel", xml);
     free(xml);
     if (!m) return 1;
@@ -450,6 +453,31 @@ int main(int argc, char** argv) {
             "%6.1f ns/elem-substep  F %.3g N  lift %.3f mm  pen %.3f mm\n",
             R->res, info.nnode, info.ntet, info.nsub, R->sps_gel, R->rtf_gel, 1e9 / es, fz, lift,
             pen);
+    mj_deleteData(d);
+    mj_deleteModel(m);
+
+    // ---- the same gel, integrator="implicit" (one backward-Euler solve per step) ----
+    xml = difftac_xml(R->res, "implicit");
+    m = bench_compile("bench_gel", xml);
+    free(xml);
+    if (!m) return 1;
+    d = mj_makeData(m);
+    t = run_case(m, d, 0.05, 3.0, min_wall);
+    dtac_gel_get_info(m, d, gel, &info);
+    gel_press(m, d, gel, &info, &fz, &lift);
+    R->rtf_imp = t.ok && !info.nwarning ? TIMESTEP * t.sps_med : 0;
+    printf("{\"bench\":\"gel\",\"engine\":\"difftac_implicit\",\"resolution\":%g,"
+           "\"nnode\":%d,\"nelem\":%d,\"steps_per_s\":%.5g,\"realtime_factor\":%.5g,"
+           "\"newton_iterations_last\":%d,\"residual_last\":%.3g,\"nnonconverged\":%d,"
+           "\"contact_force_N\":%.4g,\"center_lift_mm\":%.4g,\"rtf_ratio_implicit_over_explicit\":%.4g,"
+           "\"gel_warnings\":%d,\"stable\":%s}\n",
+           R->res, info.nnode, info.ntet, t.sps_med, TIMESTEP * t.sps_med, info.iterations,
+           info.residual, info.nnonconverged, fz, lift, TIMESTEP * t.sps_med / R->rtf_gel,
+           info.nwarning, t.ok && !info.nwarning ? "true" : "false");
+    fflush(stdout);
+    fprintf(stderr, "  implicit res %.4g m  %9.1f steps/s  RTF %7.4f  (%.2fx explicit)  F %.3g N  "
+            "lift %.3f mm\n", R->res, t.sps_med, TIMESTEP * t.sps_med,
+            TIMESTEP * t.sps_med / R->rtf_gel, fz, lift);
     mj_deleteData(d);
     mj_deleteModel(m);
 
@@ -532,10 +560,12 @@ int main(int argc, char** argv) {
     printf("{\"bench\":\"gel_ratio\",\"resolution\":%g,\"nnode\":%d,\"nelem\":%d,"
            "\"realtime_factor_difftac\":%.5g,\"realtime_factor_flex_discrete\":%.5g,"
            "\"realtime_factor_flex_euler\":%.5g,\"rtf_ratio_difftac_over_flex_discrete\":%.4g,"
-           "\"rtf_ratio_difftac_over_flex_euler\":%.4g}\n",
+           "\"rtf_ratio_difftac_over_flex_euler\":%.4g,\"realtime_factor_difftac_implicit\":%.5g,"
+           "\"rtf_ratio_implicit_over_flex_discrete\":%.4g}\n",
            R->res, R->nnode, R->ntet, R->rtf_gel, R->rtf_flex_discrete, R->rtf_flex_euler,
            R->rtf_flex_discrete > 0 ? R->rtf_gel / R->rtf_flex_discrete : 0,
-           R->rtf_flex_euler > 0 ? R->rtf_gel / R->rtf_flex_euler : 0);
+           R->rtf_flex_euler > 0 ? R->rtf_gel / R->rtf_flex_euler : 0, R->rtf_imp,
+           R->rtf_flex_discrete > 0 ? R->rtf_imp / R->rtf_flex_discrete : 0);
     fflush(stdout);
   }
 

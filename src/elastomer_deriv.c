@@ -396,7 +396,9 @@ static int el_nwarning(const mjModel* m, const mjData* d, int instance) {
 static size_t el_memory(const mjModel* m, const mjData* d, int instance) {
   const dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
   if (!e || !e->is_lead || !e->world->gscratch) return 0;
-  return sizeof(double) * e->world->tape_size + sizeof(mjtNum) * scratch_size(m, e->world);
+  size_t n = sizeof(double) * e->world->tape_size + sizeof(mjtNum) * scratch_size(m, e->world);
+  if (e->world->rec_state1) n += sizeof(mjtNum) * m->npluginstate;  // implicit: the end states
+  return n;
 }
 
 static int el_nparam(const mjModel* m, int instance) {
