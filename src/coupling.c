@@ -20,7 +20,20 @@ int dtac_coupling_make(dtac_coupling* cp, const mjModel* m) {
   cp->Jc = (mjtNum*)malloc(sizeof(mjtNum) * DTAC_COUPLING_EQ * nv1);
   cp->Xc = (mjtNum*)malloc(sizeof(mjtNum) * DTAC_COUPLING_EQ * nv1);
   cp->S = (double*)malloc(sizeof(double) * DTAC_COUPLING_EQ * DTAC_COUPLING_EQ);
-  return !cp->slot_body || !cp->body_slot || !cp->slot || !cp->jac || !cp->tmp || !cp->Wfull ||
+  cp->HLD = (mjtNum*)malloc(sizeof(mjtNum) * (m->nC > 0 ? m->nC : 1));
+  cp->Hdinv = (mjtNum*)malloc(sizeof(mjtNum) * nv1);
+  // row k of M holds k's ancestors in the tree, then k: each ancestor's row is a prefix of it
+  cp->tree = 1;
+  for (int k = 0; k < m->nv && cp->tree; k++) {
+    int ak = m->M_rowadr[k], nk = m->M_rownnz[k];
+    if (nk < 1 || m->M_colind[ak + nk - 1] != k) cp->tree = 0;
+    for (int p = 0; p + 1 < nk && cp->tree; p++) {
+      int i = m->M_colind[ak + p], ai = m->M_rowadr[i];
+      if (m->M_rownnz[i] != p + 1) cp->tree = 0;
+      for (int q = 0; q <= p && cp->tree; q++) cp->tree = m->M_colind[ai + q] == m->M_colind[ak + q];
+    }
+  }
+  return !cp->HLD || !cp->Hdinv || !cp->slot_body || !cp->body_slot || !cp->slot || !cp->jac || !cp->tmp || !cp->Wfull ||
          !cp->MJ || !cp->Jc || !cp->Xc || !cp->S;
 }
 
@@ -35,7 +48,60 @@ void dtac_coupling_free(dtac_coupling* cp) {
   free(cp->Jc);
   free(cp->Xc);
   free(cp->S);
+  free(cp->HLD);
+  free(cp->Hdinv);
   memset(cp, 0, sizeof(*cp));
+}
+
+// MuJoCo's velocity update takes the dof damping implicitly (mj_EulerSkip, mj_implicit)
+static int damping_implicit(const mjModel* m) {
+  if (m->opt.disableflags & mjDSBL_DAMPER) return 0;
+  if (m->opt.integrator == mjINT_EULER) return !(m->opt.disableflags & mjDSBL_EULERDAMP);
+  return m->opt.integrator == mjINT_IMPLICIT || m->opt.integrator == mjINT_IMPLICITFAST;
+}
+
+void dtac_coupling_factor(dtac_coupling* cp, const mjModel* m, const mjData* d) {
+  int nv = m->nv;
+  const int *rowadr = m->M_rowadr, *rownnz = m->M_rownnz, *colind = m->M_colind;
+  if (!cp->tree || nv == 0) return;
+  mjtNum* H = cp->HLD;
+  mju_copy(H, d->M, m->nC);
+  if (damping_implicit(m)) {
+    for (int i = 0; i < nv; i++) H[rowadr[i] + rownnz[i] - 1] += m->opt.timestep * m->dof_damping[i];
+  }
+  // H = L' D L from the last dof up: eliminating k changes only its ancestors' rows
+  for (int k = nv - 1; k >= 0; k--) {
+    int ak = rowadr[k], nk = rownnz[k];
+    mjtNum dk = H[ak + nk - 1];
+    cp->Hdinv[k] = 1 / dk;
+    for (int p = nk - 2; p >= 0; p--) {
+      mjtNum t = H[ak + p] / dk;
+      mjtNum* Hi = H + rowadr[colind[ak + p]];
+      for (int q = 0; q <= p; q++) Hi[q] -= t * H[ak + q];
+    }
+    for (int p = 0; p + 1 < nk; p++) H[ak + p] /= dk;
+  }
+}
+
+void dtac_coupling_solve(const dtac_coupling* cp, const mjModel* m, mjData* d, mjtNum* x,
+                         const mjtNum* y, int n) {
+  int nv = m->nv;
+  if (!cp->tree) {
+    mj_solveM(m, d, x, y, n);
+    return;
+  }
+  const int *rowadr = m->M_rowadr, *rownnz = m->M_rownnz, *colind = m->M_colind;
+  const mjtNum* H = cp->HLD;
+  if (x != y) mju_copy(x, y, n * nv);
+  for (int c = 0; c < n; c++, x += nv) {
+    for (int k = nv - 1; k >= 0; k--) {
+      for (int p = 0; p + 1 < rownnz[k]; p++) x[colind[rowadr[k] + p]] -= H[rowadr[k] + p] * x[k];
+    }
+    for (int k = 0; k < nv; k++) x[k] *= cp->Hdinv[k];
+    for (int k = 0; k < nv; k++) {
+      for (int p = 0; p + 1 < rownnz[k]; p++) x[k] -= H[rowadr[k] + p] * x[colind[rowadr[k] + p]];
+    }
+  }
 }
 
 void dtac_coupling_clear(dtac_coupling* cp, const mjModel* m) {
@@ -67,7 +133,7 @@ void dtac_coupling_refresh(dtac_coupling* cp, const mjModel* m, mjData* d, int k
   mju_mulMatVec(B->frame.vel, J, d->qvel, 3, nv);
   mju_mulMatVec(B->frame.angvel, J + 3 * nv, d->qvel, 3, nv);
   // W = J M^-1 J^T (6 x 6): velocity response at the body origin to an impulse there
-  mj_solveM(m, d, X, J, 6);
+  dtac_coupling_solve(cp, m, d, X, J, 6);
   for (int i = 0; i < 6; i++) {
     for (int j = 0; j < 6; j++) B->Winv[6 * i + j] = mju_dot(J + nv * i, X + nv * j, nv);
   }
@@ -112,7 +178,7 @@ static void constraint_rows(dtac_coupling* cp, const mjModel* m, mjData* d) {
   if (nc == 0) return;
   double R[DTAC_COUPLING_EQ];
   for (int a = 0; a < nc; a++) R[a] = cp->S[DTAC_COUPLING_EQ * a + a];
-  mj_solveM(m, d, cp->Xc, cp->Jc, nc);
+  dtac_coupling_solve(cp, m, d, cp->Xc, cp->Jc, nc);
   double* L = cp->S;
   for (int a = 0; a < nc; a++) {
     for (int b = 0; b <= a; b++) {
@@ -148,8 +214,8 @@ int dtac_coupling_correct(dtac_coupling* cp, const mjModel* m, mjData* d) {
       mju_addToScl(z, J + nv * r, cp->slot[k].dQ[r], nv);
     }
   }
-  mj_solveM(m, d, dv, y, 1);
-  mj_solveM(m, d, dq, z, 1);
+  dtac_coupling_solve(cp, m, d, dv, y, 1);
+  dtac_coupling_solve(cp, m, d, dq, z, 1);
   if (cp->constrained && cp->nc > 0) {
     constrain(cp, nv, dv);
     constrain(cp, nv, dq);
@@ -246,7 +312,7 @@ int dtac_coupling_cross(dtac_coupling* cp, const mjModel* m, mjData* d) {
   int ns = cp->nslot, nv = m->nv, n6 = 6 * cp->nslot;
   cp->nc = 0;
   if (ns > DTAC_COUPLING_CROSS || ns == 0 || nv == 0) return 1;
-  mj_solveM(m, d, cp->MJ, cp->jac, n6);  // each slot's Jacobian rows, contiguous
+  dtac_coupling_solve(cp, m, d, cp->MJ, cp->jac, n6);  // each slot's Jacobian rows, contiguous
   if (cp->constrained) {
     constraint_rows(cp, m, d);
     for (int j = 0; j < n6; j++) constrain(cp, nv, cp->MJ + nv * j);

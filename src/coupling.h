@@ -18,6 +18,13 @@ typedef struct dtac_coupling_ {
   dtac_body* slot;  // frames, inverse masses, impulses (maxslot)
   mjtNum* jac;      // each slot's Jacobian at its body origin (maxslot x 6 x nv)
   mjtNum* tmp;      // scratch: M^-1 J^T (6 x nv), then the corrections (4 x nv)
+  // the mass matrix of MuJoCo's velocity update, H = M + h diag(dof_damping) where its integrator
+  // takes the dof damping implicitly (Euler unless eulerdamp is disabled, implicit, implicitfast;
+  // damper not disabled), else M: what "M^-1" means below. Factored H = L' D L in place in
+  // MuJoCo's sparse layout of M (M_rowadr, M_colind; L in the strict lower part, 1/D in Hdinv)
+  mjtNum* HLD;    // (nC)
+  mjtNum* Hdinv;  // (nv)
+  int tree;       // M's rows nest along the kinematic tree (checked at make): HLD is usable
   // the joint inverse effective mass of up to DTAC_COUPLING_CROSS slots (6 nslot square), and
   // the slots' M^-1 J^T it is made from
   double* Wfull;
@@ -39,6 +46,11 @@ typedef struct dtac_coupling_ {
 // 0, or nonzero when out of memory
 int dtac_coupling_make(dtac_coupling* cp, const mjModel* m);
 void dtac_coupling_free(dtac_coupling* cp);
+// H (above) from d's mass matrix d->M: before the slots are made or corrected
+void dtac_coupling_factor(dtac_coupling* cp, const mjModel* m, const mjData* d);
+// x = H^-1 y for n vectors of nv (x may be y)
+void dtac_coupling_solve(const dtac_coupling* cp, const mjModel* m, mjData* d, mjtNum* x,
+                         const mjtNum* y, int n);
 // no slots in use (the start of a step's setup)
 void dtac_coupling_clear(dtac_coupling* cp, const mjModel* m);
 // the slot of body b, made from d (frame, velocity, inverse effective mass) on first use; -1 for
@@ -46,8 +58,8 @@ void dtac_coupling_clear(dtac_coupling* cp, const mjModel* m);
 int dtac_coupling_slot(dtac_coupling* cp, const mjModel* m, mjData* d, int b);
 // slot k's frame, velocity and inverse effective mass again from d
 void dtac_coupling_refresh(dtac_coupling* cp, const mjModel* m, mjData* d, int k);
-// the bodies' share after a joint step: qvel += M^-1 sum J^T dP, qpos moved by M^-1 sum J^T dQ
-// (M and J of d's current kinematics and mass matrix, the slots' Jacobians); nonzero, and d left
+// the bodies' share after a joint step: qvel += H^-1 sum J^T dP, qpos moved by H^-1 sum J^T dQ
+// (H of dtac_coupling_factor, the slots' Jacobians); nonzero, and d left
 // as it was, if a correction is not finite
 int dtac_coupling_correct(dtac_coupling* cp, const mjModel* m, mjData* d);
 // cp->Wfull = J M^-1 J^T over all slots (the cross terms of bodies sharing joints) from d's mass

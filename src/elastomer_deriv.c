@@ -29,6 +29,7 @@ static void k_eval(const mjModel* m, mjData* d, dtac_world* w, const mjtNum* q0,
   dtac_coupling* cp = &w->cp;
   mju_copy(d->qpos, q0, m->nq);
   rigid_position(m, d);
+  dtac_coupling_factor(cp, m, d);
   for (int k = 0; k < cp->nslot; k++) {
     int b = cp->slot_body[k];
     mjtNum* J = cp->jac + 6 * nv * k;

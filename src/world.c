@@ -64,6 +64,7 @@ int dtac_world_setup(const mjModel* m, mjData* d, dtac_world* w) {
   w->ngel = ngel;
   dtac_coupling* cp = &w->cp;
   int couple = m->nv > 0;
+  if (couple) dtac_coupling_factor(cp, m, d);  // the mobility the slots and corrections use
   if (w->fixed) {
     for (int k = 0; k < cp->nslot; k++) dtac_coupling_refresh(cp, m, d, k);
   } else if (couple) {

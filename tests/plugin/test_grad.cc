@@ -373,8 +373,10 @@ TEST_F(RolloutGrad, GraspLiftMatchesFiniteDifferences) {
   Scene s = Scene::FromString(CoarseGrasp());
   ASSERT_TRUE(s.m) << s.err;
   int box = mj_name2id(s.m, mjOBJ_BODY, "object");
-  // the rollout runs from 0.6 to 0.8 s, during the lift
-  Check(s, "left_gel", 300, 100, GraspLift(s.m));
+  // the rollout runs from 0.64 to 0.8 s, during the lift. young sets the explicit substep count
+  // (with the fingers' inverse mass, which holds their joint damping): a window whose young
+  // stencil changes that count sees a jump (0.6 to 0.8 s: fd spread 1 %, the tape inside it)
+  Check(s, "left_gel", 320, 80, GraspLift(s.m));
   EXPECT_GT(s.d->xpos[3 * box + 2], 0.017) << "the box is lifted";
 }
 
