@@ -291,6 +291,14 @@ struct Pad {
     dtac_gel_state_rest(&gm, &site, st.data());
     return st;
   }
+  // contact wrench on the ball (force, torque), N
+  std::vector<double> Wrench(const std::vector<double>& st) {
+    std::vector<double> ft(6, 0);
+    std::vector<double> v0(3 * gm.nnode, 0);  // static: no damping
+    dtac_gel_contact(&gm, st.data(), v0.data(), st.data() + L.anchor, nullptr, &ball, 1, nullptr,
+                     ft.data());
+    return ft;
+  }
   // contact force on the ball (z), N
   double Force(const std::vector<double>& st) {
     std::vector<double> ft(6, 0);
@@ -303,52 +311,105 @@ struct Pad {
 
 }  // namespace
 
-// (c) a sphere pressed into the pad and held: one implicit step per 2 ms reaches the same
-// equilibrium (contact force, surface displacement) as the explicit integrator run to rest
-TEST(Implicit, QuasiStaticPressMatchesExplicitAtRest) {
-  for (double mu : {0.0, 1.0}) {
-    Pad pe(0.012, 0.012, 0.004, 0.001, mu), pi(0.012, 0.012, 0.004, 0.001, mu);
-    std::vector<double> se = pe.Rest(), si = pi.Rest();
-    const double g0[3] = {0, 0, -9.81}, h = 0.002, depth = 0.4e-3;
-    int nsub = dtac_gel_substeps(&pe.gm, h);
-    dtac_implicit_params prm;
-    dtac_implicit_params_default(&prm);
-    int nramp = 10, nhold = 40;
-    for (int i = 1; i <= nramp + nhold; i++) {
-      double z = pe.H + pe.ball.size[0] - depth * std::fmin(1.0, (double)i / nramp);
-      // explicit: the ball moves at constant velocity over the step (from its start pose)
-      double z0 = pe.ball.pos[2];
-      pe.ball.vel[2] = (z - z0) / h;
-      dtac_gel_advance(&pe.gm, &pe.s, se.data(), &pe.site, &pe.ball, 1, g0, h, nsub, nullptr);
-      pe.ball.pos[2] = z;
-      pe.ball.vel[2] = 0;
-      // implicit: the ball at the step end
-      pi.ball.pos[2] = z;
-      dtac_implicit_report rep;
-      ASSERT_EQ(DTAC_IMPLICIT_OK, dtac_implicit_step(pi.im, &pi.gm, si.data(), &pi.site, &pi.site,
-                                                     &pi.ball, 1, g0, h, &prm, &rep))
-          << "step " << i << " residual " << rep.residual;
+// (c) a collider pressed into the pad (and slid along it), then held: one implicit step per
+// 2 ms reaches the same equilibrium (contact force, surface displacement) as the explicit
+// integrator run to rest (issue 13, item 9: within 2 %)
+struct PressCase {
+  const char* name;
+  int type;         // DTAC_GEOM_SPHERE, _CYLINDER (lying along x), _BOX (an edge along x down)
+  double mu;        // friction
+  double slide;     // slide along x after the press, m
+  int nramp;        // steps of the press (twice as many slide)
+};
+
+void QuasiStaticPress(const PressCase& pc) {
+  Pad pe(0.012, 0.012, 0.004, 0.001, pc.mu), pi(0.012, 0.012, 0.004, 0.001, pc.mu);
+  // the collider's lowest point and its height above its frame
+  double lowest = 0.005;
+  for (Pad* p : {&pe, &pi}) {
+    dtac_collider& c = p->ball;
+    if (pc.type == DTAC_GEOM_CYLINDER) {
+      c.type = DTAC_GEOM_CYLINDER;
+      c.size[0] = 0.003, c.size[1] = 0.004;  // radius, half length; its axis (local z) along x
+      const double R[9] = {0, 0, 1, 0, 1, 0, -1, 0, 0};
+      std::copy(R, R + 9, c.mat);
+      c.rbound = std::hypot(c.size[0], c.size[1]);
+      lowest = c.size[0];
+    } else if (pc.type == DTAC_GEOM_BOX) {
+      c.type = DTAC_GEOM_BOX;
+      c.size[0] = 0.004, c.size[1] = c.size[2] = 0.002;  // rotated 45 degrees about x
+      double q = std::sqrt(0.5);
+      const double R[9] = {1, 0, 0, 0, q, -q, 0, q, q};
+      std::copy(R, R + 9, c.mat);
+      c.rbound = std::sqrt(c.size[0] * c.size[0] + 2 * c.size[1] * c.size[1]);
+      lowest = 2 * q * c.size[1];
+      // the edge between node rows: a node on the edge's plane of symmetry is pushed to either
+      // side (the box's inside distance has a kink there), and either is an equilibrium
+      c.pos[1] = 0.25e-3;
     }
-    double fe = pe.Force(se), fi = pi.Force(si);
-    // surface displacement of the top face, against its peak
-    double umax = 0, dmax = 0;
-    for (int a = 0; a < pe.gm.nnode; a++) {
-      if (pe.gm.X[3 * a + 2] != pe.H) continue;
-      for (int k = 0; k < 3; k++) {
-        double ue = se[3 * a + k] - pe.gm.X[3 * a + k];
-        double ui = si[3 * a + k] - pi.gm.X[3 * a + k];
-        umax = std::fmax(umax, std::fabs(ue));
-        dmax = std::fmax(dmax, std::fabs(ue - ui));
-      }
-    }
-    std::printf(
-        "mu %.1f: contact force explicit %.6g N, implicit %.6g N (%+.3f%%); surface "
-        "displacement peak %.4g um, largest difference %.3g%% of it\n",
-        mu, fe, fi, 100 * (fi / fe - 1), 1e6 * umax, 100 * dmax / umax);
-    EXPECT_GT(fe, 0.05);
-    EXPECT_NEAR(fi, fe, 0.02 * fe);
-    EXPECT_LT(dmax, 0.02 * umax);
   }
+  std::vector<double> se = pe.Rest(), si = pi.Rest();
+  const double g0[3] = {0, 0, -9.81}, h = 0.002, depth = pc.type == DTAC_GEOM_BOX ? 0.5e-3 : 0.3e-3;
+  int nsub = dtac_gel_substeps(&pe.gm, h);
+  dtac_implicit_params prm;
+  dtac_implicit_params_default(&prm);
+  int nramp = pc.nramp, nslide = pc.slide > 0 ? 2 * pc.nramp : 0, nhold = 40;
+  for (int i = 1; i <= nramp + nslide + nhold; i++) {
+    double z = pe.H + lowest - depth * std::fmin(1.0, (double)i / nramp);
+    double x = pc.slide * std::fmin(1.0, std::fmax(0.0, (double)(i - nramp) / std::fmax(nslide, 1)));
+    // explicit: the collider moves at constant velocity over the step (from its start pose)
+    pe.ball.vel[0] = (x - pe.ball.pos[0]) / h;
+    pe.ball.vel[2] = (z - pe.ball.pos[2]) / h;
+    dtac_gel_advance(&pe.gm, &pe.s, se.data(), &pe.site, &pe.ball, 1, g0, h, nsub, nullptr);
+    pe.ball.pos[0] = x, pe.ball.pos[2] = z;
+    pe.ball.vel[0] = pe.ball.vel[2] = 0;
+    // implicit: the collider at the step end
+    pi.ball.pos[0] = x, pi.ball.pos[2] = z;
+    dtac_implicit_report rep;
+    ASSERT_EQ(DTAC_IMPLICIT_OK, dtac_implicit_step(pi.im, &pi.gm, si.data(), &pi.site, &pi.site,
+                                                   &pi.ball, 1, g0, h, &prm, &rep))
+        << pc.name << " step " << i << " residual " << rep.residual;
+  }
+  std::vector<double> fe = pe.Wrench(se), fi = pi.Wrench(si);
+  // surface displacement of the top face, against its peak
+  double umax = 0, dmax = 0;
+  for (int a = 0; a < pe.gm.nnode; a++) {
+    if (pe.gm.X[3 * a + 2] != pe.H) continue;
+    for (int k = 0; k < 3; k++) {
+      double ue = se[3 * a + k] - pe.gm.X[3 * a + k];
+      double ui = si[3 * a + k] - pi.gm.X[3 * a + k];
+      umax = std::fmax(umax, std::fabs(ue));
+      dmax = std::fmax(dmax, std::fabs(ue - ui));
+    }
+  }
+  std::printf(
+      "%-22s normal force explicit %.6g N, implicit %.6g N (%+.3f%%); tangential %.4g, %.4g N; "
+      "surface displacement peak %.4g um, largest difference %.3g%% of it\n",
+      pc.name, fe[2], fi[2], 100 * (fi[2] / fe[2] - 1), fe[0], fi[0], 1e6 * umax,
+      100 * dmax / umax);
+  EXPECT_GT(fe[2], 0.05) << pc.name;
+  EXPECT_NEAR(fi[2], fe[2], 0.02 * fe[2]) << pc.name;
+  // the tangential force a slide leaves (the stuck nodes' springs), against the normal force
+  EXPECT_NEAR(fi[0], fe[0], 0.02 * std::fabs(fe[2])) << pc.name;
+  if (pc.slide > 0 && pc.mu > 0) EXPECT_GT(std::fabs(fe[0]), 0.05 * fe[2]) << pc.name;
+  EXPECT_LT(dmax, 0.02 * umax) << pc.name;
+}
+
+TEST(Implicit, QuasiStaticPressMatchesExplicitAtRest) {
+  // pressed over 20 ms (slid over 40 ms); the box edge with friction over 80 ms: the friction
+  // lagged per step makes the rest state depend on the path to first order in the step (pressed
+  // over 20, 80, 320 ms: 7.6 %, 1.7 %, 0.33 % below the explicit force, which is the same for
+  // all three), and a node under the 45-degree faces of an edge slips most
+  const PressCase cases[] = {
+      {"sphere, frictionless", DTAC_GEOM_SPHERE, 0.0, 0, 10},
+      {"sphere", DTAC_GEOM_SPHERE, 1.0, 0, 10},
+      {"cylinder", DTAC_GEOM_CYLINDER, 1.0, 0, 10},
+      {"box edge, frictionless", DTAC_GEOM_BOX, 0.0, 0, 10},
+      {"box edge", DTAC_GEOM_BOX, 1.0, 0, 40},
+      {"sphere, slid 0.3 mm", DTAC_GEOM_SPHERE, 1.0, 0.3e-3, 10},
+      {"box edge, slid 0.3 mm", DTAC_GEOM_BOX, 1.0, 0.3e-3, 40},
+  };
+  for (const PressCase& pc : cases) QuasiStaticPress(pc);
 }
 
 // a non-finite state is refused with a status and left as it was
