@@ -87,6 +87,7 @@ void dtac_implicit_reactions(dtac_implicit* im, const dtac_gel_model* gm, const 
   dtac_state_layout Ly = dtac_gel_state_layout(gm);
   const double* x = state1 + Ly.x;
   dtac_imp_set_context(im, gm, state0, col, ncol, gravity, h, material);
+  memcpy(im->frame_R, site1->mat, sizeof(im->frame_R));  // the linear material's frame
   dtac_imp_energy_grad(im, gm, x, im->g);  // im->gel: elastic and damping gradient of every node
   if (col_ft) memset(col_ft, 0, 6 * (size_t)ncol * sizeof(double));
   if (site_ft) memset(site_ft, 0, 6 * sizeof(double));
@@ -276,6 +277,7 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
   dtac_state_layout Ly = dtac_gel_state_layout(gm);
   int n3 = 3 * gm->nnode;
   dtac_imp_set_context(im, gm, state0, col, ncol, gravity, h, p->material);
+  memcpy(im->frame_R, site1->mat, sizeof(im->frame_R));  // the linear material's frame
   const double* x = state1 + Ly.x;
 
   // the new anchors (dtac_implicit_step's rule): kept ones pass their cotangent to the old,
@@ -419,15 +421,31 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
     // lambda . grad = vol P(F) : Dl
     for (int k = 0; k < 9; k++) Pb[k] = -vol * Dl[k];
     if (im->material == DTAC_MAT_LINEAR) {
-      double tr = F[0] + F[4] + F[8] - 3, trq = Pb[0] + Pb[4] + Pb[8], eq = 0;
+      // in the gel's frame R: lambda . grad = vol P_lin(G) : M, G = R^T F, M = R^T Dl
+      const double* R = im->frame_R;
+      double G[9], M[9], Mb[9], PG[9], CM[9], t1[9], t2[9];
+      dtac_mulT33(G, R, F);
+      dtac_mulT33(M, R, Dl);
+      for (int k = 0; k < 9; k++) Mb[k] = -vol * M[k];
+      double tr = G[0] + G[4] + G[8] - 3, trq = Mb[0] + Mb[4] + Mb[8], eq = 0;
       for (int i = 0; i < 3; i++) {
         for (int j = 0; j < 3; j++) {
-          double eij = 0.5 * (F[3 * i + j] + F[3 * j + i]) - (i == j ? 1 : 0);
-          eq += eij * Pb[3 * i + j];
+          double eij = 0.5 * (G[3 * i + j] + G[3 * j + i]) - (i == j ? 1 : 0);
+          eq += eij * Mb[3 * i + j];
         }
       }
       ma.mu += 2 * eq;
       ma.lambda += tr * trq;
+      // and the frame: d/dR = vol [F C(M)^T + Dl P_lin(G)^T], C(M) = 2 mu sym(M) + lambda tr(M) I
+      double Ms[9];
+      for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 3; j++) Ms[3 * i + j] = 0.5 * (M[3 * i + j] + M[3 * j + i]);
+      }
+      dtac_iso_stress(mat, Ms, CM);
+      dtac_lin_stress(mat, G, PG);
+      dtac_mul33T(t1, F, CM);
+      dtac_mul33T(t2, Dl, PG);
+      for (int k = 0; k < 9; k++) out->site1.mat[k] -= vol * (t1[k] + t2[k]);
     } else {
       dtac_snh_stress_adj(mat, F, Pb, Fb, &ma);
     }
@@ -447,14 +465,17 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
     ma.beta -= c / mat->beta * dtac_ddot33(S, El);
     ma.mu -= c * 2 * EE;
     ma.lambda -= c * trE * trEl;
-    // d/dF0 = c [ -Fl S(El) + (Fl = F0 only) ((F - F0) S(El) + Dl S(E)) ]
+    // d/dF0 = c [ -Fl S(El) + (Fl = F0 only) ((F - F0) S(El) + Dl S(E)) ]; with the linear
+    // material Fl = R, the gel's frame: d/dR = c [(F - F0) S(El) + Dl S(E)]
     double G[9], t1[9], t2[9];
     dtac_mul33(t1, Fl, Sl);
     for (int k = 0; k < 9; k++) G[k] = -t1[k];
+    dtac_mul33(t1, dF, Sl);
+    dtac_mul33(t2, Dl, S);
     if (im->material != DTAC_MAT_LINEAR) {
-      dtac_mul33(t1, dF, Sl);
-      dtac_mul33(t2, Dl, S);
       for (int k = 0; k < 9; k++) G[k] += t1[k] + t2[k];
+    } else {
+      for (int k = 0; k < 9; k++) out->site1.mat[k] -= c * (t1[k] + t2[k]);
     }
     for (int k = 0; k < 9; k++) G[k] *= -c;  // cotangent = -d/dF0
     double* x0b = out->x0;

@@ -17,9 +17,51 @@ void dtac_imp_tet_F(const dtac_gel_model* gm, int t, const double* x, double F[9
   dtac_tet_defgrad(x + 3 * tv[0], x + 3 * tv[1], x + 3 * tv[2], x + 3 * tv[3], gm->Dm_inv + 9 * t,
                    F);
 }
-static const double dtac_I33[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};
 const double* dtac_imp_lag_F(const dtac_implicit* im, int t) {
-  return im->material == DTAC_MAT_LINEAR ? dtac_I33 : im->F0 + 9 * t;
+  return im->material == DTAC_MAT_LINEAR ? im->frame_R : im->F0 + 9 * t;
+}
+
+// the elastic energy density of F, its stress P (may be NULL) and dP/dF (A, may be NULL). The
+// linear material is measured in the gel's frame (im->frame_R, the site's rotation): psi(R^T F),
+// P = R P_lin(R^T F), so that a rotated pad at rest has no strain
+double dtac_imp_elastic(const dtac_implicit* im, const dtac_gel_model* gm, const double F[9],
+                        double P[9], double A[81]) {
+  if (im->material != DTAC_MAT_LINEAR) {
+    if (P) dtac_elastic_stress(im->material, &gm->mat, F, P);
+    if (A) dtac_elastic_dPdF(im->material, &gm->mat, F, A);
+    return dtac_elastic_energy(im->material, &gm->mat, F);
+  }
+  const double* R = im->frame_R;
+  double G[9];
+  dtac_mulT33(G, R, F);
+  if (P) {
+    double Pl[9];
+    dtac_lin_stress(&gm->mat, G, Pl);
+    dtac_mul33(P, R, Pl);
+  }
+  if (A) {
+    // A[rc][sd] = R_ra R_sb Al[ac][bd]
+    double Al[81], T[81];
+    dtac_elastic_dPdF(DTAC_MAT_LINEAR, &gm->mat, G, Al);
+    for (int r = 0; r < 3; r++) {
+      for (int c = 0; c < 3; c++) {
+        for (int j = 0; j < 9; j++) {
+          double v = 0;
+          for (int a = 0; a < 3; a++) v += R[3 * r + a] * Al[9 * (3 * a + c) + j];
+          T[9 * (3 * r + c) + j] = v;
+        }
+      }
+    }
+    for (int i = 0; i < 9; i++) {
+      for (int sd = 0; sd < 9; sd++) {
+        int sr = sd / 3, d = sd % 3;
+        double v = 0;
+        for (int b = 0; b < 3; b++) v += R[3 * sr + b] * T[9 * i + 3 * b + d];
+        A[9 * i + sd] = v;
+      }
+    }
+  }
+  return dtac_lin_energy(&gm->mat, G);
 }
 
 // the friction terms of this step from the start state: a contact node whose anchor is on the
@@ -165,13 +207,12 @@ double dtac_imp_energy_grad(dtac_implicit* im, const dtac_gel_model* gm, const d
     double F[9], P[9], Pd[9];
     dtac_imp_tet_F(gm, t, x, F);
     double vol = gm->vol[t];
-    e_el += vol * dtac_elastic_energy(im->material, &gm->mat, F);
+    e_el += vol * dtac_imp_elastic(im, gm, F, g ? P : NULL, NULL);
     if (gm->mat.beta > 0) {
       e_el += vol *
               dtac_kv_step_energy(&gm->mat, dtac_imp_lag_F(im, t), im->F0 + 9 * t, F, im->h, g ? Pd : NULL);
     }
     if (!g) continue;
-    dtac_elastic_stress(im->material, &gm->mat, F, P);
     if (gm->mat.beta > 0) {
       for (int k = 0; k < 9; k++) P[k] += Pd[k];
     }
@@ -215,7 +256,7 @@ int dtac_imp_tet_block(const dtac_implicit* im, const dtac_gel_model* gm, int t,
                      int project, double A[81]) {
   double F[9];
   dtac_imp_tet_F(gm, t, x, F);
-  dtac_elastic_dPdF(im->material, &gm->mat, F, A);
+  dtac_imp_elastic(im, gm, F, NULL, A);
   int changed = 0;
   if (project && im->material != DTAC_MAT_LINEAR) changed = dtac_iso_project(A, F);
   if (gm->mat.beta > 0) dtac_kv_step_dPdF_add(&gm->mat, dtac_imp_lag_F(im, t), im->h, A);
@@ -233,7 +274,9 @@ void dtac_imp_assemble(dtac_implicit* im, const dtac_gel_model* gm, const double
   // depends on (h, the Lame constants, the damping time; the masses are fixed at creation)
   int linear = im->material == DTAC_MAT_LINEAR && !matfree;
   if (linear) {
-    double key[4] = {im->h, gm->mat.mu, gm->mat.lambda, gm->mat.beta};
+    // (and the gel's frame: a rotating site makes it anew each step)
+    double key[13] = {im->h, gm->mat.mu, gm->mat.lambda, gm->mat.beta};
+    memcpy(key + 4, im->frame_R, sizeof(im->frame_R));
     if (!im->lin_ok || memcmp(key, im->lin_key, sizeof(key))) {
       memset(im->Hx_lin, 0, nnz * sizeof(double));
       for (int d = 0; d < im->ndof; d++) {

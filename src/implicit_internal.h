@@ -45,7 +45,7 @@ struct dtac_implicit_ {
   int factor_ok;      // L holds a numeric factor (of some earlier Hessian)
   double* Hx_true;    // values of the unprojected Hessian (VJP), same pattern
   double* Hx_lin;     // the linear material's constant part (inertia, elastic, damping)
-  double lin_key[4];  // what Hx_lin was made for: h, mu, lambda, beta
+  double lin_key[13];  // what Hx_lin was made for: h, mu, lambda, beta, the frame's rotation
   int lin_ok;
   int* tet_map;   // each tet's 12x12 entries in A->x (-1: lower or placed) (144 ntet)
   int* node_map;  // each node's 3x3 diagonal block in A->x (9 nnode)
@@ -105,6 +105,8 @@ struct dtac_implicit_ {
 double dtac_imp_now_s(void);
 void dtac_imp_tet_F(const dtac_gel_model* gm, int t, const double* x, double F[9]);
 const double* dtac_imp_lag_F(const dtac_implicit* im, int t);
+double dtac_imp_elastic(const dtac_implicit* im, const dtac_gel_model* gm, const double F[9],
+                        double P[9], double A[81]);
 void dtac_imp_make_lag(dtac_implicit* im, const dtac_gel_model* gm, const double* state0);
 double dtac_imp_node_contact(const dtac_implicit* im, const dtac_gel_model* gm, int s,
                              const double* xa, double g3[3], double* H3, int project, double* gb);
