@@ -60,6 +60,10 @@ typedef struct dtac_derivative_ {
   // stateful plugins: turns recording of the next step's reverse-pass inputs on or off;
   // returns nonzero if it cannot record
   int (*record)(const mjModel* m, mjData* d, int instance, int on);
+  // stateful plugins, optional: with recording on, the state after the step about to be recorded
+  // (signature sig), as an earlier mj_step of the same start state made it: the plugin may take
+  // its own state after the step from it instead of computing it again
+  void (*record_state1)(const mjModel* m, mjData* d, int instance, const mjtNum* state1, int sig);
   // stateful plugins: the reverse of the recorded step's advance (d holds the state after it)
   int (*advance_vjp)(const mjModel* m, mjData* d, int instance, dtac_grad_ctx* ctx);
   // sensor plugins: the reverse of the instance's sensordata at d's state (after mj_forward);

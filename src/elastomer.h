@@ -126,6 +126,8 @@ typedef struct dtac_world_ {
   mjtNum* rec_qpos;  // qpos and qvel the last recorded step's advance started from
   mjtNum* rec_qvel;
   mjtNum* rec_state1;  // implicit: the plugin states after the recorded step (npluginstate)
+  int rec_given;       // 1: rec_state1 was handed by the tape before the recorded step, which
+                       // then takes the gels' states from it instead of solving again
   mjtNum* wapp_rows;  // cotangent of the wrench the rigid step applied to each body (rows x
   int wapp_rows_cap;  // nbody x 6), from the reverse of the advance; rows allocated
   mjtNum* gscratch;   // scratch of the reverse pass (allocated when recording starts)

@@ -112,6 +112,7 @@ static int el_record(const mjModel* m, mjData* d, int instance, int on) {
   if (!e || !e->is_lead) return 0;
   dtac_world* w = e->world;
   w->record = on;
+  w->rec_given = 0;
   if (!on) return 0;
   if (w->integrator == DTAC_INTEGRATOR_IMPLICIT) {
     // the implicit step's reverse needs the states after it (the solve is not taped)
@@ -137,6 +138,19 @@ static int el_record(const mjModel* m, mjData* d, int instance, int on) {
   }
   if (!w->gscratch) w->gscratch = (mjtNum*)malloc(sizeof(mjtNum) * scratch_size(m, w));
   return w->tape && w->gscratch ? 0 : -1;
+}
+
+// the implicit step's end states, from the state after the step the tape already has: the
+// recorded step then takes them instead of solving again (implicit_advance)
+static void el_record_state1(const mjModel* m, mjData* d, int instance, const mjtNum* state1,
+                             int sig) {
+  dtac_elastomer* e = dtac_elastomer_get(m, d, instance);
+  if (!e || !e->is_lead) return;
+  dtac_world* w = e->world;
+  if (!w->record || w->integrator != DTAC_INTEGRATOR_IMPLICIT || !w->rec_state1) return;
+  if (!(sig & mjSTATE_PLUGIN) || m->npluginstate == 0) return;
+  mj_extractState(m, state1, sig, w->rec_state1, mjSTATE_PLUGIN);
+  w->rec_given = 1;
 }
 
 // the reverse of the recorded joint step for ctx->nrow cotangents at once: the rigid maps'
@@ -417,6 +431,7 @@ void dtac_elastomer_register_derivative(void) {
   der.rigid_dot = el_rigid_dot;
   der.memory = el_memory;
   der.record = el_record;
+  der.record_state1 = el_record_state1;
   der.advance_vjp = el_advance_vjp;
   der.passive_vjp = el_passive_vjp;
   der.nparam = el_nparam;

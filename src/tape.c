@@ -220,12 +220,13 @@ static int ensure_rows(dtac_tape* tp, int nrow) {
   return tp->rows ? 0 : -1;
 }
 
-// the reverse of one step from state s for nrow cotangents at once: xbar (nrow x nx) holds the
+// the reverse of one step from state s (s1: the state after it as the segment's recomputation made
+// it, or NULL) for nrow cotangents at once: xbar (nrow x nx) holds the
 // cotangents of the state after the step and leaves with those before it; ybar (nrow x
 // nsensordata, may be NULL): of the sensordata the step's forward pass computed; ubar (nrow x nu)
 // and pbar (nrow x nparam) are accumulated when not NULL
-static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar, const mjtNum* ybar,
-                         mjtNum* ubar, mjtNum* pbar) {
+static int backward_rows(dtac_tape* tp, const mjtNum* s, const mjtNum* s1, int nrow, mjtNum* xbar,
+                         const mjtNum* ybar, mjtNum* ubar, mjtNum* pbar) {
   const mjModel* m = tp->m;
   mjData* w = tp->w;
   int nv = m->nv, na = m->na, nu = m->nu, nq = m->nq, nx = tp->nx, nsd = m->nsensordata;
@@ -259,6 +260,7 @@ static int backward_rows(dtac_tape* tp, const mjtNum* s, int nrow, mjtNum* xbar,
       dtac_warning("dtac_tape_backward: plugin instance %d cannot record (out of memory)", i);
       return -1;
     }
+    if (s1 && der && der->record_state1) der->record_state1(m, w, i, s1, tp->sig);
   }
   freeze_sensors(m, w, 1);
   mj_step(m, w);
@@ -469,7 +471,9 @@ int dtac_tape_backward(dtac_tape* tp, const mjtNum* sensor_bar, const mjtNum* st
         }
       }
       const mjtNum* yb = sensor_bar ? sensor_bar + (size_t)t * nsd : NULL;
-      if (backward_rows(tp, tp->seg + (size_t)i * tp->nstate, 1, tp->xbar, yb,
+      // the state after the step, where the segment's recomputation made it
+      const mjtNum* s1 = i < len - 1 ? tp->seg + (size_t)(i + 1) * tp->nstate : NULL;
+      if (backward_rows(tp, tp->seg + (size_t)i * tp->nstate, s1, 1, tp->xbar, yb,
                         ctrl_bar ? ctrl_bar + (size_t)t * nu : NULL, param_bar)) {
         return -1;
       }
@@ -500,7 +504,7 @@ int dtac_tape_transition(dtac_tape* tp, mjtNum* A, mjtNum* B, mjtNum* C, mjtNum*
       return -1;
     }
     for (int r = 0; r < ndx; r++) xb[(size_t)r * nx + r] = 1;
-    int rc = backward_rows(tp, s, ndx, xb, NULL, ub, NULL);
+    int rc = backward_rows(tp, s, NULL, ndx, xb, NULL, ub, NULL);
     for (int r = 0; !rc && r < ndx; r++) {
       if (A) mju_copy(A + (size_t)r * ndx, xb + (size_t)r * nx, ndx);
       if (B) mju_copy(B + (size_t)r * nu, ub + (size_t)r * nu, nu);

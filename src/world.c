@@ -223,6 +223,17 @@ void dtac_world_implicit_params(const dtac_world* w, dtac_implicit_params* p) {
 // at the velocities MuJoCo integrated qpos with
 static void implicit_advance(const mjModel* m, mjData* d, dtac_world* w, int ngel) {
   double gravity[3], h = m->opt.timestep;
+  if (w->record && w->rec_given && w->cp.nslot == 0) {
+    // the tape's reverse pass replays a step whose end states it already has (the same start,
+    // the same deterministic solve): taken, not solved again; no body to correct
+    for (int i = 0; i < ngel; i++) {
+      dtac_elastomer* g = w->gels[i];
+      mju_copy(w->steps[i].state, w->rec_state1 + m->plugin_stateadr[g->instance], g->L.size);
+      w->steps[i].rep.nsub = 1;
+    }
+    dtac_world_advance_end(m, d, w, ngel);
+    return;
+  }
   dtac_gravity(m, gravity);
   const dtac_elastomer_def* ld = &w->lead->def;
   dtac_implicit_params p;
