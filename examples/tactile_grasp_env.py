@@ -39,6 +39,10 @@ x or y), or when the step was unstable (a gel blow-up that difftac recovered fro
 auto-reset, a non-finite observation; ``info["unstable"]``, reward 0); truncated after
 ``max_episode_steps`` (default 150, 1.5 s).
 The box starts at a random offset of up to ``reset_noise`` (1 mm) in x and y.
+
+``integrator="implicit"`` steps the gels by one backward-Euler solve per physics step instead of
+explicit substeps (docs/mjcf.md, "Which integrator ... for which job"); the default stays
+``"explicit"``, whose gradients cover every coupling.
 """
 import os
 import pathlib
@@ -65,11 +69,14 @@ _CHANNELS = {"pressure": (), "depth": (), "shear": (2,), "rgb": (3,)}
 
 
 def scene_xml(resolution=0.003, young=1e5, tactile="pressure", tactile_size=(16, 20),
-              path=SCENE):
-    """The env's MJCF with the gels' resolution and Young's modulus and the tactile sensors'
-    output and size (W, H) substituted; the pixel pitch is chosen so the image covers the pad."""
+              path=SCENE, integrator="explicit"):
+    """The env's MJCF with the gels' resolution, Young's modulus and integrator and the tactile
+    sensors' output and size (W, H) substituted; the pixel pitch is chosen so the image covers the
+    pad."""
     xml = pathlib.Path(path).read_text()
     xml = re.sub(r'(key="resolution" value=")[^"]*(")', rf"\g<1>{resolution:g}\2", xml)
+    xml = re.sub(r'(<config key="resolution" value="[^"]*"/>)',
+                 rf'\1<config key="integrator" value="{integrator}"/>', xml)
     xml = re.sub(r'(key="young" value=")[^"]*(")', rf"\g<1>{young:g}\2", xml)
     w, h = tactile_size
     pitch = max(0.020 / w, 0.025 / h)
@@ -91,13 +98,14 @@ class TactileGraspEnv(gymnasium.Env, utils.EzPickle):
     def __init__(self, frame_skip=5, resolution=0.003, young=1e5, tactile="pressure",
                  tactile_size=(16, 20), max_episode_steps=150, lift_goal=0.04, grasp_force=0.05,
                  reset_noise=0.001, ctrl_speed=(0.1, 0.1), render_mode=None, width=480, height=360,
-                 camera_name="front"):
+                 camera_name="front", integrator="explicit"):
         if tactile not in _SCALE:
             raise ValueError(f"tactile must be one of {sorted(_SCALE)}, got {tactile!r}")
         utils.EzPickle.__init__(self, frame_skip, resolution, young, tactile, tactile_size,
                                 max_episode_steps, lift_goal, grasp_force, reset_noise,
-                                ctrl_speed, render_mode, width, height, camera_name)
-        self._xml = scene_xml(resolution, young, tactile, tuple(tactile_size))
+                                ctrl_speed, render_mode, width, height, camera_name, integrator)
+        self._xml = scene_xml(resolution, young, tactile, tuple(tactile_size),
+                              integrator=integrator)
         self.tactile = tactile
         self.max_episode_steps = max_episode_steps
         self.lift_goal = lift_goal

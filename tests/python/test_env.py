@@ -56,6 +56,20 @@ def test_random_policy_1000_steps(env):
 
 
 def test_scripted_grasp_lifts_and_is_rewarded(env):
+    _scripted_grasp(env)
+
+
+def test_scripted_grasp_with_the_implicit_gel():
+    """the same grasp with integrator="implicit": the pads see it, the lift is rewarded"""
+    e = tge.TactileGraspEnv(integrator="implicit")
+    try:
+        _scripted_grasp(e)
+        assert e.gel_warnings() == 0
+    finally:
+        e.close()
+
+
+def _scripted_grasp(env):
     obs, _ = env.reset(seed=1)
     assert np.all(obs["tactile"] == 0)
     rewards, infos = [], []
