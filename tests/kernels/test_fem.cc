@@ -12,6 +12,7 @@
 extern "C" {
 #include "test_util.h"
 #include "fem.h"
+#include "fem_hess.h"
 #include "gel.h"
 }
 
@@ -537,6 +538,53 @@ double GrowthAt(double f, int nsub) {
 TEST(Gel, StableStepIsStable) {
   // at dt_stable the free, undamped gel stays bounded (KE + U oscillates, see above)
   EXPECT_LT(GrowthAt(1.0, 2000), 2.0);
+}
+
+// the highest frequency the substep is sized by (Lanczos at load, src/gel.c max_eig) against the
+// dense eigenvalues of M^-1/2 K M^-1/2, K by central differences of the elastic node forces at
+// rest (an independent route: the stable Neo-Hookean force, not the linear operator max_eig uses)
+TEST(Gel, HighestFrequencyMatchesDenseEigenvalues) {
+  dtac_gel_def def = SmallDef();
+  def.size[0] = def.size[1] = 0.003;
+  def.size[2] = 0.002;
+  def.damping = 0;
+  def.mass_damping = 0;
+  Gel g(def, 0);
+  const dtac_gel_model& gm = g.gm;
+  std::vector<int> dof;
+  for (int i = 0; i < 3 * gm.nnode; i++) {
+    if (gm.inv_mass[i / 3] > 0) dof.push_back(i);
+  }
+  int n = (int)dof.size();
+  ASSERT_GT(n, 30);
+  ASSERT_LT(n, 200);
+  std::vector<double> x(g.x(), g.x() + 3 * gm.nnode), v(3 * gm.nnode, 0), A(n * n), Q(n * n);
+  const double e = 1e-8;
+  for (int j = 0; j < n; j++) {
+    std::vector<double> fp(3 * gm.nnode), fm(3 * gm.nnode);
+    x[dof[j]] += e;
+    dtac_gel_internal_force(&gm, &g.s, x.data(), v.data());
+    std::copy(g.s.force, g.s.force + 3 * gm.nnode, fp.begin());
+    x[dof[j]] -= 2 * e;
+    dtac_gel_internal_force(&gm, &g.s, x.data(), v.data());
+    std::copy(g.s.force, g.s.force + 3 * gm.nnode, fm.begin());
+    x[dof[j]] += e;
+    for (int i = 0; i < n; i++) {
+      double K = -(fp[dof[i]] - fm[dof[i]]) / (2 * e);
+      A[n * i + j] = K * std::sqrt(gm.inv_mass[dof[i] / 3] * gm.inv_mass[dof[j] / 3]);
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    for (int j = 0; j < i; j++) A[n * i + j] = A[n * j + i] = 0.5 * (A[n * i + j] + A[n * j + i]);
+  }
+  dtac_sym_eig(A.data(), Q.data(), n);
+  double lmax = 0;
+  for (int i = 0; i < n; i++) lmax = std::max(lmax, A[n * i + i]);
+  // omega_max^2 is the estimate with a 5 % margin
+  double est = gm.omega_max * gm.omega_max / 1.05;
+  std::printf("highest eigenvalue: dense %.10g, load estimate %.10g (%+.2e)\n", lmax, est,
+              est / lmax - 1);
+  EXPECT_NEAR(est, lmax, 1e-6 * lmax);
 }
 
 TEST(Gel, SubstepBoundIsComputed) {
