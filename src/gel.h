@@ -192,6 +192,10 @@ double dtac_gel_tet_forces(const dtac_gel_model* gm, dtac_gel_scratch* s, const 
 double dtac_gel_internal_force(const dtac_gel_model* gm, dtac_gel_scratch* s, const double* x,
                                const double* v);
 
+// the highest eigenvalue of M^-1 K0 (K0: linear elasticity at rest, the back face and locked
+// components held): omega_max^2 without the load's margin (gel_eig.c, Lanczos)
+double dtac_gel_max_eig(const dtac_gel_model* gm);
+
 // contact forces of contact nodes with colliders, added to node_force (nnode x 3) when not null;
 // reaction force/torque about each collider's frame origin accumulated into col_ft (ncol x 6)
 // when not null; anchors updated when anchor_out is not null. Returns contact node count.
