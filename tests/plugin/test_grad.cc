@@ -316,7 +316,7 @@ class RolloutGrad : public ::testing::Test {
 TEST_F(RolloutGrad, PressAndSlideMatchesFiniteDifferences) {
   Scene s = Scene::FromString(ReadModelFile("press_small.xml"));
   ASSERT_TRUE(s.m) << s.err;
-  Check(s, "gel", 40, 100, PressSlide);
+  Check(s, "gel", 40, 90, PressSlide);
 }
 
 TEST_F(RolloutGrad, PressAndSlideOnTheDeviceMatchesFiniteDifferences) {
@@ -324,7 +324,7 @@ TEST_F(RolloutGrad, PressAndSlideOnTheDeviceMatchesFiniteDifferences) {
   // reverse pass (the CPU step's adjoint) against finite differences of device rollouts
   Scene s = Scene::FromString(WithDevice(ReadModelFile("press_small.xml"), "emu"));
   ASSERT_TRUE(s.m) << s.err;
-  Check(s, "gel", 40, 100, PressSlide);
+  Check(s, "gel", 40, 90, PressSlide);
 }
 
 TEST_F(RolloutGrad, PressWithTactileSensorsMatchesFiniteDifferences) {
