@@ -300,13 +300,7 @@ struct Pad {
     return ft;
   }
   // contact force on the ball (z), N
-  double Force(const std::vector<double>& st) {
-    std::vector<double> ft(6, 0);
-    std::vector<double> v0(3 * gm.nnode, 0);  // static: no damping
-    dtac_gel_contact(&gm, st.data(), v0.data(), st.data() + L.anchor, nullptr, &ball, 1, nullptr,
-                     ft.data());
-    return ft[2];
-  }
+  double Force(const std::vector<double>& st) { return Wrench(st)[2]; }
 };
 
 }  // namespace
