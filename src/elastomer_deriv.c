@@ -50,16 +50,18 @@ static mjtNum dot18(const double* a, const double* b) {
 
 // the joint step's rigid inputs at d's qpos (the start qpos) and qvel (the rigid step's result):
 // kinematics, mass matrix, and the setup of the recorded step's lists
-static void xi_eval(const mjModel* m, mjData* d, dtac_world* w) {
+static void xi_eval(const mjModel* m, mjData* d, dtac_world* w, int full) {
   rigid_position(m, d);
   w->fixed = 1;
   dtac_world_setup(m, d, w);
   w->fixed = 0;
+  if (full) dtac_coupling_cross(&w->cp, m, d);
 }
 
-// those inputs (after xi_eval) dotted with one row's cotangents from the reverse pass
+// those inputs (after xi_eval) dotted with one row's cotangents from the reverse pass (Wfb: of
+// the joint inverse effective mass of an implicit step that used it, or NULL)
 static mjtNum xi_dot(const dtac_world* w, int ngel, const dtac_gel_step_bar* gb,
-                     const dtac_body_bar* bb) {
+                     const dtac_body_bar* bb, const double* Wfb) {
   mjtNum s = 0;
   for (int i = 0; i < ngel; i++) {
     const dtac_gel_step* st = w->steps + i;
@@ -77,6 +79,8 @@ static mjtNum xi_dot(const dtac_world* w, int ngel, const dtac_gel_step_bar* gb,
     s += dot18((const double*)&w->cp.slot[k].frame, (const double*)&bb[k].frame);
     for (int j = 0; j < 36; j++) s += w->cp.slot[k].Winv[j] * bb[k].Winv[j];
   }
+  int n6 = 6 * w->cp.nslot;
+  for (int j = 0; Wfb && j < n6 * n6; j++) s += w->cp.Wfull[j] * Wfb[j];
   return s;
 }
 
@@ -197,12 +201,13 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
   }
 
   int implicit = w->integrator == DTAC_INTEGRATOR_IMPLICIT;
-  if (implicit && dtac_implicit_joint_ncoupled(w->ij) > 0) {
-    dtac_warning(
-        "%s instance '%s': gradients through an implicit step that solves the gels together with "
-        "the bodies they touch (coupling 'substep' on a body with degrees of freedom) are not "
-        "available yet; use coupling 'explicit' (or integrator 'explicit') for gradients",
-        DTAC_ELASTOMER_NAME, e->name);
+  // an implicit step that solved gels together with the bodies: its joint inverse effective mass
+  // (the cross terms of slots sharing joints) when it used one, and that W's cotangent per row
+  int ncp = implicit ? dtac_implicit_joint_ncoupled(w->ij) : 0;
+  int full = ncp > 0 && ns <= DTAC_COUPLING_CROSS;
+  size_t nW = full ? (size_t)36 * ns * ns : 0;
+  mjtNum* Wfb = full ? (mjtNum*)calloc((size_t)nrow * nW, sizeof(mjtNum)) : NULL;
+  if (full && !Wfb) {
     free(dPQb), free(gb), free(bb), free(cbar), free(work);
     return -1;
   }
@@ -231,7 +236,7 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
     int ncol = 3 * nv + 12 * ns;
     mjtNum* outp = (mjtNum*)malloc(sizeof(mjtNum) * 4 * nv);  // (dq, dv) at +e and -e
     if (!outp) {
-      free(dPQb), free(gb), free(bb), free(cbar), free(work);
+      free(dPQb), free(gb), free(bb), free(cbar), free(work), free(Wfb);
       return -1;
     }
     for (int j = 0; j < ncol; j++) {
@@ -305,11 +310,51 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
   double gravity[3] = {m->opt.gravity[0], m->opt.gravity[1], m->opt.gravity[2]};
   if (m->opt.disableflags & mjDSBL_GRAVITY) gravity[0] = gravity[1] = gravity[2] = 0;
   if (implicit) {
-    // each gel alone (no body is an unknown of its solve), by the implicit function theorem
+    // by the implicit function theorem: the gels solved with the bodies together, the others
+    // each alone
     dtac_implicit_params ip;
     dtac_world_implicit_params(w, &ip);
+    int coupled[DTAC_MAX_BODY];
+    dtac_implicit_gel cg[DTAC_MAX_BODY];
+    dtac_implicit_gel_bar cgb[DTAC_MAX_BODY];
+    int nc = ncp < DTAC_MAX_BODY ? ncp : DTAC_MAX_BODY;
+    for (int q = 0; q < nc; q++) coupled[q] = dtac_implicit_joint_coupled(w->ij, q);
     for (int r = 0; r < nrow; r++) {
+      for (int q = 0; q < nc; q++) {
+        int i = coupled[q];
+        dtac_elastomer* g = w->gels[i];
+        const dtac_gel_step* st = w->steps + i;
+        dtac_gel_step_bar* b = gb + r * ngel + i;
+        int adr = m->plugin_stateadr[g->instance];
+        dtac_implicit_gel* c = cg + q;
+        memset(c, 0, sizeof(*c));
+        c->im = g->imp;
+        c->gm = &g->model;
+        c->state = w->rec_state1 + adr;
+        c->site0 = st->site;
+        c->site1 = &g->site1;
+        c->col = g->col1;
+        c->ncol = st->ncol;
+        c->col_slot = st->col_slot;
+        c->site_slot = st->site_slot;
+        c->material = g->def.material;
+        cgb[q].state0 = d->plugin_state + adr;  // d holds the start state (mj_setState above)
+        cgb[q].col0 = st->col;
+        cgb[q].sbar = b->state;
+        cgb[q].site0_bar = &b->site;
+        cgb[q].col0_bar = b->col;
+        cgb[q].pb = &b->param;
+      }
+      if (nc > 0 && dtac_implicit_joint_adj(cg, nc, cgb, cp->slot, ns, w->ij,
+                                            full ? cp->Wfull : NULL, gravity, m->opt.timestep,
+                                            &ip, bb + r * ns, full ? Wfb + r * nW : NULL)) {
+        free(dPQb), free(gb), free(bb), free(cbar), free(work), free(Wfb);
+        return -1;
+      }
       for (int i = 0; i < ngel; i++) {
+        int is_coupled = 0;
+        for (int q = 0; q < nc; q++) is_coupled |= coupled[q] == i;
+        if (is_coupled) continue;
         dtac_elastomer* g = w->gels[i];
         const dtac_gel_step* st = w->steps + i;
         dtac_gel_step_bar* b = gb + r * ngel + i;
@@ -318,7 +363,7 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
         // d holds the start state (mj_setState above)
         if (dtac_implicit_gel_adj(g->imp, &g->model, d->plugin_state + adr, w->rec_state1 + adr, st->site, st->col, st->ncol, gravity,
                                   m->opt.timestep, &ip, b->state, &b->site, b->col, &b->param)) {
-          free(dPQb), free(gb), free(bb), free(cbar), free(work);
+          free(dPQb), free(gb), free(bb), free(cbar), free(work), free(Wfb);
           return -1;
         }
       }
@@ -355,9 +400,9 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
       } else {
         d->qvel[j - nv] += e;
       }
-      xi_eval(m, d, w);
+      xi_eval(m, d, w, full);
       for (int r = 0; r < nrow; r++) {
-        val[2 * r + sgn] = xi_dot(w, ngel, gb + r * ngel, bb + r * ns);
+        val[2 * r + sgn] = xi_dot(w, ngel, gb + r * ngel, bb + r * ns, full ? Wfb + r * nW : NULL);
       }
     }
     for (int r = 0; r < nrow; r++) {
@@ -370,7 +415,7 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
     }
   }
   int ok = val != NULL;
-  free(val), free(dPQb), free(gb), free(bb), free(cbar), free(work);
+  free(val), free(dPQb), free(gb), free(bb), free(cbar), free(work), free(Wfb);
   return ok ? 0 : -1;
 }
 

@@ -121,7 +121,8 @@ int dtac_implicit_step_adj(dtac_implicit* im, const dtac_gel_model* gm, const do
 // cotangents of the step-start site frame (pos, mat, vel, angvel), colliders and gel parameters
 // are accumulated. state1 must be the converged step from state0. The colliders' poses are
 // differenced (implicit_adj.c); the rest is analytic. Allocates its scratch (a reverse pass).
-// Not for a gel solved together with coupled bodies. Returns 0, or nonzero if the solve failed.
+// For a gel solved alone (dtac_implicit_joint_adj for those solved together with coupled bodies).
+// Returns 0, or nonzero if the solve failed.
 int dtac_implicit_gel_adj(dtac_implicit* im, const dtac_gel_model* gm, const double* state0,
                           const double* state1, const dtac_frame* site0,
                           const dtac_collider* col0, int ncol, const double gravity[3], double h,
@@ -180,5 +181,29 @@ int dtac_implicit_joint_ncoupled(const dtac_implicit_joint* J);
 int dtac_implicit_joint_step(dtac_implicit_gel* g, int ngel, dtac_body* slots,
                              dtac_implicit_joint* J, int nslot, const double* Wfull,
                              const double gravity[3], double h, const dtac_implicit_params* p);
+
+// the reverse of the last dtac_implicit_joint_step for the gels it solved together with the bodies
+// (J still holds its solution: call it before another step of J): g as the forward pass had them
+// (state: the state after the step; col at the step end), with gbar[i] each one's start state,
+// step-start colliders and cotangents (in sbar: of the state after the step; out: before it,
+// site0_bar, col0_bar, pb accumulated); slots as the forward step had them (bb: in dP, dQ; out,
+// accumulated: frame pos and vel, wrench_app, Winv, or with Wfull (nslot <= 8) the joint W's
+// cotangent into Wfull_bar, 6 nslot square). One CG solve with the joint true Hessian. Allocates its
+// work (a reverse pass). Returns 0, or nonzero if the solve failed.
+typedef struct dtac_implicit_gel_bar_ {
+  const double* state0;       // the gel's state at the step start
+  const dtac_collider* col0;  // its colliders at the step start (what col was moved from over h)
+  double* sbar;
+  dtac_frame* site0_bar;
+  dtac_collider_bar* col0_bar;
+  dtac_gel_param_bar* pb;
+} dtac_implicit_gel_bar;
+int dtac_implicit_joint_adj(dtac_implicit_gel* g, int ngel, const dtac_implicit_gel_bar* gbar,
+                            const dtac_body* slots, int nslot, dtac_implicit_joint* J,
+                            const double* Wfull, const double gravity[3], double h,
+                            const dtac_implicit_params* p, dtac_body_bar* bb, double* Wfull_bar);
+// the place in the last joint step's list of the i-th gel it solved together with the bodies (-1
+// for i beyond dtac_implicit_joint_ncoupled)
+int dtac_implicit_joint_coupled(const dtac_implicit_joint* J, int i);
 
 #endif  // DTAC_SRC_IMPLICIT_H_

@@ -79,7 +79,7 @@ void dtac_imp_back_place(const dtac_implicit_joint* J, const dtac_implicit* im,
                        const dtac_gel_model* gm, double* x, double delta[][6]) {
   const double* dl = delta[im->site_k];
   for (int i = 0; i < gm->nfixed; i++) {
-    const double* xb = im->xback + 3 * i;
+    const double* xb = im->xback + 3 * gm->fixed_id[i];
     double r[3], wr[3];
     dtac_sub3(r, xb, J->pos[im->site_k]);
     dtac_cross3(wr, dl + 3, r);
@@ -95,7 +95,7 @@ void dtac_imp_back_grad(const dtac_implicit_joint* J, const dtac_implicit* im,
   for (int i = 0; i < gm->nfixed; i++) {
     const double* ga = g + 3 * gm->fixed_id[i];
     double r[3], rg[3];
-    dtac_sub3(r, im->xback + 3 * i, J->pos[im->site_k]);
+    dtac_sub3(r, im->xback + 3 * gm->fixed_id[i], J->pos[im->site_k]);
     dtac_cross3(rg, r, ga);
     for (int k = 0; k < 3; k++) {
       out[k] += ga[k];
@@ -128,9 +128,9 @@ double dtac_imp_bodies_energy(dtac_implicit_joint* J, const double* z, double de
 }
 
 // each slot's reduced block diag(1/(lam h^2)) + U^T (sum of B^T H B over its contact pairs) U,
-// factored (Cholesky) into J->Kc; nonzero if a block is not positive definite
+// factored (Cholesky) into J->Kc (the gels' part, sum of B^T H B, kept in J->K6); nonzero if a block is not positive definite
 int dtac_imp_bodies_block(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel, double h) {
-  double K6[NB][36];
+  double(*K6)[36] = J->K6;
   memset(K6, 0, sizeof(double) * 36 * J->nslot);
   for (int i = 0; i < ngel; i++) {
     const dtac_implicit* im = g[i].im;
@@ -166,11 +166,11 @@ int dtac_imp_bodies_block(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel
       for (int a = 0; a < 4; a++) {
         if (!gm->fixed[tv[a]]) continue;
         double ra[3];
-        dtac_sub3(ra, im->x + 3 * tv[a], J->pos[k]);
+        dtac_sub3(ra, im->xback + 3 * tv[a], J->pos[k]);
         for (int b = 0; b < 4; b++) {
           if (!gm->fixed[tv[b]]) continue;
           double rb[3];
-          dtac_sub3(rb, im->x + 3 * tv[b], J->pos[k]);
+          dtac_sub3(rb, im->xback + 3 * tv[b], J->pos[k]);
           // B = [I, -[r]x]: column j of B_b (6) maps to a 3-vector; K6 += B_a^T H_ab B_b
           for (int cj = 0; cj < 6; cj++) {
             double col[3] = {0, 0, 0};

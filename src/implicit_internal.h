@@ -71,7 +71,7 @@ struct dtac_implicit_ {
   double* pair_H;
   double* pair_r;
   // the site's body as an unknown: its slot (-1 none), the back face placed at the predicted
-  // site (3 nfixed), each tet with a placed component's index among them (ntet, -1) and its
+  // site (3 nnode, at the back-face nodes), each tet with a placed component's index among them (ntet, -1) and its
   // 12x12 Hessian of the last assembly (144 nptet)
   int site_k;
   double* xback;
@@ -180,6 +180,8 @@ struct dtac_implicit_joint_ {
   double z[NZ], zt[NZ], gz[NZ], gzt[NZ];
   double zb[NZ], zdx[NZ], zr[NZ], zs[NZ], zp[NZ], zq[NZ];
   double scale;  // |forces in balance| of the bodies' gradient
+  double K6[NB][36];  // each slot's 6x6 gel Hessian in its correction (the last assembly)
+  int blown;          // the last step handed no corrections (a gel did not converge)
   dtac_implicit_gel cg[NB];  // the gels solved together with the bodies ...
   int cg_of[NB];             // ... and their places in the caller's list
 };
@@ -192,5 +194,46 @@ void dtac_imp_back_place(const dtac_implicit_joint* J, const dtac_implicit* im, 
 void dtac_imp_back_grad(const dtac_implicit_joint* J, const dtac_implicit* im, const dtac_gel_model* gm, const double* g, double gb[][6]);
 double dtac_imp_bodies_energy(dtac_implicit_joint* J, const double* z, double delta[][6], double gb[][6], double* gz, double h);
 int dtac_imp_bodies_block(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel, double h);
+// the joint system's coupling blocks (implicit_joint.c), from the last assembly and pairs:
+// qx[i] += H_(x, delta) dl over gel i's free dofs; out[k] += H_(delta_k, x) px
+void dtac_imp_cross_x(const dtac_implicit_joint* J, const dtac_implicit_gel* g, int ngel,
+                      const double dl[][6], double* const* qx);
+void dtac_imp_cross_d(const dtac_implicit_joint* J, const dtac_implicit_gel* g, int ngel,
+                      const double* const* px, double out[][6]);
+// H [dx; dz] = [b; zb] (each gel's im->b into its im->dx, J->zb into J->zdx) by CG preconditioned
+// by the gels' kept factors and J->Kc; iterations, -1 unconverged or failed, -2 negative curvature
+int dtac_imp_joint_pcg(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel, double tol,
+                       int maxit);
+
+// ---- the reverse pass's pieces (implicit_adj.c), for a gel alone (im->delta NULL) or solved
+// with coupled bodies (im->delta, slot_pos, cslot and site_k as the joint step set them)
+typedef struct dtac_imp_adj_ {
+  double* xbe;        // (3 nnode) the end positions' cotangent with the new anchors' added
+  double* lag_bar;    // (8 nsurf) of each contact node's lag (L, n, anchor) from dragged anchors
+  double* dbar;       // coupled: of the slots' corrections, direct (6 per slot; may be NULL)
+  double* posb;       // coupled: of the slots' step-end points (3 per slot)
+  const double* nut;  // coupled: the corrections' multiplier less the cotangent of the gels'
+                      // gradient in them (6 per slot)
+} dtac_imp_adj;
+// the cotangents that bypass the solve's left side from the new anchors (xbe, lag_bar, dbar,
+// out->anchor0, col_pos, x0, friction_stiffness); the context (dtac_imp_set_context) set
+int dtac_imp_adj_rhs(dtac_implicit* im, const dtac_gel_model* gm, const double* state1,
+                     const double* xb, dtac_implicit_bar* out, dtac_imp_adj* w);
+// -lam . d(grad E)/d theta and the direct terms (everything of dtac_implicit_bar but the colliders'
+// rotations), lam the solve's multiplier at every node (back-face nodes: B_b nut when they
+// move with a slot; gfull: the energy's gradient at every node then)
+void dtac_imp_adj_theta(dtac_implicit* im, const dtac_gel_model* gm, const double* x,
+                        const dtac_frame* site1, const double* xb, const double* vb,
+                        const double* lam, const double* gfull, const dtac_imp_adj* w,
+                        dtac_implicit_bar* out);
+// the rest in the explicit reverse pass's terms: friction stiffness, the colliders' poses
+// (differences of their Lagrangian terms, chained to the step-start frames col0; col1 at the step
+// end), the site (out->site1 chained to site0), the parameters
+int dtac_imp_adj_rest(dtac_implicit* im, const dtac_gel_model* gm, const double* state0,
+                      const double* x1, const dtac_frame* site0, const dtac_collider* col0,
+                      const dtac_collider* col1, int ncol, double h, const double* lam,
+                      const double* nut, const double* ab1, const double* mub,
+                      const dtac_implicit_bar* out, dtac_frame* site0_bar,
+                      dtac_collider_bar* col0_bar, dtac_gel_param_bar* pb);
 
 #endif  // DTAC_SRC_IMPLICIT_INTERNAL_H_

@@ -29,11 +29,121 @@ int dtac_implicit_joint_ncoupled(const dtac_implicit_joint* J) {
   return J ? J->ncoupled : 0;
 }
 
+int dtac_implicit_joint_coupled(const dtac_implicit_joint* J, int i) {
+  return J && i >= 0 && i < J->ncoupled ? J->cg_of[i] : -1;
+}
+
 // ---- products and the preconditioner of the joint system ---------------------------------------
+
+// qx[i] += H_(x, delta) dl over each gel i's free dofs: the contact pairs (a node against a
+// collider moved by B dl) and the back faces (placed with their body's correction), from the
+// last assembly
+void dtac_imp_cross_x(const dtac_implicit_joint* J, const dtac_implicit_gel* g, int ngel,
+                      const double dl[][6], double* const* qx) {
+  for (int i = 0; i < ngel; i++) {
+    const dtac_implicit* im = g[i].im;
+    double* q = qx[i];
+    for (int n = 0; n < im->npair; n++) {
+      int a = im->pair_a[n], k = im->pair_k[n];
+      const double* r = im->pair_r + 3 * n;
+      // the collider's point at the node moves by u = dl + dw x r: -H u on the node
+      double u[3], wr[3], Hu[3];
+      dtac_cross3(wr, dl[k] + 3, r);
+      for (int c = 0; c < 3; c++) u[c] = dl[k][c] + wr[c];
+      dtac_mulmv3(Hu, im->pair_H + 9 * n, u);
+      for (int c = 0; c < 3; c++) {
+        int d = im->dof[3 * a + c];
+        if (d >= 0) q[d] -= Hu[c];
+      }
+    }
+    int k = im->site_k;
+    if (k < 0) continue;
+    const dtac_gel_model* gm = g[i].gm;
+    for (int n = 0; n < im->nptet; n++) {
+      const int* tv = gm->tet + 4 * im->ptet[n];
+      const double* H = im->ptetH + 144 * n;
+      double u[12];
+      for (int a = 0; a < 4; a++) {
+        double r[3], wr[3];
+        dtac_sub3(r, im->xback + 3 * tv[a], J->pos[k]);
+        dtac_cross3(wr, dl[k] + 3, r);
+        for (int c = 0; c < 3; c++) u[3 * a + c] = gm->fixed[tv[a]] ? dl[k][c] + wr[c] : 0;
+      }
+      // the free rows: H_fb u
+      for (int a = 0; a < 4; a++) {
+        if (gm->fixed[tv[a]]) continue;
+        for (int c = 0; c < 3; c++) {
+          int d = im->dof[3 * tv[a] + c];
+          if (d < 0) continue;
+          const double* row = H + 12 * (3 * a + c);
+          double s = 0;
+          for (int l = 0; l < 12; l++) s += row[l] * u[l];
+          q[d] += s;
+        }
+      }
+    }
+  }
+}
+
+// out[k] += H_(delta_k, x) px over each gel i's free dofs px[i] (the transpose of the above)
+void dtac_imp_cross_d(const dtac_implicit_joint* J, const dtac_implicit_gel* g, int ngel,
+                      const double* const* px, double out[][6]) {
+  for (int i = 0; i < ngel; i++) {
+    const dtac_implicit* im = g[i].im;
+    const double* p = px[i];
+    for (int n = 0; n < im->npair; n++) {
+      int a = im->pair_a[n], k = im->pair_k[n];
+      const double* r = im->pair_r + 3 * n;
+      double pa[3], Hp[3], rHp[3];
+      for (int c = 0; c < 3; c++) {
+        int d = im->dof[3 * a + c];
+        pa[c] = d >= 0 ? p[d] : 0;
+      }
+      // -B^T H pa = -[Hp; r x Hp]
+      dtac_mulmv3(Hp, im->pair_H + 9 * n, pa);
+      dtac_cross3(rHp, r, Hp);
+      for (int c = 0; c < 3; c++) {
+        out[k][c] -= Hp[c];
+        out[k][3 + c] -= rHp[c];
+      }
+    }
+    int k = im->site_k;
+    if (k < 0) continue;
+    const dtac_gel_model* gm = g[i].gm;
+    for (int n = 0; n < im->nptet; n++) {
+      const int* tv = gm->tet + 4 * im->ptet[n];
+      const double* H = im->ptetH + 144 * n;
+      double pf[12];
+      for (int a = 0; a < 4; a++) {
+        for (int c = 0; c < 3; c++) {
+          int d = im->dof[3 * tv[a] + c];
+          pf[3 * a + c] = d >= 0 ? p[d] : 0;
+        }
+      }
+      // the back rows: B_b^T H_bf p
+      for (int a = 0; a < 4; a++) {
+        if (!gm->fixed[tv[a]]) continue;
+        double yr[3], r[3], ry[3];
+        for (int c = 0; c < 3; c++) {
+          const double* row = H + 12 * (3 * a + c);
+          double s = 0;
+          for (int l = 0; l < 12; l++) s += row[l] * pf[l];
+          yr[c] = s;
+        }
+        dtac_sub3(r, im->xback + 3 * tv[a], J->pos[k]);
+        dtac_cross3(ry, r, yr);
+        for (int c = 0; c < 3; c++) {
+          out[k][c] += yr[c];
+          out[k][3 + c] += ry[c];
+        }
+      }
+    }
+  }
+}
 
 // y = H p over [each gel's dofs (its own p, q arrays), z (zp -> zq)]
 static void joint_hvp(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel, const double* zp,
-                      double* zq, double h) {
+                      double* zq) {
   // the bodies' own block and the z-z parts of the contact pairs and back faces: L L^T zp
   {
     int n = J->nz;
@@ -50,98 +160,20 @@ static void joint_hvp(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel, co
       zq[a] = s;
     }
   }
-  double dl[NB][6];
+  double dl[NB][6], w[NB][6];
+  double* qx[NB];
+  const double* px[NB];
   dtac_imp_bodies_delta(J, zp, dl);
   for (int i = 0; i < ngel; i++) {
     dtac_implicit* im = g[i].im;
     dtac_imp_spmv(im, (const double*)im->A->x, im->p, im->q);
-    for (int q = 0; q < im->npair; q++) {
-      int a = im->pair_a[q], k = im->pair_k[q];
-      const double* H = im->pair_H + 9 * q;
-      const double* r = im->pair_r + 3 * q;
-      // the collider's point at the node moves by u = dl + dw x r; the node's p is pa
-      double u[3], wr[3], pa[3];
-      dtac_cross3(wr, dl[k] + 3, r);
-      for (int c = 0; c < 3; c++) {
-        u[c] = dl[k][c] + wr[c];
-        int d = im->dof[3 * a + c];
-        pa[c] = d >= 0 ? im->p[d] : 0;
-      }
-      double Hu[3], Hp[3];
-      dtac_mulmv3(Hu, H, u);
-      dtac_mulmv3(Hp, H, pa);
-      for (int c = 0; c < 3; c++) {
-        int d = im->dof[3 * a + c];
-        if (d >= 0) im->q[d] -= Hu[c];
-      }
-      // -B^T H pa = -[Hp; r x Hp], reduced by U^T
-      double w[6], rHp[3];
-      dtac_cross3(rHp, r, Hp);
-      for (int c = 0; c < 3; c++) {
-        w[c] = -Hp[c];
-        w[3 + c] = -rHp[c];
-      }
-      dtac_imp_reduce_add(J, k, w, zq);
-    }
+    qx[i] = im->q;
+    px[i] = im->p;
   }
-  // the back faces: element blocks between the free and the back-face components
-  for (int i = 0; i < ngel; i++) {
-    dtac_implicit* im = g[i].im;
-    const dtac_gel_model* gm = g[i].gm;
-    int k = im->site_k;
-    if (k < 0) continue;
-    double fz[6] = {0, 0, 0, 0, 0, 0};
-    for (int q = 0; q < im->nptet; q++) {
-      const int* tv = gm->tet + 4 * im->ptet[q];
-      const double* H = im->ptetH + 144 * q;
-      double u[12], pf[12];
-      int any = 0;
-      for (int a = 0; a < 4; a++) {
-        int back = gm->fixed[tv[a]];
-        any |= back;
-        double r[3], wr[3];
-        dtac_sub3(r, im->x + 3 * tv[a], J->pos[k]);
-        dtac_cross3(wr, dl[k] + 3, r);
-        for (int c = 0; c < 3; c++) {
-          int d = im->dof[3 * tv[a] + c];
-          u[3 * a + c] = back ? dl[k][c] + wr[c] : 0;
-          pf[3 * a + c] = d >= 0 ? im->p[d] : 0;
-        }
-      }
-      if (!any) continue;
-      for (int a = 0; a < 4; a++) {
-        int back = gm->fixed[tv[a]];
-        double yr[3];
-        for (int c = 0; c < 3; c++) {
-          double s = 0;
-          const double* row = H + 12 * (3 * a + c);
-          // free rows: H_fb u; back rows: H_bf p (the free part) and H_bb u is in Kc
-          if (!back) {
-            for (int l = 0; l < 12; l++) s += row[l] * u[l];
-          } else {
-            for (int l = 0; l < 12; l++) s += row[l] * pf[l];
-          }
-          yr[c] = s;
-        }
-        if (!back) {
-          for (int c = 0; c < 3; c++) {
-            int d = im->dof[3 * tv[a] + c];
-            if (d >= 0) im->q[d] += yr[c];
-          }
-        } else {
-          double r[3], ry[3];
-          dtac_sub3(r, im->x + 3 * tv[a], J->pos[k]);
-          dtac_cross3(ry, r, yr);
-          for (int c = 0; c < 3; c++) {
-            fz[c] += yr[c];
-            fz[3 + c] += ry[c];
-          }
-        }
-      }
-    }
-    dtac_imp_reduce_add(J, k, fz, zq);
-  }
-  (void)h;
+  dtac_imp_cross_x(J, g, ngel, dl, qx);
+  memset(w, 0, sizeof(double) * 6 * J->nslot);
+  dtac_imp_cross_d(J, g, ngel, px, w);
+  for (int k = 0; k < J->nslot; k++) dtac_imp_reduce_add(J, k, w[k], zq);
 }
 
 // preconditioner: each gel's kept factor on its r (into its z), each body's block on zr -> zs
@@ -167,8 +199,8 @@ static int joint_prec(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel) {
 
 // the joint system H [dx; dz] = [b; zb] by preconditioned CG (each gel's b into its dx); returns
 // iterations, -1 unconverged or failed, -2 on negative curvature
-static int joint_pcg(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel, double tol, int maxit,
-                     double h) {
+int dtac_imp_joint_pcg(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel, double tol,
+                       int maxit) {
   int nz = J->nz;
   double bb = 0;
   for (int i = 0; i < ngel; i++) {
@@ -191,7 +223,7 @@ static int joint_pcg(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel, dou
   memcpy(J->zp, J->zs, sizeof(double) * nz);
   for (int d = 0; d < nz; d++) rz += J->zr[d] * J->zs[d];
   for (int it = 1; it <= maxit; it++) {
-    joint_hvp(J, g, ngel, J->zp, J->zq, h);
+    joint_hvp(J, g, ngel, J->zp, J->zq);
     double pq = 0;
     for (int i = 0; i < ngel; i++) {
       dtac_implicit* im = g[i].im;
@@ -276,7 +308,7 @@ static int joint_dir(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel,
       double t0 = dtac_imp_now_s();
       // the coupling adds at most 2 nz iterations (its rank) to what the gels alone take
       int maxit = p->cg_iterations + 2 * J->nz;
-      int it = joint_pcg(J, g, ngel, tol, renew ? 4 * maxit : maxit, h);
+      int it = dtac_imp_joint_pcg(J, g, ngel, tol, renew ? 4 * maxit : maxit);
       rep0->t_solve += dtac_imp_now_s() - t0;
       rep0->ncg += it >= 0 ? it : maxit;
       if (it >= 0) return 0;
@@ -505,8 +537,6 @@ int dtac_implicit_joint_step(dtac_implicit_gel* g, int ngel, dtac_body* slots,
     double rel;
     gi->rep.status = newton(NULL, NULL, gi, 1, h, p, &rel);
     gi->rep.residual = rel;
-    if (gi->rep.status != DTAC_IMPLICIT_NONFINITE && gi->rep.status != DTAC_IMPLICIT_SOLVE)
-      dtac_imp_finish(im, gi->gm, gi->state, gi->site1, h, &gi->rep);
   }
   if (J) J->ncoupled = ncoupled;
   if (ncoupled > 0) {
@@ -516,13 +546,8 @@ int dtac_implicit_joint_step(dtac_implicit_gel* g, int ngel, dtac_body* slots,
     for (int i = 0; i < ncoupled; i++) {
       cg[i].rep.status = st;
       cg[i].rep.residual = rel;
-      if (st != DTAC_IMPLICIT_NONFINITE && st != DTAC_IMPLICIT_SOLVE)
-        dtac_imp_finish(cg[i].im, cg[i].gm, cg[i].state, cg[i].site1, h, &cg[i].rep);
       g[J->cg_of[i]].rep = cg[i].rep;
     }
-  }
-  for (int i = 0; i < ngel; i++) {
-    if (g[i].rep.status > worst) worst = g[i].rep.status;
   }
 
   // the bodies' impulses beyond what the rigid step applied, about their step-start points,
@@ -548,6 +573,7 @@ int dtac_implicit_joint_step(dtac_implicit_gel* g, int ngel, dtac_body* slots,
         site_wrench(im, g[i].gm, slots[k].frame.pos, wend[k]);
       }
     }
+    J->blown = blown;
     for (int k = 0; k < nslot; k++) {
       double f[3] = {-J->gb[k][0], -J->gb[k][1], -J->gb[k][2]};
       double t[3] = {-J->gb[k][3], -J->gb[k][4], -J->gb[k][5]};
@@ -558,10 +584,18 @@ int dtac_implicit_joint_step(dtac_implicit_gel* g, int ngel, dtac_body* slots,
       }
     }
   }
+  // the new states, after the pass above: it reads the start states (the levers of the bodies'
+  // torques) that the gels are stepped from in place; a coupled gel's anchors and back face move
+  // with its bodies' corrections (im->delta, still set)
   for (int i = 0; i < ngel; i++) {
-    g[i].im->delta = NULL;
-    g[i].im->gbody = NULL;
-    g[i].im->site_k = -1;
+    dtac_implicit_gel* gi = g + i;
+    int st = gi->rep.status;
+    if (st != DTAC_IMPLICIT_NONFINITE && st != DTAC_IMPLICIT_SOLVE)
+      dtac_imp_finish(gi->im, gi->gm, gi->state, gi->site1, h, &gi->rep);
+    if (gi->rep.status > worst) worst = gi->rep.status;
+    gi->im->delta = NULL;
+    gi->im->gbody = NULL;
+    gi->im->site_k = -1;
   }
   return worst;
 }

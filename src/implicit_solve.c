@@ -489,7 +489,7 @@ dtac_implicit* dtac_implicit_make(const dtac_gel_model* gm, int maxcol, char* er
   im->site_k = -1;
   im->ptet_of = (int*)malloc(sizeof(int) * (gm->ntet + 1));
   im->ptetH = (double*)calloc(144 * (size_t)(im->nptet + 1), sizeof(double));
-  im->xback = (double*)calloc(3 * (size_t)(gm->nfixed + 1), sizeof(double));
+  im->xback = (double*)calloc(3 * (size_t)gm->nnode + 1, sizeof(double));
   if (!im->ptet_of || !im->ptetH || !im->xback) return dtac_imp_fail(im, err, errlen, "out of memory");
   for (int t = 0; t < gm->ntet; t++) im->ptet_of[t] = -1;
   for (int q = 0; q < im->nptet; q++) im->ptet_of[im->ptet[q]] = q;
