@@ -308,6 +308,11 @@ int dtac_coupling_substeps(const dtac_gel_model* gm, const dtac_body* B, const d
   return ns > cap ? (cap > nsub ? (int)cap : nsub) : (int)ns;
 }
 
+void dtac_coupling_constraints(dtac_coupling* cp, const mjModel* m, mjData* d) {
+  cp->nc = 0;
+  if (cp->constrained) constraint_rows(cp, m, d);
+}
+
 int dtac_coupling_cross(dtac_coupling* cp, const mjModel* m, mjData* d) {
   int ns = cp->nslot, nv = m->nv, n6 = 6 * cp->nslot;
   cp->nc = 0;

@@ -62,6 +62,9 @@ void dtac_coupling_refresh(dtac_coupling* cp, const mjModel* m, mjData* d, int k
 // (H of dtac_coupling_factor, the slots' Jacobians); nonzero, and d left
 // as it was, if a correction is not finite
 int dtac_coupling_correct(dtac_coupling* cp, const mjModel* m, mjData* d);
+// with constrained: the equality constraints' rows from d (after mj_fwdPosition, H factored)
+// that W and the corrections hold, as dtac_coupling_cross makes them
+void dtac_coupling_constraints(dtac_coupling* cp, const mjModel* m, mjData* d);
 // cp->Wfull = J M^-1 J^T over all slots (the cross terms of bodies sharing joints) from d's mass
 // matrix and the slots' Jacobians; nonzero (nothing made) with more than DTAC_COUPLING_CROSS
 int dtac_coupling_cross(dtac_coupling* cp, const mjModel* m, mjData* d);

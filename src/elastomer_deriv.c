@@ -28,8 +28,15 @@ static void k_eval(const mjModel* m, mjData* d, dtac_world* w, const mjtNum* q0,
   int nv = m->nv;
   dtac_coupling* cp = &w->cp;
   mju_copy(d->qpos, q0, m->nq);
-  rigid_position(m, d);
-  dtac_coupling_factor(cp, m, d);
+  // the implicit step's corrections hold the equality constraints at q0: their rows anew
+  if (cp->constrained) {
+    mj_fwdPosition(m, d);
+    dtac_coupling_factor(cp, m, d);
+    dtac_coupling_constraints(cp, m, d);
+  } else {
+    rigid_position(m, d);
+    dtac_coupling_factor(cp, m, d);
+  }
   for (int k = 0; k < cp->nslot; k++) {
     int b = cp->slot_body[k];
     mjtNum* J = cp->jac + 6 * nv * k;
@@ -51,7 +58,12 @@ static mjtNum dot18(const double* a, const double* b) {
 // the joint step's rigid inputs at d's qpos (the start qpos) and qvel (the rigid step's result):
 // kinematics, mass matrix, and the setup of the recorded step's lists
 static void xi_eval(const mjModel* m, mjData* d, dtac_world* w, int full) {
-  rigid_position(m, d);
+  // the implicit step's inverse masses hold the equality constraints: their rows anew
+  if (w->cp.constrained) {
+    mj_fwdPosition(m, d);
+  } else {
+    rigid_position(m, d);
+  }
   w->fixed = 1;
   dtac_world_setup(m, d, w);
   w->fixed = 0;
