@@ -31,7 +31,7 @@ static void grasp_ctrl(const mjModel* m, mjData* d, int t) {
   d->ctrl[mj_name2id(m, mjOBJ_ACTUATOR, "grip")] = tt < 0.1 ? 0 : 0.02;
 }
 
-// the model in `file` with `keys` (config elements, may be NULL) added to its first elastomer
+// the model in `file` with `keys` (config elements, may be NULL) added to each of its elastomers
 static mjModel* load_with_keys(const char* file, const char* keys, char* err, int errlen) {
   char path[1024];
   snprintf(path, sizeof(path), "%s/%s", DTAC_MODELS, file);
@@ -42,22 +42,36 @@ static mjModel* load_with_keys(const char* file, const char* keys, char* err, in
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
   size_t nk = strlen(keys);
-  char* xml = (char*)malloc(n + nk + 1);
-  size_t got = fread(xml, 1, n, f);
+  const char* tag = "<config key=\"site\"";
+  int ninst = 0;
+  char* xml = (char*)malloc(n + 1);
+  size_t got = xml ? fread(xml, 1, n, f) : 0;
   fclose(f);
+  if (!xml) return NULL;
   xml[got] = 0;
-  char* at = strstr(xml, "<config key=\"site\"");
+  for (char* p = strstr(xml, tag); p; p = strstr(p + 1, tag)) ninst++;
+  char* out = (char*)malloc(got + ninst * nk + 1);
   mjModel* m = NULL;
   mjVFS* vfs = (mjVFS*)malloc(sizeof(mjVFS));
-  if (at && vfs) {
-    memmove(at + nk, at, strlen(at) + 1);
-    memcpy(at, keys, nk);
+  if (out && vfs && ninst > 0) {
+    char *src = xml, *dst = out;
+    for (char* p = strstr(src, tag); p; p = strstr(src, tag)) {
+      memcpy(dst, src, p - src);
+      dst += p - src;
+      memcpy(dst, keys, nk);
+      dst += nk;
+      memcpy(dst, tag, strlen(tag));
+      dst += strlen(tag);
+      src = p + strlen(tag);
+    }
+    strcpy(dst, src);
     mj_defaultVFS(vfs);
-    mj_addBufferVFS(vfs, file, xml, (int)strlen(xml));
+    mj_addBufferVFS(vfs, file, out, (int)strlen(out));
     m = mj_loadXML(file, vfs, err, errlen);
     mj_deleteVFS(vfs);
   }
   free(vfs);
+  free(out);
   free(xml);
   return m;
 }
@@ -201,10 +215,15 @@ int main(int argc, char** argv) {
   fprintf(stderr, "bench_grad: difftac %s, MuJoCo %s\n", dtac_version(), mj_versionString());
   run("grasp", "grasp.xml", NULL, grasp_ctrl, 300, T);
   run("press_tactile", "press_tactile.xml", NULL, press_ctrl, 60, T / 5 > 0 ? T / 5 : 1);
-  // the implicit integrator (its gradient: the gel's forces applied by MuJoCo's step)
+  // the implicit integrator: the gel's forces applied by MuJoCo's step, and the finger an unknown
+  // of the gel's solve (coupling 'substep', the default; the joint reverse)
   run("press_implicit", "press_tactile.xml",
       "<config key=\"integrator\" value=\"implicit\"/>"
       "<config key=\"coupling\" value=\"explicit\"/>",
       press_ctrl, 60, T / 5 > 0 ? T / 5 : 1);
+  run("press_implicit_coupled", "press_tactile.xml",
+      "<config key=\"integrator\" value=\"implicit\"/>", press_ctrl, 60, T / 5 > 0 ? T / 5 : 1);
+  run("grasp_implicit", "grasp.xml", "<config key=\"integrator\" value=\"implicit\"/>",
+      grasp_ctrl, 300, T);
   return 0;
 }

@@ -154,15 +154,37 @@ int dtac_imp_bodies_block(dtac_implicit_joint* J, dtac_implicit_gel* g, int ngel
       }
     }
   }
-  // the back faces: B_a^T K_ab B_b over each element's pairs of back-face nodes
+  // the back faces: B_a^T K_ab B_b over each element's pairs of back-face nodes, and the free
+  // rows' H_ab B_b (the coupling block, kept for the products: backC)
   for (int i = 0; i < ngel; i++) {
-    const dtac_implicit* im = g[i].im;
+    dtac_implicit* im = g[i].im;
     const dtac_gel_model* gm = g[i].gm;
     int k = im->site_k;
     if (k < 0) continue;
+    memset(im->backC, 0, sizeof(double) * 6 * im->nback_row);
     for (int q = 0; q < im->nptet; q++) {
       const int* tv = gm->tet + 4 * im->ptet[q];
       const double* H = im->ptetH + 144 * q;
+      for (int a = 0; a < 4; a++) {
+        if (gm->fixed[tv[a]]) continue;
+        for (int c = 0; c < 3; c++) {
+          int d = im->dof[3 * tv[a] + c];
+          if (d < 0) continue;
+          double* C = im->backC + 6 * im->back_of[d];
+          const double* row = H + 12 * (3 * a + c);
+          for (int b = 0; b < 4; b++) {
+            if (!gm->fixed[tv[b]]) continue;
+            // a row h of H_ab times B_b = [I, -[r_b]x]: [h, r_b x h]
+            double r[3], rh[3];
+            dtac_sub3(r, im->xback + 3 * tv[b], J->pos[k]);
+            dtac_cross3(rh, r, row + 3 * b);
+            for (int m = 0; m < 3; m++) {
+              C[m] += row[3 * b + m];
+              C[3 + m] += rh[m];
+            }
+          }
+        }
+      }
       for (int a = 0; a < 4; a++) {
         if (!gm->fixed[tv[a]]) continue;
         double ra[3];

@@ -75,6 +75,12 @@ struct dtac_implicit_ {
   // 12x12 Hessian of the last assembly (144 nptet)
   int site_k;
   double* xback;
+  // H_(x, back) B_b of the last bodies' block (implicit_body.c): each free dof sharing an element
+  // with the back face (nback_row of them, back_row; back_of: dof -> its index, -1) and its 6
+  // entries in the back face's body correction (backC, 6 per row)
+  int nback_row;
+  int *back_row, *back_of;
+  double* backC;
   int* ptet_of;
   double* ptetH;
   cholmod_factor* L0;  // the first factor, kept: each step's preconditioner starts from it

@@ -56,31 +56,13 @@ void dtac_imp_cross_x(const dtac_implicit_joint* J, const dtac_implicit_gel* g, 
         if (d >= 0) q[d] -= Hu[c];
       }
     }
+    // the back face: H_(x, back) B_b dl (dtac_imp_bodies_block's backC)
     int k = im->site_k;
-    if (k < 0) continue;
-    const dtac_gel_model* gm = g[i].gm;
-    for (int n = 0; n < im->nptet; n++) {
-      const int* tv = gm->tet + 4 * im->ptet[n];
-      const double* H = im->ptetH + 144 * n;
-      double u[12];
-      for (int a = 0; a < 4; a++) {
-        double r[3], wr[3];
-        dtac_sub3(r, im->xback + 3 * tv[a], J->pos[k]);
-        dtac_cross3(wr, dl[k] + 3, r);
-        for (int c = 0; c < 3; c++) u[3 * a + c] = gm->fixed[tv[a]] ? dl[k][c] + wr[c] : 0;
-      }
-      // the free rows: H_fb u
-      for (int a = 0; a < 4; a++) {
-        if (gm->fixed[tv[a]]) continue;
-        for (int c = 0; c < 3; c++) {
-          int d = im->dof[3 * tv[a] + c];
-          if (d < 0) continue;
-          const double* row = H + 12 * (3 * a + c);
-          double s = 0;
-          for (int l = 0; l < 12; l++) s += row[l] * u[l];
-          q[d] += s;
-        }
-      }
+    for (int n = 0; n < im->nback_row && k >= 0; n++) {
+      const double* C = im->backC + 6 * n;
+      double s = 0;
+      for (int c = 0; c < 6; c++) s += C[c] * dl[k][c];
+      q[im->back_row[n]] += s;
     }
   }
 }
@@ -107,36 +89,12 @@ void dtac_imp_cross_d(const dtac_implicit_joint* J, const dtac_implicit_gel* g, 
         out[k][3 + c] -= rHp[c];
       }
     }
+    // the back rows: B_b^T H_(back, x) p
     int k = im->site_k;
-    if (k < 0) continue;
-    const dtac_gel_model* gm = g[i].gm;
-    for (int n = 0; n < im->nptet; n++) {
-      const int* tv = gm->tet + 4 * im->ptet[n];
-      const double* H = im->ptetH + 144 * n;
-      double pf[12];
-      for (int a = 0; a < 4; a++) {
-        for (int c = 0; c < 3; c++) {
-          int d = im->dof[3 * tv[a] + c];
-          pf[3 * a + c] = d >= 0 ? p[d] : 0;
-        }
-      }
-      // the back rows: B_b^T H_bf p
-      for (int a = 0; a < 4; a++) {
-        if (!gm->fixed[tv[a]]) continue;
-        double yr[3], r[3], ry[3];
-        for (int c = 0; c < 3; c++) {
-          const double* row = H + 12 * (3 * a + c);
-          double s = 0;
-          for (int l = 0; l < 12; l++) s += row[l] * pf[l];
-          yr[c] = s;
-        }
-        dtac_sub3(r, im->xback + 3 * tv[a], J->pos[k]);
-        dtac_cross3(ry, r, yr);
-        for (int c = 0; c < 3; c++) {
-          out[k][c] += yr[c];
-          out[k][3 + c] += ry[c];
-        }
-      }
+    for (int n = 0; n < im->nback_row && k >= 0; n++) {
+      const double* C = im->backC + 6 * n;
+      double v = p[im->back_row[n]];
+      for (int c = 0; c < 6; c++) out[k][c] += C[c] * v;
     }
   }
 }

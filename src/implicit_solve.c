@@ -493,6 +493,27 @@ dtac_implicit* dtac_implicit_make(const dtac_gel_model* gm, int maxcol, char* er
   if (!im->ptet_of || !im->ptetH || !im->xback) return dtac_imp_fail(im, err, errlen, "out of memory");
   for (int t = 0; t < gm->ntet; t++) im->ptet_of[t] = -1;
   for (int q = 0; q < im->nptet; q++) im->ptet_of[im->ptet[q]] = q;
+  // the free dofs an element shares with the back face: the rows of H_(x, back) B
+  im->back_row = (int*)malloc(sizeof(int) * (nd + 1));
+  im->back_of = (int*)malloc(sizeof(int) * (nd + 1));
+  if (!im->back_row || !im->back_of) return dtac_imp_fail(im, err, errlen, "out of memory");
+  for (int d = 0; d < nd; d++) im->back_of[d] = -1;
+  for (int q = 0; q < im->nptet; q++) {
+    const int* tv = gm->tet + 4 * im->ptet[q];
+    int back = 0;
+    for (int a = 0; a < 4; a++) back |= gm->fixed[tv[a]];
+    for (int a = 0; a < 4 && back; a++) {
+      for (int k = 0; k < 3 && !gm->fixed[tv[a]]; k++) {
+        int d = im->dof[3 * tv[a] + k];
+        if (d >= 0 && im->back_of[d] < 0) {
+          im->back_of[d] = im->nback_row;
+          im->back_row[im->nback_row++] = d;
+        }
+      }
+    }
+  }
+  im->backC = (double*)calloc(6 * (size_t)im->nback_row + 1, sizeof(double));
+  if (!im->backC) return dtac_imp_fail(im, err, errlen, "out of memory");
   im->lag = (lag*)calloc(gm->nsurf + 1, sizeof(lag));
   if (!im->Hx_true || !im->tetA || !im->surfH || !im->F0 || !im->lag)
     return dtac_imp_fail(im, err, errlen, "out of memory");
@@ -571,6 +592,9 @@ void dtac_implicit_free(dtac_implicit* im) {
   free(im->pair_r);
   free(im->ptet_of);
   free(im->ptetH);
+  free(im->back_row);
+  free(im->back_of);
+  free(im->backC);
   free(im->xback);
   if (im->Ls) cholmod_free_factor(&im->Ls, &im->cc);
   if (im->Cup) cholmod_free_sparse(&im->Cup, &im->cc);

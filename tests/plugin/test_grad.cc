@@ -368,17 +368,20 @@ TEST_F(RolloutGrad, ImplicitPressAndSlideMatchesFiniteDifferences) {
 }
 
 // the same with the finger an unknown of the gel's solve (coupling 'substep', the default): the
-// reverse of the joint step (implicit_joint_adj.c)
+// reverse of the joint step (implicit_joint_adj.c), the solve converged to the rounding floor
 std::string ImplicitCoupledPress() {
   std::string xml = ImplicitPress();
   xml.replace(xml.find("value=\"explicit\""), 16, "value=\"substep\"");
+  xml.replace(xml.find("value=\"1e-11\""), 13, "value=\"1e-13\"");
   return xml;
 }
 
 TEST_F(RolloutGrad, ImplicitCoupledPressMatchesFiniteDifferences) {
   Scene s = Scene::FromString(ImplicitCoupledPress());
   ASSERT_TRUE(s.m) << s.err;
-  Check(s, "gel", 40, 40, PressOnly);
+  // (20 steps: over 40 the pressed gel forgets its initial state to 1e-7 of the other effects,
+  // below what the differences resolve)
+  Check(s, "gel", 40, 20, PressOnly);
 }
 
 TEST_F(RolloutGrad, ImplicitCoupledPressAndSlideMatchesFiniteDifferences) {
@@ -406,7 +409,7 @@ TEST_F(RolloutGrad, ImplicitGraspLiftMatchesFiniteDifferences) {
   std::string xml = CoarseGrasp();
   for (size_t p = 0; (p = xml.find("<config key=\"young\"", p)) != std::string::npos;) {
     const char* k = "<config key=\"integrator\" value=\"implicit\"/>"
-                    "<config key=\"tolerance\" value=\"1e-11\"/>"
+                    "<config key=\"tolerance\" value=\"1e-13\"/>"
                     "<config key=\"iterations\" value=\"100\"/>";
     xml.insert(p, k);
     p += std::strlen(k) + 10;
@@ -415,7 +418,7 @@ TEST_F(RolloutGrad, ImplicitGraspLiftMatchesFiniteDifferences) {
   ASSERT_TRUE(s.m) << s.err;
   // the hold before the lift (0.4 to 0.48 s; later windows see the box's stick-slip switches
   // in the differences' stencils: fd spread 1 %)
-  Check(s, "left_gel", 200, 40, GraspLift(s.m));
+  Check(s, "left_gel", 200, 20, GraspLift(s.m));
   for (const char* gel : {"left_gel", "right_gel"}) {
     dtac_gel_info info;
     ASSERT_EQ(0, dtac_gel_get_info(s.m, s.d, dtac_gel_find(s.m, gel), &info));
