@@ -2,8 +2,9 @@
 // The tape records T MuJoCo steps of the user's mjData (a checkpoint of the full integration
 // state every `every` steps), and runs the reverse pass on a private mjData: each segment is
 // recomputed from its checkpoint, then each step is differentiated last to first as grad.h
-// describes (derivative.h). Memory: (ceil(T / every) + every) * mj_stateSize(m, mjSTATE_INTEGRATION) doubles for
-// the states, plus one joint step's substep tape (docs/gradients.md).
+// describes (derivative.h). Memory: (ceil(T / every) + every + 1) * mj_stateSize(m,
+// mjSTATE_INTEGRATION) doubles for the states, plus one joint step's substep tape
+// (docs/gradients.md).
 #include "derivative.h"
 
 #include <math.h>
@@ -13,6 +14,9 @@
 
 #include "difftac/difftac.h"
 #include "warning.h"
+
+// with every = 0, a tape keeps every step's state when they fit in this many bytes
+#define DTAC_TAPE_KEEP_ALL (64.0 * 1024 * 1024)
 
 // ---- tape
 // -----------------------------------------------------------------------------------------------
@@ -24,6 +28,7 @@ struct dtac_tape_ {
   int T, n, every, sig, nstate, nuser, nx, nparam;
   mjtNum eps;
   mjtNum* ckpt;                 // checkpoints (ceil(T / every) x nstate)
+  mjtNum* last;                 // the state after the last recorded step (nstate)
   mjtNum* user;                 // every step's inputs: ctrl, applied forces, mocap, ... (T x nuser)
   mjtNum* seg;                  // a segment's states in the reverse pass (every x nstate)
   int* param_adr;               // (nplugin)
@@ -57,10 +62,13 @@ dtac_tape* dtac_tape_make(const mjModel* m, mjData* d, int nstep, int every) {
   tp->m = m;
   tp->d = d;
   tp->T = nstep;
-  tp->every = every > 0 ? every : (int)ceil(sqrt((double)nstep));
-  if (tp->every > nstep) tp->every = nstep;
   tp->sig = mjSTATE_INTEGRATION;
   tp->nstate = mj_stateSize(m, tp->sig);
+  // every step's state kept when that fits DTAC_TAPE_KEEP_ALL bytes (no segment is recomputed in
+  // the reverse pass), else a checkpoint every ceil(sqrt(nstep)) steps
+  double all = 8.0 * ((double)nstep + 1) * tp->nstate;
+  tp->every = every > 0 ? every : (all <= DTAC_TAPE_KEEP_ALL ? 1 : (int)ceil(sqrt((double)nstep)));
+  if (tp->every > nstep) tp->every = nstep;
   tp->nuser = mj_stateSize(m, mjSTATE_USER);
   tp->nx = dtac_grad_state_size(m);
   tp->eps = 1e-6;
@@ -71,6 +79,7 @@ dtac_tape* dtac_tape_make(const mjModel* m, mjData* d, int nstep, int every) {
   size_t nbuf = (size_t)tp->nx + 12 * (size_t)(nv + nq + 1) + 2 * (size_t)(m->na + nsd + 1) +
                 12 * (size_t)m->nsite;
   tp->ckpt = (mjtNum*)malloc(sizeof(mjtNum) * nckpt * tp->nstate);
+  tp->last = (mjtNum*)malloc(sizeof(mjtNum) * (tp->nstate > 0 ? tp->nstate : 1));
   tp->seg = (mjtNum*)malloc(sizeof(mjtNum) * tp->every * tp->nstate);
   tp->user = (mjtNum*)malloc(sizeof(mjtNum) * nstep * (tp->nuser > 0 ? tp->nuser : 1));
   tp->param_adr = (int*)malloc(sizeof(int) * (m->nplugin > 0 ? m->nplugin : 1));
@@ -78,7 +87,7 @@ dtac_tape* dtac_tape_make(const mjModel* m, mjData* d, int nstep, int every) {
   tp->buf = (mjtNum*)calloc(nbuf, sizeof(mjtNum));
   tp->outp = (mjtNum*)malloc(sizeof(mjtNum) * 2 * (2 * (size_t)nv + m->na + nsd + 1));
   tp->w = mj_makeData(m);
-  if (!tp->ckpt || !tp->seg || !tp->user || !tp->outp || !tp->param_adr || !tp->sensor_rigid ||
+  if (!tp->ckpt || !tp->last || !tp->seg || !tp->user || !tp->outp || !tp->param_adr || !tp->sensor_rigid ||
       !tp->buf || !tp->w) {
     dtac_warning("dtac_tape_make: out of memory (%d steps, checkpoint every %d)", nstep, tp->every);
     dtac_tape_free(tp);
@@ -111,6 +120,7 @@ void dtac_tape_free(dtac_tape* tp) {
   if (!tp) return;
   if (tp->w) mj_deleteData(tp->w);
   free(tp->ckpt);
+  free(tp->last);
   free(tp->seg);
   free(tp->user);
   free(tp->param_adr);
@@ -125,7 +135,7 @@ size_t dtac_tape_memory(const dtac_tape* tp) {
   const mjModel* m = tp->m;
   int nckpt = (tp->T + tp->every - 1) / tp->every;
   size_t n =
-      sizeof(mjtNum) * (((size_t)nckpt + tp->every) * tp->nstate + (size_t)tp->T * tp->nuser);
+      sizeof(mjtNum) * (((size_t)nckpt + tp->every + 1) * tp->nstate + (size_t)tp->T * tp->nuser);
   // the rigid step's outputs in the differences, and the reverse pass's row buffers
   n += sizeof(mjtNum) * 2 * (2 * (size_t)m->nv + m->na + m->nsensordata + 1);
   n += sizeof(mjtNum) * row_size(m) * tp->rowcap;
@@ -157,6 +167,7 @@ int dtac_tape_step(dtac_tape* tp) {
   mj_getState(tp->m, tp->d, tp->user + (size_t)tp->n * tp->nuser, mjSTATE_USER);
   int nwarn = dtac_blowup_count(tp->m, tp->d);
   mj_step(tp->m, tp->d);
+  mj_getState(tp->m, tp->d, tp->last, tp->sig);
   if (tp->broken < 0 && dtac_blowup_count(tp->m, tp->d) != nwarn) tp->broken = tp->n;
   return tp->n++;
 }
@@ -471,8 +482,11 @@ int dtac_tape_backward(dtac_tape* tp, const mjtNum* sensor_bar, const mjtNum* st
         }
       }
       const mjtNum* yb = sensor_bar ? sensor_bar + (size_t)t * nsd : NULL;
-      // the state after the step, where the segment's recomputation made it
-      const mjtNum* s1 = i < len - 1 ? tp->seg + (size_t)(i + 1) * tp->nstate : NULL;
+      // the state after the step, where the segment's recomputation made it (the next
+      // checkpoint, or the state after the last step, for the segment's last)
+      const mjtNum* s1 = i < len - 1 ? tp->seg + (size_t)(i + 1) * tp->nstate
+                         : sg < nseg - 1 ? tp->ckpt + (size_t)(sg + 1) * tp->nstate
+                                         : tp->last;
       if (backward_rows(tp, tp->seg + (size_t)i * tp->nstate, s1, 1, tp->xbar, yb,
                         ctrl_bar ? ctrl_bar + (size_t)t * nu : NULL, param_bar)) {
         return -1;

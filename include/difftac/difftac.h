@@ -181,8 +181,10 @@ DTAC_API int dtac_grad_state_size(const mjModel* m);
 
 typedef struct dtac_tape_ dtac_tape;
 
-// a tape for up to nstep steps of d, with a checkpoint every `every` steps (0: ceil(sqrt(nstep)));
-// runs mj_forward(m, d). Euler and implicitfast integrators. NULL (with a warning) on failure
+// a tape for up to nstep steps of d, with a checkpoint every `every` steps (0: every step when
+// nstep + 1 states fit in 64 MiB, so that the reverse pass recomputes no segment, else
+// ceil(sqrt(nstep))); runs mj_forward(m, d). Euler and implicitfast integrators. NULL (with a
+// warning) on failure
 DTAC_API dtac_tape* dtac_tape_make(const mjModel* m, mjData* d, int nstep, int every);
 DTAC_API void dtac_tape_free(dtac_tape* tp);
 // mj_step(m, d), recorded; returns the step's index, or -1 if the tape is full
@@ -190,7 +192,7 @@ DTAC_API int dtac_tape_step(dtac_tape* tp);
 DTAC_API int dtac_tape_nstep(const dtac_tape* tp);
 // forgets the recorded steps (the next dtac_tape_step records step 0 again)
 DTAC_API void dtac_tape_reset(dtac_tape* tp);
-// bytes the tape holds: (ceil(nstep / every) + every) * integration state size + nstep * user
+// bytes the tape holds: (ceil(nstep / every) + every + 1) * integration state size + nstep * user
 // input size (mj_stateSize with mjSTATE_INTEGRATION, mjSTATE_USER), plus, once a backward pass
 // ran, what the plugins allocated for it (the gels' substep tape of one step)
 DTAC_API size_t dtac_tape_memory(const dtac_tape* tp);

@@ -111,7 +111,8 @@ class Tape(CHandle):
     """Records up to ``nstep`` ``mj_step`` calls of ``data`` and differentiates them in reverse.
 
     Creating it runs ``mj_forward(model, data)``. Set ``data.ctrl`` (or pass ``ctrl`` to
-    :meth:`step`) before each step. ``every`` is the checkpoint interval (0: ceil(sqrt(nstep))).
+    :meth:`step`) before each step. ``every`` is the checkpoint interval (0: every step when the
+    states fit in 64 MiB, else ceil(sqrt(nstep))).
     The tape keeps ``model`` and ``data`` alive; free it with :meth:`close` or a ``with`` block.
     """
 

@@ -682,6 +682,47 @@ TEST(Transition, TactileRowsMatchFiniteDifferences) {
   for (double v : D) EXPECT_TRUE(std::isfinite(v));
 }
 
+// the checkpoint interval changes what the reverse pass recomputes, not its result: every state
+// kept (the default for a short rollout), a checkpoint every 3 steps, one for the whole rollout
+// give the same bits, with either integrator (implicit: the finger solved with the gel)
+TEST(Tape, CheckpointIntervalDoesNotChangeTheGradient) {
+  for (int implicit = 0; implicit < 2; implicit++) {
+    Scene s = Scene::FromString(implicit ? ImplicitCoupledPress() : ReadModelFile("press_small.xml"));
+    ASSERT_TRUE(s.m) << s.err;
+    const mjModel* m = s.m;
+    mjData* d = s.d;
+    const int T = 7, nx = dtac_grad_state_size(m);
+    mj_forward(m, d);
+    for (int t = 0; t < 40; t++) {
+      d->ctrl[1] = -0.0035 * std::fmin(t / 30.0, 1.0);
+      mj_step(m, d);
+    }
+    std::vector<double> s0(mj_stateSize(m, mjSTATE_INTEGRATION));
+    mj_getState(m, d, s0.data(), mjSTATE_INTEGRATION);
+    std::vector<double> ref;
+    for (int every : {0, 3, T}) {
+      mj_setState(m, d, s0.data(), mjSTATE_INTEGRATION);
+      dtac_tape* tp = dtac_tape_make(m, d, T, every);
+      ASSERT_TRUE(tp);
+      for (int t = 0; t < T; t++) {
+        d->ctrl[0] = 0.0002 * t;
+        dtac_tape_step(tp);
+      }
+      std::vector<double> xb(nx), x0(nx), ub(T * m->nu), pb(dtac_param_count(m));
+      for (int k = 0; k < nx; k++) xb[k] = 1e-3 * ((k * 7919) % 13 - 6);
+      ASSERT_EQ(0, dtac_tape_backward(tp, nullptr, xb.data(), x0.data(), ub.data(), pb.data()));
+      dtac_tape_free(tp);
+      x0.insert(x0.end(), ub.begin(), ub.end());
+      x0.insert(x0.end(), pb.begin(), pb.end());
+      if (ref.empty()) {
+        ref = x0;
+      } else {
+        EXPECT_EQ(ref, x0) << (implicit ? "implicit" : "explicit") << ", every " << every;
+      }
+    }
+  }
+}
+
 // tapes of different mjData in different threads give what they give one after another: no
 // hidden shared state (RL runs many environments in threads)
 TEST(Tape, ThreadsShareNothing) {
