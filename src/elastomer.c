@@ -121,6 +121,44 @@ static int load_check(const dtac_elastomer* e, char* err, int errlen) {
   return 0;
 }
 
+// the implicit step's Hessian is M/h^2 + (1 + beta/h) K + the contact and stick springs: its
+// scale over the inertia's, h^2 k/m at the stiffest element and node, must stay well inside what
+// a double-precision solve resolves (the explicit step bounds the same through its substeps)
+#define DTAC_IMPLICIT_MAX_STIFFNESS_RATIO 1e14
+
+static int implicit_check(const dtac_elastomer* e, double h, char* err, int errlen) {
+  const dtac_gel_model* gm = &e->model;
+  double wn2 = 0;
+  for (int s = 0; s < gm->nsurf; s++) {
+    wn2 = fmax(wn2, gm->surf_param[s].kn / gm->mass[gm->surf[s]]);
+  }
+  double beta = gm->mat.beta > 0 ? gm->mat.beta : 0;
+  double wk = h * h * gm->omega_max * gm->omega_max;
+  double terms[4] = {wk, beta > 0 ? wk * beta / h : 0,
+                     h * h * gm->omega_contact * gm->omega_contact, h * h * wn2};
+  const char* keys[4] = {"young", "damping", "friction_stiffness", "contact_stiffness"};
+  double values[4] = {gm->def.young, gm->def.damping, gm->def.friction_stiffness,
+                      gm->def.contact_stiffness};
+  int worst = 0;
+  double total = 0;
+  for (int k = 0; k < 4; k++) {
+    total += terms[k];
+    if (!(terms[k] <= terms[worst])) worst = k;
+  }
+  if (total <= DTAC_IMPLICIT_MAX_STIFFNESS_RATIO) return 0;
+  if (!(total == total)) total = INFINITY;
+  // a term whose key was left at its default (-1) is derived from young: young is to blame
+  if (values[worst] == -1) worst = 0;
+  snprintf(err, errlen,
+           "key '%s' has value %g: with integrator 'implicit' the gel's stiffness would be %.3g "
+           "times its inertia over a MuJoCo step (h^2 k / m at the stiffest element or node, h "
+           "%g s), more than %g, beyond what its double-precision solve resolves; use a smaller "
+           "'%s' or a coarser 'resolution' (now %g)",
+           keys[worst], values[worst], total, h, DTAC_IMPLICIT_MAX_STIFFNESS_RATIO, keys[worst],
+           gm->def.resolution);
+  return 1;
+}
+
 dtac_elastomer* dtac_elastomer_make(const mjModel* m, int instance, const char* name,
                                     const dtac_elastomer_def* def, char* err, int errlen) {
   dtac_elastomer* e = (dtac_elastomer*)calloc(1, sizeof(dtac_elastomer));
@@ -145,6 +183,10 @@ dtac_elastomer* dtac_elastomer_make(const mjModel* m, int instance, const char* 
   if (load_check(e, err, errlen) ||
       dtac_gel_model_make(&e->model, &e->def.gel, 0, implicit ? 0 : m->opt.timestep, err,
                           errlen)) {
+    dtac_elastomer_free(e);
+    return NULL;
+  }
+  if (implicit && implicit_check(e, m->opt.timestep, err, errlen)) {
     dtac_elastomer_free(e);
     return NULL;
   }
