@@ -338,18 +338,9 @@ static int el_advance_vjp(const mjModel* m, mjData* d, int instance, dtac_grad_c
         const dtac_gel_step* st = w->steps + i;
         dtac_gel_step_bar* b = gb + r * ngel + i;
         int adr = m->plugin_stateadr[g->instance];
-        dtac_implicit_gel* c = cg + q;
-        memset(c, 0, sizeof(*c));
-        c->im = g->imp;
-        c->gm = &g->model;
-        c->state = w->rec_state1 + adr;
-        c->site0 = st->site;
-        c->site1 = &g->site1;
-        c->col = g->col1;
-        c->ncol = st->ncol;
-        c->col_slot = st->col_slot;
-        c->site_slot = st->site_slot;
-        c->material = g->def.material;
+        // as the recorded step set it up (implicit_advance), from the state after it
+        cg[q] = w->igels[i];
+        cg[q].state = w->rec_state1 + adr;
         cgb[q].state0 = d->plugin_state + adr;  // d holds the start state (mj_setState above)
         cgb[q].col0 = st->col;
         cgb[q].sbar = b->state;

@@ -4,9 +4,8 @@
 // (backward Euler as the minimisation of an incremental potential: Gast, Schroeder, Stomakhin,
 // Jiang, Teran, "Optimization integrator for large time steps", IEEE TVCG 21(10), 2015),
 // minimised by Newton with per-element SPD projection and an Armijo line search; the back face is
-// placed with the site at the step end and eliminated. Sparse algebra by CHOLMOD. The VJP by the
-// implicit function theorem: at the minimum grad E(x*, theta) = 0, so dx*/dtheta = -H^{-1} d(grad
-// E)/dtheta.
+// placed with the site at the step end and eliminated. Sparse algebra by CHOLMOD. Its VJP (the
+// implicit function theorem) is implicit_adj.c's, and implicit_joint_adj.c's with coupled bodies.
 
 #include <math.h>
 #include <stdio.h>
